@@ -35,6 +35,14 @@ __all__ = [
     # errors
     "OpStatusError",
     "StatusDocumentError",
+    "UnsafeURLError",
+    "NetworkError",
+    "ResponseTooLarge",
+    "HTTPError",
+    "OperationNotFound",
+    "OperationFailed",
+    "PollTimeout",
+    "PollCancelled",
     # model
     "Status",
     "OperationStatus",
@@ -42,6 +50,21 @@ __all__ = [
     # timestamps
     "parse_datetime",
     "format_datetime",
+    # polling
+    "RetryPolicy",
+    "parse_retry_after",
+    "Request",
+    "Response",
+    "HTTPTransport",
+    "Poller",
+    "poll",
+    "take_snapshot",
+    "apply_snapshot",
+    "api_base",
+    "resolve_operation_url",
+    "redact_url",
+    # simulator
+    "Simulator",
     # command line
     "main",
 ]
@@ -51,6 +74,7 @@ __version__ = "0.1.0"
 import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
+import io as _io
 import re as _re
 import sys as _sys
 import types as _types
@@ -58,7 +82,7 @@ from collections.abc import Mapping as _Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from typing import Any, Dict, Mapping, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 
 ###############################################################################
@@ -85,6 +109,110 @@ class StatusDocumentError(OpStatusError, ValueError):
         self.field = field
         text = "%s: %s" % (field, problem) if field else problem
         super().__init__("invalid operation status: " + text)
+
+
+class UnsafeURLError(OpStatusError, ValueError):
+    """A URL or header was refused by a security rule before any I/O.
+
+    Raised for a scheme other than ``https`` (``http`` only to loopback, or
+    when explicitly allowed), userinfo in a URL, control characters, and an
+    ``Operation-Location`` or redirect that would carry a secret to another
+    origin. The message never contains a secret or a query string.
+    """
+
+
+class NetworkError(OpStatusError):
+    """The request did not get an HTTP answer: refused, reset, timed out.
+
+    :attr:`sent` is ``False`` when the request surely never reached the
+    server (connection refused, name not resolved, connect timeout), so that
+    even a POST may be sent again.
+    """
+
+    def __init__(self, message, *, sent=True, url=None):
+        super().__init__(message)
+        self.sent = sent
+        self.url = url
+
+
+class ResponseTooLarge(OpStatusError):
+    """A response announced or sent more bytes than the cap allows."""
+
+
+class HTTPError(OpStatusError):
+    """The service answered with an HTTP error status.
+
+    :attr:`status` is the HTTP status code; :attr:`code` and
+    :attr:`message` are the service's ``error.code`` and ``error.message``
+    (``None`` when the body had none); :attr:`retry_after` is the delay the
+    service asked for, in seconds, if any.
+    """
+
+    def __init__(self, status, code=None, message=None, *, url=None, retry_after=None):
+        self.status = status
+        self.code = code
+        self.message = message
+        self.url = url
+        self.retry_after = retry_after
+        text = "HTTP %d" % status
+        if code:
+            text += " %s" % code
+        if message:
+            text += ": %s" % message
+        if url:
+            text += " (%s)" % url
+        super().__init__(text)
+
+
+class OperationNotFound(HTTPError):
+    """404 or 410 for an operation: unknown, or expired (48 hours)."""
+
+
+class OperationFailed(OpStatusError):
+    """The operation ended with status ``failed``.
+
+    :attr:`status` is the final :class:`OperationStatus`; :attr:`message`
+    the service's failure message (``None`` if it sent none).
+    """
+
+    def __init__(self, status):
+        self.status = status
+        self.message = status.message
+        text = "operation failed"
+        if status.message:
+            text += ": " + _clip(status.message)
+        super().__init__(text)
+
+
+class PollTimeout(OpStatusError, TimeoutError):
+    """The deadline passed before the operation ended.
+
+    :attr:`last_status` is the last :class:`OperationStatus` seen (``None``
+    if no poll got an answer); :attr:`timeout` the deadline in seconds.
+    """
+
+    def __init__(self, message, last_status=None, timeout=None):
+        super().__init__(message)
+        self.last_status = last_status
+        self.timeout = timeout
+
+
+class PollCancelled(OpStatusError):
+    """:meth:`Poller.cancel` was called; :attr:`last_status` as for timeouts."""
+
+    def __init__(self, message, last_status=None):
+        super().__init__(message)
+        self.last_status = last_status
+
+
+#: Longest service message carried into an exception's text.
+MAX_MESSAGE_CHARS = 1000
+
+
+def _clip(text, limit=MAX_MESSAGE_CHARS):
+    # type: (str, int) -> str
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 ###############################################################################
@@ -893,6 +1021,1559 @@ def _load_json_object(document, max_bytes=None):
         raise StatusDocumentError("nesting too deep") from None
     except ValueError as exc:  # JSONDecodeError, int digit limit, ours
         raise StatusDocumentError("invalid JSON: %s" % exc) from None
+
+
+###############################################################################
+# Retry policy ################################################################
+###############################################################################
+
+#: Shortest wait between two polls, in seconds. Small objects finish in
+#: 0.5-1.5 s, so the first polls come quickly.
+DEFAULT_FLOOR = 0.5
+
+#: Longest wait between two polls, in seconds: also the most a server's
+#: ``Retry-After`` can make us wait. Above azure-core's fixed 30 s so that a
+#: one-hour operation costs fewer billed polls than a fixed 30 s loop.
+DEFAULT_CAP = 60.0
+
+#: Wait between polls as a share of the operation's age: the detection lag
+#: stays under about a fifth of the time the operation took.
+DEFAULT_GROWTH = 0.2
+
+#: Share of each wait drawn at random (downwards), so that pollers that
+#: started together drift apart.
+DEFAULT_JITTER = 0.2
+
+#: First wait after a transient error, doubled on each consecutive one.
+DEFAULT_ERROR_BASE = 1.0
+
+#: Overall deadline of :func:`poll`, in seconds (``None``: no deadline).
+DEFAULT_TIMEOUT = 3600.0
+
+#: Timeout of one HTTP request (connect, send, each read), in seconds.
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+#: Largest HTTP response body read, in bytes.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+#: HTTP statuses that are worth another try on a GET.
+RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+
+#: Largest delay a server may ask for and still be heard (then clamped).
+_MAX_HINT = 366 * 86400.0
+_FACE_429 = _re.compile(r"try again in ([0-9]{1,7}(?:\.[0-9]{1,6})?) seconds?", _re.I)
+
+
+def _finite_delay(value, cap):
+    # type: (Any, float) -> Optional[float]
+    """*value* as a delay in [0, cap], or None if it is not a sane number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if value != value or value < 0 or value > _MAX_HINT:  # NaN, negative, absurd
+        return None
+    return min(value, cap)
+
+
+def parse_retry_after(headers, body=None, *, now=None):
+    # type: (Mapping[str, str], Optional[str], Optional[float]) -> Optional[float]
+    """The delay, in seconds, that a response asks for, or ``None``.
+
+    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After``
+    (delta-seconds or an HTTP-date, compared with *now*, a POSIX time that
+    defaults to the wall clock) from *headers* (lower-case keys), then the
+    Face 429 text "Try again in N seconds." from *body*. Anything that is not
+    a sane, finite, non-negative number is ignored, never raised.
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
+        raw = headers.get(name)
+        if raw is not None:
+            value = _header_number(raw)
+            if value is not None:
+                return value * scale
+    raw = headers.get("retry-after")
+    if raw is not None:
+        value = _header_number(raw)
+        if value is not None:
+            return value
+        value = _http_date_delay(raw, now)
+        if value is not None:
+            return value
+    if body:
+        match = _FACE_429.search(body[:4096])
+        if match:
+            return float(match.group(1))
+    return None
+
+
+_NUMBER = _re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+
+
+def _header_number(raw):
+    # type: (str) -> Optional[float]
+    """A plain, ASCII, non-negative number of at most 10 integer digits.
+
+    A header sent twice arrives joined with ``,``: the first value counts.
+    """
+    text = raw.split(",", 1)[0].strip(" \t")
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+        return value if value <= _MAX_HINT else None
+    return None
+
+
+def _http_date_delay(raw, now):
+    # type: (str, Optional[float]) -> Optional[float]
+    text = raw.strip(" \t")
+    if not text or len(text) > 64 or not text.isascii() or text[0] in "0123456789":
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_UTC)
+    if now is None:
+        import time
+
+        now = time.time()
+    try:
+        delay = when.timestamp() - now
+    except (OverflowError, ValueError, OSError):
+        return None
+    return max(0.0, delay) if delay <= _MAX_HINT else None
+
+
+@_dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """When to poll again, and which errors are worth another try.
+
+    Immutable, like urllib3's ``Retry``: derive a variant with
+    ``dataclasses.replace(policy, cap=30)``.
+
+    Between polls the wait is ``growth`` times the operation's age, kept
+    within [``floor``, ``cap``] and lowered at random by up to ``jitter``
+    of itself: quick operations are seen quickly (0.5 s steps at first),
+    long ones are not hammered (one poll a minute at most, after about five
+    minutes). After a transient error the wait is ``error_base`` doubled
+    per consecutive error, within [``floor``, ``cap``], half of it random.
+    A server's ``Retry-After`` (and kin) replaces the computed wait, still
+    within [``floor``, ``cap``] and the time left. ``max_errors`` bounds the
+    consecutive transient errors (``None``: only the deadline does).
+    """
+
+    floor: float = DEFAULT_FLOOR
+    cap: float = DEFAULT_CAP
+    growth: float = DEFAULT_GROWTH
+    jitter: float = DEFAULT_JITTER
+    error_base: float = DEFAULT_ERROR_BASE
+    max_errors: Optional[int] = None
+    retry_statuses: frozenset = RETRY_STATUSES
+
+    def __post_init__(self):
+        for name in ("floor", "cap", "growth", "error_base"):
+            value = getattr(self, name)
+            if _finite_delay(value, float("inf")) is None:
+                raise ValueError("RetryPolicy.%s must be a finite number >= 0, not %r" % (name, value))
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("RetryPolicy.jitter must be within 0..1, not %r" % (self.jitter,))
+        if self.floor > self.cap:
+            raise ValueError("RetryPolicy.floor (%r) is above cap (%r)" % (self.floor, self.cap))
+
+    def poll_delay(self, age, random):
+        # type: (float, Callable[[], float]) -> float
+        """The wait before the next poll of an operation *age* seconds old."""
+        base = min(self.cap, max(self.floor, self.growth * age))
+        return max(self.floor, base * (1.0 - self.jitter * random()))
+
+    def error_delay(self, errors, random):
+        # type: (int, Callable[[], float]) -> float
+        """The wait after the *errors*-th consecutive transient error."""
+        base = min(self.cap, self.error_base * 2.0 ** min(max(errors - 1, 0), 30))
+        return min(self.cap, max(self.floor, base * (0.5 + 0.5 * random())))
+
+    def is_retryable(self, error, errors):
+        # type: (BaseException, int) -> bool
+        """Whether *error* (the *errors*-th in a row) is worth another try."""
+        if self.max_errors is not None and errors > self.max_errors:
+            return False
+        if isinstance(error, HTTPError):
+            return error.status in self.retry_statuses
+        return isinstance(error, NetworkError)
+
+    def clamp(self, delay, time_left=None):
+        # type: (Any, Optional[float]) -> float
+        """*delay* kept within [floor, cap] and the time left; a value that is
+        not a sane number (NaN, inf, negative, garbage) becomes the floor."""
+        value = _finite_delay(delay, self.cap)
+        value = self.floor if value is None else max(self.floor, value)
+        if time_left is not None:
+            value = min(value, max(0.0, time_left))
+        return value
+
+
+###############################################################################
+# URLs and secrets ############################################################
+###############################################################################
+
+#: The Face API base path added to an endpoint given without a path.
+FACE_API_PATH = "/face/v1.0"
+
+#: Header that carries the subscription key.
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+
+#: Headers whose values are secrets: never logged, shown, or sent to another
+#: origin than the endpoint's.
+SECRET_HEADERS = frozenset(
+    ("ocp-apim-subscription-key", "authorization", "proxy-authorization", "api-key",
+     "x-api-key", "cookie")
+)
+
+_BAD_URL_CHARS = _re.compile(r"[\x00-\x20\x7f\\]")
+_BAD_HEADER_CHARS = _re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = _re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _split_url(url, *, allow_http=False, what="URL"):
+    # type: (str, bool, str) -> Any
+    """urlsplit() of an absolute URL that passes the safety rules."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        raise UnsafeURLError("%s must be a str, not %s" % (what, type(url).__name__))
+    if not url:
+        raise UnsafeURLError("%s is empty" % what)
+    match = _BAD_URL_CHARS.search(url)
+    if match:
+        raise UnsafeURLError(
+            "%s contains %r at index %d (control characters, spaces and "
+            "backslashes are refused)" % (what, match.group(), match.start())
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeURLError("%s is malformed: %s" % (what, exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        raise UnsafeURLError(
+            "%s has scheme %r: only https (and http to loopback) is allowed"
+            % (what, scheme or "(none)")
+        )
+    if "@" in parts.netloc:
+        raise UnsafeURLError("%s has userinfo ('user@host'), which is refused" % what)
+    if not parts.hostname:
+        raise UnsafeURLError("%s has no host" % what)
+    if scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+        raise UnsafeURLError(
+            "%s uses plain http to %s: only https is allowed to a host other than "
+            "loopback (pass allow_http=True to override)" % (what, parts.hostname)
+        )
+    if port is not None and port == 0:
+        raise UnsafeURLError("%s has port 0" % what)
+    return parts
+
+
+def _is_loopback(host):
+    # type: (str) -> bool
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(parts):
+    # type: (Any) -> Tuple[str, str, int]
+    scheme = parts.scheme.lower()
+    return (scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80))
+
+
+def redact_url(url):
+    # type: (str) -> str
+    """*url* as it may be shown: no query string (SAS ``sig=`` and other
+    tokens travel there), no fragment, no userinfo."""
+    if not isinstance(url, str):
+        return "<%s>" % type(url).__name__
+    base = url.split("#", 1)[0]
+    base, q, _query = base.partition("?")
+    if "://" in base:
+        scheme, _, rest = base.partition("://")
+        host, slash, path = rest.partition("/")
+        base = "%s://%s%s%s" % (scheme, host.rpartition("@")[2], slash, path)
+    return _short(base + ("?…" if q else ""), 200)
+
+
+def _short(text, limit):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def api_base(endpoint, *, allow_http=False):
+    # type: (str, bool) -> str
+    """The API base of a resource endpoint: ``https://host`` becomes
+    ``https://host/face/v1.0``; an endpoint with a path is kept as it is."""
+    parts = _split_url(endpoint, allow_http=allow_http, what="endpoint")
+    if parts.query or parts.fragment:
+        raise UnsafeURLError("endpoint must not have a query or fragment")
+    path = parts.path.rstrip("/")
+    if not path:
+        path = FACE_API_PATH
+    return "%s://%s%s" % (parts.scheme.lower(), parts.netloc, path)
+
+
+def resolve_operation_url(operation_location, endpoint=None, *, allow_http=False):
+    # type: (str, Optional[str], bool) -> str
+    """The absolute URL of an ``Operation-Location``.
+
+    A relative one (``/operations/{id}``) is relative to the API base, not to
+    the host root; an absolute one must be on the endpoint's origin (so the
+    key cannot travel elsewhere). Raises :class:`UnsafeURLError`.
+    """
+    if not isinstance(operation_location, str):
+        raise UnsafeURLError(
+            "Operation-Location must be a str, not %s" % type(operation_location).__name__
+        )
+    loc = operation_location
+    match = _BAD_URL_CHARS.search(loc)
+    if match:
+        raise UnsafeURLError(
+            "Operation-Location contains %r at index %d" % (match.group(), match.start())
+        )
+    if loc.startswith("/") and not loc.startswith("//"):
+        if endpoint is None:
+            raise UnsafeURLError(
+                "Operation-Location %s is relative: pass the endpoint it belongs to"
+                % redact_url(loc)
+            )
+        url = api_base(endpoint, allow_http=allow_http) + loc
+        _split_url(url, allow_http=allow_http, what="Operation-Location")
+        return url
+    if loc.startswith("//"):
+        raise UnsafeURLError("Operation-Location %s is scheme-relative: refused" % redact_url(loc))
+    parts = _split_url(loc, allow_http=allow_http, what="Operation-Location")
+    if endpoint is not None:
+        base = _split_url(endpoint, allow_http=allow_http, what="endpoint")
+        if _origin(parts) != _origin(base):
+            raise UnsafeURLError(
+                "Operation-Location %s is on another origin than the endpoint %s: "
+                "refused, so that the key goes nowhere else"
+                % (redact_url(loc), redact_url(endpoint))
+            )
+    return loc
+
+
+def _check_headers(headers):
+    # type: (Mapping[str, str]) -> Dict[str, str]
+    """Header names and values without CR, LF or other control characters."""
+    checked = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise UnsafeURLError("header name %s is not a valid token" % _short_repr(name, 40))
+        if not isinstance(value, str):
+            raise UnsafeURLError("header %s must have a str value" % name)
+        if _BAD_HEADER_CHARS.search(value) or value != value.strip(" \t"):
+            shown = "<secret>" if name.lower() in SECRET_HEADERS else _short_repr(value, 40)
+            raise UnsafeURLError(
+                "header %s has control characters or surrounding space: %s" % (name, shown)
+            )
+        checked[name] = value
+    return checked
+
+
+class _Scrubber:
+    """Replaces secret values in text that may be shown (errors, logs)."""
+
+    def __init__(self, secrets=()):
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True)
+
+    def add(self, *values):
+        merged = set(self._secrets) | {v for v in values if v and len(v) >= 8}
+        self._secrets = sorted(merged, key=len, reverse=True)
+
+    def __call__(self, text):
+        if text is None:
+            return None
+        text = str(text)
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+            if secret.startswith("Bearer ") and secret[7:] in text:
+                text = text.replace(secret[7:], "***")
+        return _re.sub(r"(?i)(sig|signature|key|token|code)=[^&\s\"']+", r"\1=***", text)
+
+    def __repr__(self):
+        return "<_Scrubber of %d secrets>" % len(self._secrets)
+
+
+###############################################################################
+# Transport ###################################################################
+###############################################################################
+
+
+class Request:
+    """An HTTP request as the transport sees it.
+
+    ``headers`` may hold secrets: ``repr()`` shows their names only.
+    ``timeout`` is the time the whole exchange may take, in seconds.
+    """
+
+    __slots__ = ("method", "url", "headers", "body", "timeout", "max_bytes")
+
+    def __init__(self, method, url, headers=None, body=None, timeout=DEFAULT_REQUEST_TIMEOUT,
+                 max_bytes=MAX_RESPONSE_BYTES):
+        self.method = method
+        self.url = url
+        self.headers = dict(headers or {})
+        self.body = body
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+
+    def __repr__(self):
+        return "<Request %s %s headers=%s>" % (
+            self.method, redact_url(self.url), sorted(self.headers),
+        )
+
+
+class Response:
+    """An HTTP response: ``status``, ``headers`` (lower-case names, repeated
+    headers joined with ``", "``), ``body`` (bytes, at most the cap)."""
+
+    __slots__ = ("status", "headers", "body", "url")
+
+    def __init__(self, status, headers, body=b"", url=None):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+
+    def text(self, limit=None):
+        # type: (Optional[int]) -> str
+        body = self.body if limit is None else self.body[:limit]
+        return body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Response %d, %d bytes>" % (self.status, len(self.body))
+
+
+class _DeadlineReader(_io.RawIOBase):
+    """A socket reader that never waits past a deadline in all: each read
+    gets only the time left, so a server that drips one byte at a time
+    cannot stretch a request beyond its timeout."""
+
+    def __init__(self, sock, deadline, clock):
+        self._sock = sock
+        self._deadline = deadline
+        self._clock = clock
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        import socket
+
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise socket.timeout("timed out (request deadline)")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """Wraps a connected socket so that http.client's reads obey a deadline."""
+
+    def __init__(self, sock, clock):
+        self._sock = sock
+        self._clock = clock
+        self.deadline = clock() + DEFAULT_REQUEST_TIMEOUT
+
+    def makefile(self, mode="rb", *args, **kwargs):
+        import io
+
+        return io.BufferedReader(_DeadlineReader(self._sock, self.deadline, self._clock))
+
+    def sendall(self, data):
+        left = self.deadline - self._clock()
+        if left <= 0:
+            import socket
+
+            raise socket.timeout("timed out (request deadline)")
+        self._sock.settimeout(left)
+        return self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class HTTPTransport:
+    """The built-in transport: ``http.client`` with connections kept alive per
+    origin (one TLS handshake, not one per poll), no proxy, no redirects
+    followed (the poller decides), TLS always verified.
+
+    *ssl_context* (an ``ssl.SSLContext``) or *cafile* select the trusted
+    certificates; a context that does not verify is refused. Safe to share
+    between threads.
+    """
+
+    def __init__(self, *, ssl_context=None, cafile=None):
+        if ssl_context is not None:
+            import ssl
+
+            if ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname:
+                raise ValueError(
+                    "ssl_context must verify certificates and host names "
+                    "(verify_mode=CERT_REQUIRED, check_hostname=True)"
+                )
+        self._ssl_context = ssl_context
+        self._cafile = cafile
+        self._idle = {}  # type: Dict[Tuple[str, str, int], list]
+        import threading
+
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self):
+        return "<HTTPTransport, %d idle connections>" % sum(len(v) for v in self._idle.values())
+
+    def _context(self):
+        if self._ssl_context is None:
+            import ssl
+
+            self._ssl_context = ssl.create_default_context(cafile=self._cafile)
+        return self._ssl_context
+
+    def _connect(self, origin, timeout):
+        import http.client
+
+        scheme, host, port = origin
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        return conn
+
+    def send(self, request):
+        # type: (Request) -> Response
+        """Send *request*; raise :class:`NetworkError` or
+        :class:`ResponseTooLarge`, or return the :class:`Response`."""
+        import time
+
+        clock = time.monotonic
+        parts = _split_url(request.url, allow_http=True)
+        origin = _origin(parts)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        deadline = clock() + max(0.001, request.timeout)
+        reuse = request.method == "GET"
+        conn = None
+        if reuse:
+            with self._lock:
+                pool = self._idle.get(origin)
+                if pool:
+                    conn = pool.pop()
+        fresh = conn is None
+        for attempt in (1, 2):
+            if conn is None:
+                conn = self._connect(origin, max(0.001, deadline - clock()))
+                fresh = True
+            try:
+                if conn.sock is None:
+                    try:
+                        conn.connect()
+                    except Exception as exc:
+                        conn.close()
+                        raise _network_error(exc, sent=False, url=request.url) from None
+                    conn.sock = _DeadlineSocket(conn.sock, clock)
+                conn.sock.deadline = deadline
+                conn.request(request.method, path, body=request.body, headers=request.headers)
+                raw = conn.getresponse()
+                return self._read(raw, conn, origin, request, reuse)
+            except (NetworkError, ResponseTooLarge):
+                conn.close()
+                raise
+            except Exception as exc:
+                conn.close()
+                if not _is_network_exception(exc):
+                    raise
+                # A kept-alive connection the server had closed: try once more
+                # on a fresh one (GET only; never for a POST).
+                if not fresh and attempt == 1 and _is_stale_connection(exc):
+                    conn = None
+                    continue
+                raise _network_error(exc, sent=True, url=request.url) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, raw, conn, origin, request, reuse):
+        length = raw.getheader("content-length")
+        limit = request.max_bytes
+        if length is not None:
+            try:
+                announced = int(length.strip())
+            except ValueError:
+                announced = None
+            if announced is not None and announced > limit:
+                raise ResponseTooLarge(
+                    "response announces %d bytes, more than the cap of %d" % (announced, limit)
+                )
+        body = raw.read(limit + 1)
+        if len(body) > limit:
+            raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
+        headers = {}
+        for name, value in raw.getheaders():
+            name = name.lower()
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        if reuse and not raw.will_close and raw.isclosed():
+            with self._lock:
+                if not self._closed:
+                    self._idle.setdefault(origin, []).append(conn)
+                    conn = None
+        if conn is not None:
+            conn.close()
+        return Response(raw.status, headers, body, request.url)
+
+    def close(self):
+        """Close the idle connections."""
+        with self._lock:
+            pools, self._idle = self._idle, {}
+        for pool in pools.values():
+            for conn in pool:
+                conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _is_network_exception(exc):
+    import http.client
+
+    return isinstance(exc, (OSError, http.client.HTTPException))
+
+
+def _is_stale_connection(exc):
+    import http.client
+
+    return isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
+                            BrokenPipeError, ConnectionAbortedError))
+
+
+def _network_error(exc, *, sent, url):
+    # type: (BaseException, bool, Optional[str]) -> NetworkError
+    import socket
+
+    if isinstance(exc, NetworkError):
+        return exc
+    if isinstance(exc, ConnectionRefusedError):
+        what, sent = "connection refused", False
+    elif isinstance(exc, socket.gaierror):
+        what, sent = "host name not resolved", False
+    elif isinstance(exc, socket.timeout):
+        what = "timed out" + ("" if sent else " connecting")
+    elif isinstance(exc, ConnectionResetError):
+        what = "connection reset"
+    elif exc.__class__.__name__ == "RemoteDisconnected":
+        what = "server closed the connection without answering"
+    elif exc.__class__.__name__.startswith("SSL") or "CERTIFICATE" in str(exc):
+        what, sent = "TLS error: %s" % _clip(getattr(exc, "reason", None) or exc, 200), False
+    else:
+        what = "%s: %s" % (exc.__class__.__name__, _clip(exc, 200))
+    err = NetworkError("%s (%s)" % (what, redact_url(url)), sent=sent, url=redact_url(url))
+    return err
+
+
+###############################################################################
+# Poller ######################################################################
+###############################################################################
+
+
+def _logger():
+    import logging
+
+    return logging.getLogger("opstatus")
+
+
+def _error_details(response, scrub):
+    # type: (Response, Callable[[str], str]) -> Tuple[Optional[str], Optional[str]]
+    """The service's ``error.code`` and ``error.message``, scrubbed, or None."""
+    import json
+
+    try:
+        doc = json.loads(response.text(MAX_DOCUMENT_BYTES))
+    except (ValueError, RecursionError):
+        return None, None
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    code, message = error.get("code"), error.get("message")
+    code = _clip(scrub(code), 100) if isinstance(code, str) else None
+    message = _clip(scrub(message)) if isinstance(message, str) else None
+    return code, message
+
+
+def _http_error(response, scrub, url, now=None):
+    # type: (Response, Callable[[str], str], str, Optional[float]) -> HTTPError
+    code, message = _error_details(response, scrub)
+    hint = parse_retry_after(response.headers, message, now=now)
+    cls = OperationNotFound if response.status in (404, 410) else HTTPError
+    return cls(response.status, code, message, url=redact_url(url), retry_after=hint)
+
+
+class _Client:
+    """What the poller and take/apply share: URL rules, secret headers,
+    same-origin redirects, size caps, scrubbed errors."""
+
+    def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
+                 request_timeout, max_bytes):
+        self.allow_http = bool(allow_http)
+        self.endpoint = endpoint
+        if endpoint is not None:
+            api_base(endpoint, allow_http=self.allow_http)  # validates it
+        merged = {}
+        if key is not None:
+            if not isinstance(key, str) or not key:
+                raise UnsafeURLError("key must be a non-empty str")
+            merged[KEY_HEADER] = key
+        merged.update(headers or {})
+        self.headers = _check_headers(merged)
+        self.scrub = _Scrubber(
+            v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS
+        )
+        if transport is None:
+            transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile)
+            self.own_transport = True
+        else:
+            self.own_transport = False
+        self.transport = transport
+        self.request_timeout = request_timeout
+        self.max_bytes = max_bytes
+        self.origin = None  # type: Optional[Tuple[str, str, int]]
+        if endpoint is not None:
+            self.origin = _origin(_split_url(endpoint, allow_http=self.allow_http, what="endpoint"))
+
+    def __repr__(self):
+        return "<_Client %s>" % (redact_url(self.endpoint) if self.endpoint else "(no endpoint)")
+
+    def bind(self, url):
+        """Fix the origin that secrets may go to (when no endpoint was given)."""
+        parts = _split_url(url, allow_http=self.allow_http)
+        if self.origin is None:
+            self.origin = _origin(parts)
+
+    def send(self, method, url, body=None, timeout=None, content_type=None):
+        # type: (str, str, Optional[bytes], Optional[float], Optional[str]) -> Response
+        """One exchange, following at most 5 same-origin redirects."""
+        headers = dict(self.headers)
+        headers.setdefault("Accept", "application/json")
+        headers.setdefault("User-Agent", "opstatus/" + __version__)
+        if content_type:
+            headers["Content-Type"] = content_type
+        for _hop in range(6):
+            parts = _split_url(url, allow_http=self.allow_http)
+            if self.origin is not None and _origin(parts) != self.origin:
+                raise UnsafeURLError(
+                    "refusing to send credentials to %s, another origin than the "
+                    "endpoint's" % redact_url(url)
+                )
+            request = Request(method, url, headers, body,
+                              timeout=self.request_timeout if timeout is None else timeout,
+                              max_bytes=self.max_bytes)
+            response = self.transport.send(request)
+            if not isinstance(response, Response) or not isinstance(response.status, int):
+                raise NetworkError(
+                    "transport %s returned %s instead of a Response"
+                    % (type(self.transport).__name__, type(response).__name__),
+                    sent=True, url=redact_url(url),
+                )
+            if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
+                target = response.headers["location"].strip()
+                from urllib.parse import urljoin
+
+                if _BAD_URL_CHARS.search(target):
+                    raise UnsafeURLError("redirect Location has control characters: refused")
+                url = urljoin(url, target)
+                if _origin(_split_url(url, allow_http=self.allow_http, what="redirect")) != self.origin:
+                    raise UnsafeURLError(
+                        "redirect to %s, another origin than the endpoint's: refused"
+                        % redact_url(url)
+                    )
+                if response.status == 303:
+                    method, body = "GET", None
+                continue
+            return response
+        raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
+
+    def close(self):
+        if self.own_transport:
+            close = getattr(self.transport, "close", None)
+            if close is not None:
+                close()
+
+
+class Poller:
+    """Polls one operation until it ends; no threads of its own.
+
+    Iterate to see every status observed (the last one terminal), or call
+    :meth:`wait` for the final one::
+
+        poller = Poller(location, endpoint=endpoint, key=key)
+        for status in poller:
+            print(status.status, status.last_action_time)
+        print(poller.latest.snapshot_id)
+
+    :meth:`cancel` (from any thread) stops it at the next chance: a wait is
+    cut short at once; a request in flight ends within its timeout.
+
+    *clock* (monotonic seconds), *sleep* and *random* (a callable returning a
+    float in [0, 1)) can be injected; by default they are looked up when
+    used, so ``freezegun`` and friends apply. Even with a clock that does not
+    move, the deadline holds: the time slept counts too.
+    """
+
+    def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
+                 timeout=DEFAULT_TIMEOUT, policy=None, transport=None, allow_http=False,
+                 ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                 max_bytes=MAX_RESPONSE_BYTES, clock=None, sleep=None, random=None,
+                 on_status=None):
+        if timeout is not None and _finite_delay(timeout, float("inf")) is None:
+            raise ValueError("timeout must be a finite number >= 0 or None, not %r" % (timeout,))
+        if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
+            raise ValueError("request_timeout must be a finite number > 0, not %r" % (request_timeout,))
+        self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
+                               cafile, request_timeout, max_bytes)
+        self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
+        self._client.bind(self.url)
+        self.timeout = None if timeout is None else float(timeout)
+        self.policy = policy if policy is not None else RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random
+        self._on_status = on_status
+        import threading
+
+        self._cancelled = threading.Event()
+        self.latest = None  # type: Optional[OperationStatus]
+        self.polls = 0  #: requests sent (each one billed by the service)
+        self.errors = 0  #: transient errors met
+        self.slept = 0.0  #: seconds spent waiting
+        self._start = None  # type: Optional[float]
+        self._hint = None  # type: Optional[float]
+        self._done = False
+        self._log = _logger()
+
+    def __repr__(self):
+        state = self.latest.status.value if self.latest else "not polled"
+        return "<Poller %s: %s, %d polls>" % (redact_url(self.url), state, self.polls)
+
+    # -- time ---------------------------------------------------------------
+
+    def _now(self):
+        if self._clock is not None:
+            return self._clock()
+        import time
+
+        return time.monotonic()
+
+    def _elapsed(self):
+        # The time slept counts even if the clock stands still (a frozen clock
+        # must not make the deadline unreachable).
+        return max(self._now() - self._start, self.slept)
+
+    def _time_left(self):
+        if self.timeout is None:
+            return None
+        return self.timeout - self._elapsed()
+
+    def _rand(self):
+        if self._random is not None:
+            value = self._random()
+        else:
+            import random
+
+            value = random.random()
+        return value if 0.0 <= value <= 1.0 else 0.5
+
+    def _wait(self, seconds):
+        if seconds <= 0:
+            return
+        self._log.debug("opstatus: waiting %.3f s before the next poll", seconds)
+        self.slept += seconds
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._cancelled.wait(seconds)
+        self._check_cancel()
+
+    def _check_cancel(self):
+        if self._cancelled.is_set():
+            raise PollCancelled("polling cancelled", self.latest)
+
+    def _timeout(self, cause=None):
+        message = "operation did not end within %gs" % self.timeout
+        if self.latest is not None:
+            message += " (last status: %s)" % self.latest.status.value
+        if cause is not None:
+            message += "; last error: %s" % self._client.scrub(cause)
+        return PollTimeout(message, self.latest, self.timeout)
+
+    def _sleep_before_next(self, delay, cause=None):
+        """Wait *delay* (already clamped by the policy), never past the
+        deadline; leave time for one last request, or time out now."""
+        left = self._time_left()
+        if left is not None:
+            if left <= 0.001:
+                raise self._timeout(cause)
+            reserve = min(1.0, self._client.request_timeout, left / 2.0)
+            delay = min(delay, left - reserve)
+        self._wait(delay)
+
+    # -- the steps -----------------------------------------------------------
+
+    def cancel(self):
+        """Ask the poller to stop; safe to call from another thread."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self):
+        return self._cancelled.is_set()
+
+    @property
+    def done(self):
+        # type: () -> bool
+        return self.latest is not None and self.latest.is_terminal
+
+    def _poll_once(self):
+        # type: () -> OperationStatus
+        """GET the status once, retrying transient errors within the deadline."""
+        errors = 0
+        while True:
+            self._check_cancel()
+            left = self._time_left()
+            if left is not None and left <= 0.001:
+                raise self._timeout()
+            timeout = self._client.request_timeout
+            if left is not None:
+                timeout = min(timeout, left)
+            try:
+                self.polls += 1
+                response = self._client.send("GET", self.url, timeout=timeout)
+                self._log.debug(
+                    "opstatus: GET %s -> %d (poll %d)", redact_url(self.url), response.status,
+                    self.polls,
+                )
+                if response.status != 200:
+                    raise _http_error(response, self._client.scrub, self.url)
+                status = OperationStatus.from_json(response.body)
+            except (NetworkError, HTTPError) as exc:
+                errors += 1
+                self.errors += 1
+                if not self.policy.is_retryable(exc, errors):
+                    raise
+                hint = getattr(exc, "retry_after", None)
+                delay = self.policy.error_delay(errors, self._rand)
+                if hint is not None:
+                    delay = hint
+                delay = self.policy.clamp(delay, self._time_left())
+                self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
+                self._sleep_before_next(delay, cause=exc)
+                continue
+            self._hint = parse_retry_after(response.headers)
+            return status
+
+    def _observe(self, status):
+        previous = self.latest
+        self.latest = status
+        if previous is None or previous.status is not status.status:
+            self._log.info("opstatus: %s is %s", redact_url(self.url), status.status.value)
+        if self._on_status is not None:
+            self._on_status(status)
+
+    def __iter__(self):
+        # type: () -> Iterator[OperationStatus]
+        if self._start is None:
+            self._start = self._now()
+        while not self._done:
+            status = self._poll_once()
+            self._observe(status)
+            if status.is_terminal:
+                self._done = True
+                yield status
+                return
+            yield status
+            age = self._elapsed()
+            if status.last_action_time is not None:
+                age = max(age, (status.last_action_time - status.created_time).total_seconds())
+            delay = self.policy.poll_delay(age, self._rand)
+            if self._hint is not None:
+                delay = self._hint
+            delay = self.policy.clamp(delay, self._time_left())
+            self._sleep_before_next(delay)
+
+    def wait(self):
+        # type: () -> OperationStatus
+        """Poll to the end: return the final status if it succeeded, raise
+        :class:`OperationFailed` if it failed, :class:`PollTimeout`,
+        :class:`PollCancelled`, :class:`HTTPError` (:class:`OperationNotFound`),
+        :class:`NetworkError` or :class:`StatusDocumentError` otherwise."""
+        try:
+            for _status in self:
+                pass
+        finally:
+            self._client.close()
+        final = self.latest
+        if final is None or not final.is_terminal:  # pragma: no cover - loop ends terminal
+            raise self._timeout()
+        if final.status is Status.FAILED:
+            raise OperationFailed(final)
+        return final
+
+    def close(self):
+        """Release the connections of the built-in transport."""
+        self._client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=DEFAULT_TIMEOUT,
+         **options):
+    # type: (...) -> OperationStatus
+    """Poll an operation until it ends and return its final status.
+
+    *operation_location* is the ``Operation-Location`` header of the 202 that
+    started it: relative (``/operations/{id}``, resolved against the API base
+    of *endpoint*) or absolute. *key* is sent as
+    ``Ocp-Apim-Subscription-Key``; *headers* adds others (``Authorization``).
+    Secrets go only to the endpoint's origin. Other keyword arguments are
+    those of :class:`Poller` (``policy``, ``transport``, ``allow_http``,
+    ``ssl_context``, ``cafile``, ``request_timeout``, ``clock``, ``sleep``,
+    ``random``, ``on_status``).
+
+    Raises :class:`OperationFailed`, :class:`PollTimeout`,
+    :class:`HTTPError` / :class:`OperationNotFound`, :class:`NetworkError`,
+    :class:`UnsafeURLError` or :class:`StatusDocumentError`.
+    """
+    return Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
+                  timeout=timeout, **options).wait()
+
+
+###############################################################################
+# Take and apply ##############################################################
+###############################################################################
+
+#: The object types a snapshot can be taken of, in the service's spelling.
+SNAPSHOT_TYPES = ("FaceList", "LargeFaceList", "PersonGroup", "LargePersonGroup")
+_OBJECT_ID = _re.compile(r"[a-z0-9_-]{1,64}")
+_SNAPSHOT_ID = _re.compile(r"[A-Za-z0-9_-]{1,64}")
+_UUID = _re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+#: Longest ``userData`` of a snapshot, in characters.
+MAX_USER_DATA = 16384
+
+
+def _check_object_id(value, name="object_id"):
+    if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+        raise ValueError(
+            "%s must be 1 to 64 characters of a-z, 0-9, '-' and '_', not %s"
+            % (name, _short_repr(value))
+        )
+    return value
+
+
+def _start_operation(endpoint, key, path, payload, *, headers, allow_http, transport,
+                     ssl_context, cafile, request_timeout, retries=2, sleep=None):
+    import json
+
+    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
+                     request_timeout, MAX_RESPONSE_BYTES)
+    if endpoint is None:
+        raise ValueError("endpoint is required")
+    url = api_base(endpoint, allow_http=allow_http) + path
+    body = json.dumps(payload).encode("utf-8")
+    try:
+        for attempt in range(retries + 1):
+            try:
+                response = client.send("POST", url, body=body,
+                                       content_type="application/json; charset=utf-8")
+            except NetworkError as exc:
+                # Retried only when the request surely never reached the server.
+                if exc.sent or attempt == retries:
+                    raise
+                wait = 2.0 ** attempt
+            else:
+                if response.status == 202:
+                    location = response.headers.get("operation-location")
+                    if not location:
+                        raise HTTPError(202, None, "202 without an Operation-Location header",
+                                        url=redact_url(url))
+                    resolve_operation_url(location, endpoint, allow_http=allow_http)
+                    return location
+                error = _http_error(response, client.scrub, url)
+                if response.status != 429 or attempt == retries:
+                    raise error
+                wait = RetryPolicy().clamp(error.retry_after or 1.0)
+            if sleep is not None:
+                sleep(wait)
+            else:
+                import time
+
+                time.sleep(wait)
+    finally:
+        client.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_data=None,
+                  headers=None, allow_http=False, transport=None, ssl_context=None,
+                  cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None):
+    # type: (...) -> str
+    """Start taking a snapshot of a face list or person group.
+
+    ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's
+    ``Operation-Location``, to give to :func:`poll` with the same endpoint
+    and key. *apply_scope* lists the subscription ids (UUIDs) that may apply
+    it. The input is checked before anything is sent (``ValueError``).
+    Not retried once the server may have received it.
+    """
+    kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
+    if not isinstance(object_type, str) or object_type.lower() not in kinds:
+        raise ValueError("object_type must be one of %s, not %s"
+                         % (", ".join(SNAPSHOT_TYPES), _short_repr(object_type)))
+    _check_object_id(object_id)
+    if isinstance(apply_scope, str) or not apply_scope:
+        raise ValueError("apply_scope must be a non-empty list of subscription ids (UUIDs)")
+    scope = list(apply_scope)
+    for item in scope:
+        if not isinstance(item, str) or not _UUID.fullmatch(item):
+            raise ValueError("apply_scope: %s is not a UUID" % _short_repr(item))
+    payload = {"type": kinds[object_type.lower()], "objectId": object_id, "applyScope": scope}
+    if user_data is not None:
+        if not isinstance(user_data, str) or len(user_data) > MAX_USER_DATA:
+            raise ValueError("user_data must be a str of at most %d characters" % MAX_USER_DATA)
+        payload["userData"] = user_data
+    return _start_operation(endpoint, key, "/snapshots", payload, headers=headers,
+                            allow_http=allow_http, transport=transport,
+                            ssl_context=ssl_context, cafile=cafile,
+                            request_timeout=request_timeout, sleep=sleep)
+
+
+def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
+                   allow_http=False, transport=None, ssl_context=None, cafile=None,
+                   request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None):
+    # type: (...) -> str
+    """Start applying snapshot *snapshot_id* to a new object *object_id*.
+
+    ``POST {endpoint}/face/v1.0/snapshots/{snapshot_id}/apply``; returns the
+    ``Operation-Location`` as :func:`take_snapshot` does.
+    """
+    if not isinstance(snapshot_id, str) or not _SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise ValueError("snapshot_id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' "
+                         "and '_', not %s" % _short_repr(snapshot_id))
+    _check_object_id(object_id)
+    if mode != "CreateNew":
+        raise ValueError("mode must be 'CreateNew' (the only mode the service has)")
+    return _start_operation(endpoint, key, "/snapshots/%s/apply" % snapshot_id,
+                            {"objectId": object_id, "mode": mode}, headers=headers,
+                            allow_http=allow_http, transport=transport,
+                            ssl_context=ssl_context, cafile=cafile,
+                            request_timeout=request_timeout, sleep=sleep)
+
+
+###############################################################################
+# Simulator ###################################################################
+###############################################################################
+
+_SIM_401 = ("Access denied due to invalid subscription key or wrong API endpoint. Make "
+            "sure to provide a valid key for an active subscription and use a correct "
+            "regional API endpoint for your resource.")
+_TICKS = 10_000_000  # .NET ticks per second
+
+
+def _wire_time(posix):
+    # type: (float) -> str
+    """A POSIX time as the service writes it: 7 digits, trailing zeros trimmed."""
+    whole = int(posix // 1)
+    ticks = int(round((posix - whole) * _TICKS))
+    if ticks >= _TICKS:
+        whole, ticks = whole + 1, ticks - _TICKS
+    dt = _datetime.datetime(1970, 1, 1) + _datetime.timedelta(seconds=whole)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if ticks:
+        text += ("." + "%07d" % ticks).rstrip("0")
+    return text + "Z"
+
+
+class _SimOperation:
+    __slots__ = ("id", "kind", "created", "start", "finish", "fail", "result", "on_success")
+
+    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success):
+        self.id = op_id
+        self.kind = kind
+        self.created = created
+        self.start = start
+        self.finish = finish
+        self.fail = fail
+        self.result = result
+        self.on_success = on_success
+
+
+class Simulator:
+    """A local, faithful stand-in for the retired Face snapshot API.
+
+    A standard-library HTTP server on 127.0.0.1 (port 0: a free one), run in
+    a thread of its own while the ``with`` block lasts::
+
+        with Simulator() as sim:
+            location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                     object_id="sample", apply_scope=[sim.subscription])
+            status = poll(location, endpoint=sim.endpoint, key=sim.key)
+
+    It serves take, apply, operation status, get, list, update and delete
+    snapshot with the real paths, bodies and status codes, checks the key
+    (401 otherwise) and answers a relative ``Operation-Location``. Operations
+    go notStarted -> running -> succeeded after *queue_seconds* and
+    *take_seconds* / *apply_seconds*, with 7-digit timestamps. *dialect* is
+    ``"2019"`` (PascalCase, nulls) or ``"2021"`` (camelCase, finishedTime).
+
+    Faults, set at construction or on the attributes at any time:
+    *fail* (a message: operations end failed), *rate_limit* (the next N
+    requests answer 429), *rate_limit_retry_after* (the Retry-After header
+    value sent with them, or None for the Face text only), *server_errors*
+    (the next N requests answer *server_error_status*), *slow* (seconds
+    before each answer), *snapshot_ttl* (seconds a snapshot lives; 48 h).
+
+    *clock* (monotonic seconds) is injectable so that a test can share a fake
+    clock with a :class:`Poller`; *wall* maps it to POSIX time.
+    """
+
+    def __init__(self, *, key=None, dialect="2021", host="127.0.0.1", port=0,
+                 queue_seconds=0.3, take_seconds=1.0, apply_seconds=1.0, fail=None,
+                 rate_limit=0, rate_limit_retry_after="1", server_errors=0,
+                 server_error_status=503, slow=0.0, snapshot_ttl=48 * 3600.0,
+                 clock=None, api_path=FACE_API_PATH):
+        if dialect not in ("2019", "2021"):
+            raise ValueError("dialect must be '2019' or '2021', not %r" % (dialect,))
+        import secrets
+        import threading
+        import uuid
+
+        self.key = key if key is not None else secrets.token_hex(16)
+        self.subscription = str(uuid.uuid4())
+        self.dialect = dialect
+        self.queue_seconds = queue_seconds
+        self.take_seconds = take_seconds
+        self.apply_seconds = apply_seconds
+        self.fail = fail
+        self.rate_limit = rate_limit
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.server_errors = server_errors
+        self.server_error_status = server_error_status
+        self.slow = slow
+        self.snapshot_ttl = snapshot_ttl
+        self.api_path = api_path
+        self._clock = clock
+        self._wall0 = None  # type: Optional[float]
+        self._mono0 = None  # type: Optional[float]
+        self._host, self._port = host, port
+        self._lock = threading.Lock()
+        self.operations = {}  # type: Dict[str, _SimOperation]
+        self.snapshots = {}  # type: Dict[str, Dict[str, Any]]
+        self.objects = set()  # type: set  # (type, objectId) that exist
+        self.requests = []  # type: list  # (method, path) of each request
+        self._server = None
+        self._thread = None
+
+    # -- time ----------------------------------------------------------------
+
+    def now(self):
+        """The simulator's monotonic time."""
+        if self._clock is not None:
+            return self._clock()
+        import time
+
+        return time.monotonic()
+
+    def wall(self, mono=None):
+        """POSIX time of a monotonic instant (default: now)."""
+        mono = self.now() if mono is None else mono
+        return self._wall0 + (mono - self._mono0)
+
+    # -- life cycle ------------------------------------------------------------
+
+    @property
+    def endpoint(self):
+        """The resource endpoint, as users know it (``http://127.0.0.1:PORT``)."""
+        host, port = self._server.server_address[:2]
+        return "http://%s:%d" % (host, port)
+
+    def start(self):
+        import threading
+        import time
+        from http.server import ThreadingHTTPServer
+
+        self._mono0 = self.now()
+        self._wall0 = time.time()
+        handler = type("_Handler", (_make_sim_handler(),), {"sim": self})
+        self._server = ThreadingHTTPServer((self._host, self._port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="opstatus-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def __repr__(self):
+        where = self.endpoint if self._server is not None else "stopped"
+        return "<Simulator %s dialect=%s>" % (where, self.dialect)
+
+    # -- the model -------------------------------------------------------------
+
+    def add_object(self, object_type, object_id):
+        """Make an object exist (takes need a source; applies refuse a target
+        that exists)."""
+        self.objects.add((object_type.lower(), object_id))
+
+    def _new_operation(self, kind, seconds, result, on_success):
+        import uuid
+
+        now = self.now()
+        op = _SimOperation(str(uuid.uuid4()), kind, now, now + self.queue_seconds,
+                           now + self.queue_seconds + seconds, self.fail, result, on_success)
+        self.operations[op.id] = op
+        return op
+
+    def _location_header(self):
+        # The 2019 recordings spell it Operation-Location, the 2021 ones
+        # operation-location.
+        return "Operation-Location" if self.dialect == "2019" else "operation-location"
+
+    def operation_document(self, op):
+        # type: (_SimOperation) -> Dict[str, Any]
+        now = self.now()
+        if now < op.start:
+            status, last = "notStarted", op.created
+        elif now < op.finish:
+            status, last = "running", now
+        else:
+            status, last = ("failed" if op.fail else "succeeded"), op.finish
+            if op.on_success is not None and not op.fail:
+                op.on_success()
+                op.on_success = None
+        location = op.result if status == "succeeded" else (
+            "/snapshots/" if op.kind == "take" else None)
+        message = op.fail if status == "failed" else None
+        if self.dialect == "2019":
+            return {"CreatedTime": _wire_time(self.wall(op.created)),
+                    "LastActionTime": _wire_time(self.wall(last)),
+                    "Message": message, "ResourceLocation": location, "Status": status}
+        doc = {"status": status, "createdTime": _wire_time(self.wall(op.created)),
+               "lastActionTime": _wire_time(self.wall(last))}
+        if location is not None:
+            doc["resourceLocation"] = location
+        if message is not None:
+            doc["message"] = message
+        if status in ("succeeded", "failed"):
+            doc["finishedTime"] = _wire_time(self.wall(op.finish) - 0.0000003)
+        return doc
+
+
+def _sim_error(status, code, message):
+    return status, {"error": {"code": code, "message": message}}
+
+
+def _make_sim_handler():
+    from http.server import BaseHTTPRequestHandler
+
+    class _Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "FaceSimulator/1.0"
+        sim = None  # type: Simulator
+
+        def log_message(self, format, *args):  # silent
+            pass
+
+        def _answer(self, status, doc=None, headers=()):
+            body = b"" if doc is None else __import__("json").dumps(doc).encode("utf-8")
+            self.send_response(status)
+            if doc is not None:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if body and self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _handle(self):
+            import json
+
+            sim = self.sim
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(min(length, 1 << 20)) if length else b""
+            path = self.path.split("?", 1)[0]
+            with sim._lock:
+                sim.requests.append((self.command, self.path))
+            if sim.slow:
+                import time
+
+                time.sleep(sim.slow)
+            with sim._lock:
+                if sim.server_errors > 0:
+                    sim.server_errors -= 1
+                    return self._answer(*_sim_error(sim.server_error_status, "InternalServerError",
+                                                     "The service is temporarily unavailable."))
+            if self.headers.get("Ocp-Apim-Subscription-Key") != sim.key:
+                return self._answer(*_sim_error(401, "401", _SIM_401))
+            with sim._lock:
+                if sim.rate_limit > 0:
+                    sim.rate_limit -= 1
+                    headers = ()
+                    if sim.rate_limit_retry_after is not None:
+                        headers = (("Retry-After", sim.rate_limit_retry_after),)
+                    return self._answer(*_sim_error(
+                        429, "429", "Rate limit is exceeded. Try again in 1 seconds."),
+                        headers=headers)
+            base = sim.api_path.rstrip("/")
+            if not (path == base or path.startswith(base + "/")):
+                return self._answer(*_sim_error(404, "404", "Resource not found"))
+            parts = [p for p in path[len(base):].split("/") if p]
+            body = None
+            if raw:
+                try:
+                    body = json.loads(raw.decode("utf-8"))
+                except ValueError:
+                    return self._answer(*_sim_error(400, "BadArgument", "Invalid request body."))
+            with sim._lock:
+                return self._answer(*self._route(sim, parts, body))
+
+        def _route(self, sim, parts, body):
+            method = self.command
+            if parts == ["snapshots"] and method == "POST":
+                return self._take(sim, body)
+            if parts == ["snapshots"] and method == "GET":
+                snaps = [self._snapshot_doc(s) for s in sim.snapshots.values()
+                         if not self._expired(sim, s)]
+                return 200, snaps
+            if len(parts) == 3 and parts[0] == "snapshots" and parts[2] == "apply" \
+                    and method == "POST":
+                return self._apply(sim, parts[1], body)
+            if len(parts) == 2 and parts[0] == "snapshots":
+                snap = sim.snapshots.get(parts[1])
+                if snap is None or self._expired(sim, snap):
+                    return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+                if method == "GET":
+                    return 200, self._snapshot_doc(snap)
+                if method == "DELETE":
+                    del sim.snapshots[parts[1]]
+                    return 200, None
+                if method == "PATCH":
+                    if isinstance(body, dict):
+                        if "userData" in body:
+                            snap["userData"] = body["userData"]
+                        if "applyScope" in body:
+                            snap["applyScope"] = body["applyScope"]
+                    return 200, None
+            if len(parts) == 2 and parts[0] == "operations" and method == "GET":
+                op = sim.operations.get(parts[1])
+                if op is None:
+                    return _sim_error(404, "OperationNotFound", "Operation is not found.")
+                return 200, sim.operation_document(op)
+            return _sim_error(404, "404", "Resource not found")
+
+        @staticmethod
+        def _expired(sim, snap):
+            return sim.now() >= snap["_created"] + sim.snapshot_ttl
+
+        @staticmethod
+        def _snapshot_doc(snap):
+            return {k: v for k, v in snap.items() if not k.startswith("_")}
+
+        def _take(self, sim, body):
+            import uuid
+
+            if not isinstance(body, dict):
+                return _sim_error(400, "BadArgument", "Request body is invalid.")
+            kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
+            kind = body.get("type")
+            if not isinstance(kind, str) or kind.lower() not in kinds:
+                return _sim_error(400, "BadArgument", "Snapshot type is invalid.")
+            object_id = body.get("objectId")
+            if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
+                return _sim_error(400, "BadArgument", "Object id is invalid.")
+            scope = body.get("applyScope")
+            if not isinstance(scope, list) or not scope or not all(
+                    isinstance(s, str) and _UUID.fullmatch(s) for s in scope):
+                return _sim_error(400, "BadArgument", "Apply scope is invalid.")
+            user_data = body.get("userData")
+            if user_data is not None and (not isinstance(user_data, str)
+                                          or len(user_data) > MAX_USER_DATA):
+                return _sim_error(400, "BadArgument", "User data is too long.")
+            snap_id = str(uuid.uuid4())
+            created = sim.now()
+
+            def done():
+                sim.snapshots[snap_id] = {
+                    "id": snap_id, "account": sim.subscription, "type": kinds[kind.lower()],
+                    "applyScope": scope, "userData": user_data,
+                    "createdTime": _wire_time(sim.wall(created)),
+                    "lastUpdateTime": _wire_time(sim.wall()), "_created": sim.now()}
+
+            op = sim._new_operation("take", sim.take_seconds, "/snapshots/" + snap_id, done)
+            return 202, None, ((sim._location_header(), "/operations/" + op.id),)
+
+        def _apply(self, sim, snap_id, body):
+            if not isinstance(body, dict):
+                return _sim_error(400, "BadArgument", "Request body is invalid.")
+            snap = sim.snapshots.get(snap_id)
+            if snap is None or self._expired(sim, snap):
+                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            object_id = body.get("objectId")
+            if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
+                return _sim_error(400, "BadArgument", "Object id is invalid.")
+            if body.get("mode", "CreateNew") != "CreateNew":
+                return _sim_error(400, "BadArgument", "Apply mode is invalid.")
+            kind = snap["type"].lower()
+            if (kind, object_id) in sim.objects:
+                return _sim_error(409, "ConcurrentOperationConflict",
+                                  "The target object already exists or is being created.")
+            sim.objects.add((kind, object_id))
+            op = sim._new_operation("apply", sim.apply_seconds,
+                                    "/%s/%s" % (kind, object_id), None)
+            return 202, None, ((sim._location_header(), "/operations/" + op.id),)
+
+        def do_GET(self):
+            self._handle()
+
+        do_POST = do_PATCH = do_DELETE = do_GET
+
+    return _Handler
 
 
 ###############################################################################
