@@ -1274,7 +1274,7 @@ def _split_url(url, *, allow_http=False, what="URL"):
     if scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
         raise UnsafeURLError(
             "%s uses plain http to %s: only https is allowed to a host other than "
-            "loopback (pass allow_http=True to override)" % (what, parts.hostname)
+            "loopback (allow_http=True, or --allow-http, overrides)" % (what, parts.hostname)
         )
     if port is not None and port == 0:
         raise UnsafeURLError("%s has port 0" % what)
@@ -2585,12 +2585,20 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_NETWORK = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
 
 _EPILOG_EXIT = """exit status:
-  0  the operation succeeded (parse: the document is valid)
-  1  the operation failed
-  2  usage error or invalid input
-  3  timed out
-  4  HTTP or network error
-  130 interrupted (Ctrl-C)"""
+  0    the operation succeeded (parse: the document is valid)
+  1    the operation failed
+  2    usage error or invalid input
+  3    timed out
+  4    HTTP or network error
+  130  interrupted (Ctrl-C)"""
+
+_EPILOG_ENV = """environment:
+  OPSTATUS_ENDPOINT  the resource endpoint, when --endpoint is not given
+  OPSTATUS_KEY       the subscription key (or name another variable with
+                     --key-env); never pass a key on the command line, where
+                     other users of the machine can read it"""
+
+_SAMPLE_SCOPE = "00000000-0000-0000-0000-000000000000"
 
 
 class _UsageError(Exception):
@@ -2637,36 +2645,444 @@ def _cmd_parse(args, out):
     return EXIT_OK
 
 
+# -- watching ----------------------------------------------------------------
+
+
+def _seconds(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or value < 0 or value in (float("inf"),):
+        raise argparse.ArgumentTypeError("expected a number of seconds >= 0, not %r" % text)
+    return value
+
+
+def _connection_options(args, *, need_endpoint):
+    import os
+
+    endpoint = args.endpoint or os.environ.get("OPSTATUS_ENDPOINT") or None
+    if need_endpoint and not endpoint:
+        raise _UsageError("no endpoint: pass --endpoint URL or set OPSTATUS_ENDPOINT")
+    key_env = args.key_env or "OPSTATUS_KEY"
+    key = os.environ.get(key_env) or None
+    if key is None:
+        raise _UsageError(
+            "no key: set %s to the subscription key (it is never read from the "
+            "command line)" % key_env
+        )
+    if endpoint is not None:
+        api_base(endpoint, allow_http=args.allow_http)
+    return endpoint, key
+
+
+def _policy_from(args):
+    fields = {}
+    if args.floor is not None:
+        fields["floor"] = args.floor
+    if args.cap is not None:
+        fields["cap"] = args.cap
+    try:
+        return RetryPolicy(**fields)
+    except ValueError as exc:
+        raise _UsageError(str(exc))
+
+
+class _Display:
+    """Shows the statuses of a poll: a live line on a terminal, a line per
+    change otherwise, or JSON documents with --json."""
+
+    def __init__(self, out, *, json_mode, tty, label=""):
+        import time
+
+        self.out = out
+        self.json_mode = json_mode
+        self.tty = tty and not json_mode
+        self.label = label
+        self.started = time.monotonic()
+        self.last = None  # type: Optional[OperationStatus]
+        self.next_poll = None  # type: Optional[float]
+        self._width = 0
+
+    def elapsed(self):
+        import time
+
+        return time.monotonic() - self.started
+
+    def status(self, st):
+        # type: (OperationStatus) -> None
+        changed = self.last is None or self.last.status is not st.status
+        self.last = st
+        if self.json_mode:
+            if changed or st.is_terminal:
+                self.out.write(st.to_json(include_extra=True) + "\n")
+                self.out.flush()
+        elif self.tty:
+            self.redraw()
+        elif changed:
+            self.out.write("%s%-10s  %7.1fs%s\n" % (
+                self.label, st.status.value, self.elapsed(), self._since_action(st)))
+            self.out.flush()
+
+    @staticmethod
+    def _since_action(st):
+        if st.last_action_time is None:
+            return ""
+        import time
+
+        ago = time.time() - st.last_action_time.timestamp()
+        return "  last action %.1fs ago" % max(0.0, ago)
+
+    def redraw(self, wait_left=None):
+        if not self.tty or self.last is None:
+            return
+        line = "%s%-10s  elapsed %6.1fs%s" % (
+            self.label, self.last.status.value, self.elapsed(), self._since_action(self.last))
+        if wait_left is not None and not self.last.is_terminal:
+            line += "  next poll in %.1fs" % wait_left
+        pad = max(0, self._width - len(line))
+        self._width = len(line)
+        self.out.write("\r" + line + " " * pad)
+        self.out.flush()
+
+    def finish(self):
+        if self.tty and self.last is not None:
+            self.redraw()
+            self.out.write("\n")
+            self.out.flush()
+
+    def sleep(self, seconds):
+        """A sleep that keeps the live line's countdown current."""
+        import time
+
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.redraw(left)
+            time.sleep(min(left, 0.2 if self.tty else left))
+
+
+def _watch_one(location, endpoint, key, args, out, label=""):
+    """Poll one operation with the command's options; returns the exit status."""
+    display = _Display(out, json_mode=args.json, tty=out.isatty(), label=label)
+    poller = Poller(location, endpoint=endpoint, key=key, timeout=args.timeout or None,
+                    policy=_policy_from(args), allow_http=args.allow_http,
+                    cafile=args.cafile, request_timeout=args.request_timeout,
+                    sleep=display.sleep, on_status=display.status)
+    try:
+        final = poller.wait()
+    finally:
+        display.finish()
+    if not args.json and not out.isatty():
+        pass
+    if not args.json:
+        _print_result(final, out)
+    return EXIT_OK
+
+
+def _print_result(final, out):
+    ref = final.resource
+    if ref is not None and ref.kind == "snapshot":
+        out.write("snapshot id: %s\n" % ref.id)
+    elif ref is not None:
+        out.write("target: %s\n" % ref.path)
+    elif final.resource_location:
+        out.write("resource: %s\n" % final.resource_location)
+
+
+def _cmd_watch(args, out):
+    endpoint, key = _connection_options(args, need_endpoint=False)
+    for location in args.operation:
+        if location.startswith("/") and not location.startswith("//") and endpoint is None:
+            raise _UsageError(
+                "%s is relative: pass --endpoint or set OPSTATUS_ENDPOINT" % redact_url(location))
+        resolve_operation_url(location, endpoint, allow_http=args.allow_http)
+    worst = EXIT_OK
+    many = len(args.operation) > 1
+    for location in args.operation:
+        label = (redact_url(location) + "  ") if many else ""
+        worst = max(worst, _run_reporting(lambda: _watch_one(location, endpoint, key, args, out, label),
+                                          fatal=not many))
+    return worst
+
+
+def _run_reporting(func, fatal=True):
+    """Run *func*; turn the library's errors into a line on stderr and an
+    exit status (re-raised when *fatal*, so that main() reports it)."""
+    try:
+        return func()
+    except (OperationFailed, PollTimeout, PollCancelled, HTTPError, NetworkError,
+            ResponseTooLarge, StatusDocumentError) as exc:
+        if fatal:
+            raise
+        _sys.stderr.write("opstatus: error: %s\n" % exc)
+        return _exit_status(exc)
+
+
+def _exit_status(exc):
+    if isinstance(exc, OperationFailed):
+        return EXIT_FAILED
+    if isinstance(exc, (PollTimeout, PollCancelled)):
+        return EXIT_TIMEOUT
+    if isinstance(exc, (HTTPError, NetworkError, ResponseTooLarge)):
+        return EXIT_NETWORK
+    return EXIT_USAGE
+
+
+def _cmd_take(args, out):
+    endpoint, key = _connection_options(args, need_endpoint=True)
+    location = take_snapshot(endpoint, key, object_type=args.type, object_id=args.object_id,
+                             apply_scope=args.apply_scope, user_data=args.user_data,
+                             allow_http=args.allow_http, cafile=args.cafile,
+                             request_timeout=args.request_timeout)
+    return _started(location, endpoint, key, args, out)
+
+
+def _cmd_apply(args, out):
+    endpoint, key = _connection_options(args, need_endpoint=True)
+    location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
+                              allow_http=args.allow_http, cafile=args.cafile,
+                              request_timeout=args.request_timeout)
+    return _started(location, endpoint, key, args, out)
+
+
+def _started(location, endpoint, key, args, out):
+    if args.json:
+        import json
+
+        out.write(json.dumps({"operationLocation": location}) + "\n")
+    else:
+        out.write("Operation-Location: %s\n" % location)
+    out.flush()
+    if not args.wait:
+        return EXIT_OK
+    return _watch_one(location, endpoint, key, args, out)
+
+
+# -- simulator commands ------------------------------------------------------------
+
+
+def _cmd_serve(args, out):
+    sim = Simulator(key=args.key_value, dialect=args.dialect, host=args.host, port=args.port,
+                    queue_seconds=args.queue_seconds, take_seconds=args.take_seconds,
+                    apply_seconds=args.apply_seconds, fail=args.fail,
+                    rate_limit=args.rate_limit, server_errors=args.server_errors,
+                    slow=args.slow)
+    with sim:
+        out.write("Face snapshot simulator (dialect %s) listening; Ctrl-C stops it.\n"
+                  % args.dialect)
+        out.write("export OPSTATUS_ENDPOINT=%s\n" % sim.endpoint)
+        out.write("export OPSTATUS_KEY=%s\n" % sim.key)
+        out.flush()
+        import time
+
+        while True:
+            time.sleep(3600)
+
+
+def _cmd_demo(args, out):
+    import time
+
+    sim = Simulator(dialect=args.dialect, take_seconds=1.0, apply_seconds=1.0,
+                    queue_seconds=0.3)
+    started = time.monotonic()
+    polls = 0
+    with sim:
+        sim.add_object("PersonGroup", "sample-group")
+        out.write("Face snapshot simulator at %s (wire dialect %s)\n\n"
+                  % (sim.endpoint, args.dialect))
+        steps = [("take", "take a snapshot of PersonGroup 'sample-group'")]
+        if not args.fail:
+            steps.append(("apply", "apply it to a new PersonGroup 'sample-group-copy'"))
+        snapshot_id = None
+        for step, title in steps:
+            out.write(title + "\n")
+            if step == "take":
+                if args.fail:
+                    sim.fail = ("Source object was modified while the snapshot was being "
+                                "taken. Please retry.")
+                location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                         object_id="sample-group",
+                                         apply_scope=[sim.subscription])
+                out.write("  POST /snapshots -> 202  Operation-Location: %s\n" % location)
+            else:
+                location = apply_snapshot(sim.endpoint, sim.key, snapshot_id,
+                                          object_id="sample-group-copy")
+                out.write("  POST /snapshots/%s/apply -> 202  Operation-Location: %s\n"
+                          % (snapshot_id, location))
+            t0 = time.monotonic()
+            seen = []
+
+            def show(st, t0=t0, seen=seen):
+                if not seen or seen[-1] is not st.status:
+                    seen.append(st.status)
+                    took = ""
+                    if st.is_terminal and st.duration is not None:
+                        took = "  (service: %.2f s from created to last action)" % (
+                            st.duration.total_seconds())
+                    out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
+                        time.monotonic() - t0, st.status.value,
+                        format_datetime(st.last_action_time or st.created_time), took))
+                    out.flush()
+
+            poller = Poller(location, endpoint=sim.endpoint, key=sim.key, timeout=60,
+                            on_status=show)
+            try:
+                final = poller.wait()
+            finally:
+                polls += poller.polls
+            if step == "take":
+                snapshot_id = final.snapshot_id
+                out.write("  snapshot id: %s\n\n" % snapshot_id)
+            else:
+                out.write("  target: %s\n\n" % final.resource_location)
+    out.write("done in %.1f s with %d polls (each one a billed transaction on the real "
+              "service)\n" % (time.monotonic() - started, polls))
+    return EXIT_OK
+
+
+# -- the parser ----------------------------------------------------------------------
+
+
 def _build_parser():
     import argparse
 
+    fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="opstatus",
-        description="Follow Azure-style asynchronous operations to their end.",
-        epilog=_EPILOG_EXIT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Follow Azure-style asynchronous operations (Face API snapshots) "
+        "to their end.",
+        epilog="commands:\n"
+        "  demo    run the whole flow against the built-in simulator\n"
+        "  watch   poll existing operations until they end\n"
+        "  take    start taking a snapshot\n"
+        "  apply   start applying a snapshot\n"
+        "  serve   run the simulator for other programs\n"
+        "  parse   read and check an operation status document\n\n"
+        "examples:\n"
+        "  opstatus demo\n"
+        "  OPSTATUS_KEY=... opstatus watch --endpoint https://westus.api.cognitive"
+        ".microsoft.com /operations/ID\n\n" + _EPILOG_EXIT,
+        formatter_class=fmt,
     )
     parser.add_argument("--version", action="version", version="opstatus " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser(
-        "parse",
-        help="read an operation status document and print it",
-        description="Read an operation status document (JSON) and print it, "
-        "or the error that makes it invalid (exit 2).",
-        epilog="examples:\n"
-        "  opstatus parse status.json\n"
-        "  curl -s ... | opstatus parse -\n"
-        "  opstatus parse --json status.json   # normalized camelCase JSON\n\n"
-        + _EPILOG_EXIT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    def connection(p, wait_options=True):
+        g = p.add_argument_group("connection")
+        g.add_argument("--endpoint", metavar="URL",
+                       help="resource endpoint, e.g. https://westus.api.cognitive.microsoft."
+                       "com (default: $OPSTATUS_ENDPOINT); /face/v1.0 is added when it "
+                       "has no path")
+        g.add_argument("--key-env", metavar="NAME",
+                       help="environment variable holding the key (default: OPSTATUS_KEY)")
+        g.add_argument("--allow-http", action="store_true",
+                       help="allow plain http to a host other than loopback (unsafe)")
+        g.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
+        g.add_argument("--request-timeout", type=_seconds, default=DEFAULT_REQUEST_TIMEOUT,
+                       metavar="S", help="timeout of one request (default: %(default)s)")
+        g.add_argument("--json", action="store_true",
+                       help="print JSON: one status document per change, the final one last")
+        if wait_options:
+            s = p.add_argument_group("schedule")
+            s.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
+                           help="give up after S seconds; 0 means never (default: "
+                           "%(default)s)")
+            s.add_argument("--floor", type=_seconds, metavar="S",
+                           help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
+            s.add_argument("--cap", type=_seconds, metavar="S",
+                           help="longest wait between polls (default: %s)" % DEFAULT_CAP)
+
+    def command(name, help, description, examples, func):
+        p = sub.add_parser(name, help=help, description=description,
+                           epilog="examples:\n" + examples + "\n\n" + _EPILOG_EXIT,
+                           formatter_class=fmt)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("demo", "run take -> poll -> apply -> poll against the built-in simulator",
+                "Start the built-in Face simulator, take a snapshot of a sample "
+                "PersonGroup, poll it, apply it to a new PersonGroup, poll that, and "
+                "print a timeline. Creates nothing outside the process.",
+                "  opstatus demo\n  opstatus demo --dialect 2019\n"
+                "  opstatus demo --fail    # a failed operation and the error you would see",
+                _cmd_demo)
+    p.add_argument("--fail", action="store_true", help="make the take fail")
+    p.add_argument("--dialect", choices=("2019", "2021"), default="2021",
+                   help="wire dialect of the simulator (default: %(default)s)")
+
+    p = command("watch", "poll operations until they end",
+                "Poll one or more operations (their Operation-Location) until they end.\n\n"
+                + _EPILOG_ENV,
+                "  export OPSTATUS_ENDPOINT=https://westus.api.cognitive.microsoft.com\n"
+                "  export OPSTATUS_KEY=...\n"
+                "  opstatus watch /operations/6f1b...\n"
+                "  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1",
+                _cmd_watch)
+    p.add_argument("operation", nargs="+", metavar="OPERATION_LOCATION",
+                   help="the Operation-Location: /operations/ID or an absolute URL")
+    connection(p)
+
+    p = command("take", "start taking a snapshot; print its Operation-Location",
+                "POST /snapshots: start taking a snapshot of a face list or person "
+                "group.\n\n" + _EPILOG_ENV,
+                "  opstatus take --type PersonGroup --object-id group1 \\\n"
+                "      --apply-scope 00000000-0000-0000-0000-000000000000 --wait",
+                _cmd_take)
+    p.add_argument("--type", required=True, choices=SNAPSHOT_TYPES, help="object type")
+    p.add_argument("--object-id", required=True, help="id of the object to snapshot")
+    p.add_argument("--apply-scope", required=True, action="append", metavar="UUID",
+                   help="subscription id that may apply it (repeat for more)")
+    p.add_argument("--user-data", help="user data (at most %d characters)" % MAX_USER_DATA)
+    p.add_argument("--wait", action="store_true", help="poll the operation to its end")
+    connection(p)
+
+    p = command("apply", "start applying a snapshot; print its Operation-Location",
+                "POST /snapshots/{id}/apply: create a new object from a snapshot.\n\n"
+                + _EPILOG_ENV,
+                "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait", _cmd_apply)
+    p.add_argument("snapshot_id", metavar="SNAPSHOT_ID")
+    p.add_argument("--object-id", required=True, help="id of the new object")
+    p.add_argument("--wait", action="store_true", help="poll the operation to its end")
+    connection(p)
+
+    p = command("serve", "run the Face snapshot simulator in the foreground",
+                "Run the built-in simulator of the Face snapshot API on loopback and "
+                "print its endpoint and key, for other programs to use.",
+                "  opstatus serve --port 8080\n"
+                "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3",
+                _cmd_serve)
+    p.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--dialect", choices=("2019", "2021"), default="2021")
+    p.add_argument("--key-env", dest="serve_key_env", metavar="NAME",
+                   help="take the key from this environment variable (default: random)")
+    p.add_argument("--queue-seconds", type=_seconds, default=0.3, metavar="S")
+    p.add_argument("--take-seconds", type=_seconds, default=1.0, metavar="S")
+    p.add_argument("--apply-seconds", type=_seconds, default=1.0, metavar="S")
+    p.add_argument("--fail", metavar="MESSAGE", help="operations end failed with MESSAGE")
+    p.add_argument("--rate-limit", type=int, default=0, metavar="N",
+                   help="answer the next N requests with 429")
+    p.add_argument("--server-errors", type=int, default=0, metavar="N",
+                   help="answer the next N requests with 503")
+    p.add_argument("--slow", type=_seconds, default=0.0, metavar="S",
+                   help="wait S seconds before each answer")
+
+    p = command("parse", "read an operation status document and print it",
+                "Read an operation status document (JSON) and print it, or the error "
+                "that makes it invalid (exit 2).",
+                "  opstatus parse status.json\n"
+                "  curl -s ... | opstatus parse -\n"
+                "  opstatus parse --json status.json   # normalized camelCase JSON",
+                _cmd_parse)
     p.add_argument("file", nargs="?", default="-", metavar="FILE",
                    help="the document; '-' (the default) reads standard input")
-    p.add_argument("--json", action="store_true",
-                   help="print the document as normalized JSON")
-    p.set_defaults(func=_cmd_parse)
+    p.add_argument("--json", action="store_true", help="print the document as normalized JSON")
     return parser
 
 
@@ -2676,13 +3092,32 @@ def main(argv=None):
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "serve":
+            import os
+
+            args.key_value = None
+            if args.serve_key_env:
+                args.key_value = os.environ.get(args.serve_key_env)
+                if not args.key_value:
+                    raise _UsageError("%s is not set" % args.serve_key_env)
         return args.func(args, _sys.stdout)
     except KeyboardInterrupt:
-        _sys.stderr.write("opstatus: interrupted\n")
+        _sys.stderr.write("\nopstatus: interrupted\n")
         return EXIT_INTERRUPTED
-    except (_UsageError, StatusDocumentError) as exc:
+    except BrokenPipeError:
+        return EXIT_OK
+    except (_UsageError, UnsafeURLError) as exc:
         _sys.stderr.write("opstatus: error: %s\n" % exc)
         return EXIT_USAGE
+    except ValueError as exc:  # input checks of take/apply, documents given to parse
+        if isinstance(exc, StatusDocumentError) and args.command != "parse":
+            _sys.stderr.write("opstatus: error: the service sent %s\n" % exc)
+            return EXIT_NETWORK
+        _sys.stderr.write("opstatus: error: %s\n" % exc)
+        return EXIT_USAGE
+    except OpStatusError as exc:
+        _sys.stderr.write("opstatus: error: %s\n" % exc)
+        return _exit_status(exc)
 
 
 if __name__ == "__main__":
