@@ -63,6 +63,13 @@ __all__ = [
     "api_base",
     "resolve_operation_url",
     "redact_url",
+    # plugins
+    "PluginError",
+    "HookSpecs",
+    "hookimpl",
+    "plugin_manager",
+    "make_plugin_manager",
+    "register_plugin",
     # simulator
     "Simulator",
     # command line
@@ -1695,14 +1702,397 @@ def _network_error(exc, *, sent, url):
 
 
 ###############################################################################
-# Poller ######################################################################
+# Hooks and plugins ###########################################################
 ###############################################################################
+#
+# Plugins are pluggy plugins of the project "opstatus". The markers below set
+# the attribute pluggy reads (``opstatus_impl`` / ``opstatus_spec``, a dict),
+# so a plugin can be written, and this module imported, without pluggy;
+# registering one needs pluggy (``pip install opstatus[plugins]``). Without
+# it, pass ``transport=``, ``policy=`` and ``on_status=`` as plain arguments.
+
+#: Entry-point group that installed plugins declare.
+ENTRY_POINT_GROUP = "opstatus"
+
+
+class PluginError(OpStatusError):
+    """A plugin raised, returned something unusable, or did not return in
+    time; :attr:`plugin` names it. Also raised when registering a plugin
+    without pluggy installed."""
+
+    def __init__(self, message, plugin=None):
+        super().__init__(message)
+        self.plugin = plugin
+
+
+def hookimpl(function=None, *, tryfirst=False, trylast=False, optionalhook=False,
+             specname=None, wrapper=False, hookwrapper=False):
+    """Mark a function as an implementation of an opstatus hook, as
+    ``pluggy.HookimplMarker("opstatus")`` would, without needing pluggy::
+
+        class MyPlugin:
+            @opstatus.hookimpl
+            def opstatus_status_changed(self, url, previous, status): ...
+    """
+
+    def mark(func):
+        setattr(func, "opstatus_impl", {
+            "wrapper": wrapper, "hookwrapper": hookwrapper, "optionalhook": optionalhook,
+            "tryfirst": tryfirst, "trylast": trylast, "specname": specname,
+        })
+        return func
+
+    return mark if function is None else mark(function)
+
+
+def _hookspec(firstresult=False):
+    def mark(func):
+        setattr(func, "opstatus_spec", {
+            "firstresult": firstresult, "historic": False, "warn_on_impl": None,
+            "warn_on_impl_args": None,
+        })
+        return func
+
+    return mark
+
+
+class HookSpecs:
+    """The hooks of opstatus. Each method documents one; implement it in a
+    plugin under the same name (decorated with :func:`hookimpl`)."""
+
+    @_hookspec(firstresult=True)
+    def opstatus_send_request(self, request):
+        """Send an HTTP request and return its :class:`Response` (the transport).
+
+        :param request: the :class:`Request` (``method``, ``url``, ``headers``,
+            ``body``, ``timeout`` in seconds for the whole exchange,
+            ``max_bytes``). Its URL and headers have passed the security
+            rules; do not follow redirects (return the 3xx: the core decides).
+        :return: a :class:`Response`, or ``None`` to let the next plugin (in
+            the end the built-in ``http.client`` transport) send it. Raise
+            :class:`NetworkError` for a failure to connect (``sent=False``)
+            or after sending.
+
+        Stops at first non-None result. The core still enforces the body cap
+        and the deadline: a transport that takes longer than
+        ``request.timeout`` is abandoned and the request counts as failed.
+
+        Example::
+
+            class RequestsTransport:
+                def __init__(self, session):
+                    self.session = session
+
+                @opstatus.hookimpl
+                def opstatus_send_request(self, request):
+                    r = self.session.request(request.method, request.url,
+                        headers=request.headers, data=request.body,
+                        timeout=request.timeout, allow_redirects=False)
+                    return opstatus.Response(r.status_code,
+                        {k.lower(): v for k, v in r.headers.items()}, r.content)
+        """
+
+    @_hookspec()
+    def opstatus_prepare_request(self, request):
+        """Change a request before it is sent: add a header, say.
+
+        :param request: the :class:`Request`; change ``request.headers`` in
+            place. Headers added here are checked (no CR/LF), treated as
+            secrets when their name is (``Authorization``…), and still go only
+            to the endpoint's origin.
+        :return: nothing.
+
+        Example::
+
+            class BearerAuth:
+                @opstatus.hookimpl
+                def opstatus_prepare_request(self, request):
+                    request.headers["Authorization"] = "Bearer " + get_token()
+        """
+
+    @_hookspec(firstresult=True)
+    def opstatus_next_delay(self, url, status, age, polls, policy):
+        """Choose the wait before the next poll of an operation still running.
+
+        :param url: the operation's URL (may hold secrets in its query: do
+            not log it; use :func:`redact_url`).
+        :param status: the latest :class:`OperationStatus`.
+        :param age: seconds since polling started, or the operation's own
+            age when the service reports a longer one.
+        :param polls: requests sent so far for this operation.
+        :param policy: the :class:`RetryPolicy` in force.
+        :return: seconds, or ``None`` for the policy's choice. The core clamps
+            the value to [floor, cap] and the time left.
+
+        Stops at first non-None result.
+
+        Example::
+
+            @opstatus.hookimpl
+            def opstatus_next_delay(url, status, age, polls, policy):
+                return 5.0 if status.status is opstatus.Status.RUNNING else None
+        """
+
+    @_hookspec(firstresult=True)
+    def opstatus_retry_delay(self, url, error, errors, policy):
+        """Decide whether a transient error is worth another try, and when.
+
+        :param url: the operation's URL (see :meth:`opstatus_next_delay`).
+        :param error: the :class:`HTTPError` or :class:`NetworkError`.
+        :param errors: consecutive errors so far, this one included.
+        :param policy: the :class:`RetryPolicy` in force.
+        :return: seconds to wait before trying again, ``False`` to give up
+            (the error is raised), or ``None`` for the policy's choice.
+
+        Stops at first non-None result.
+
+        Example::
+
+            @opstatus.hookimpl
+            def opstatus_retry_delay(url, error, errors, policy):
+                if isinstance(error, opstatus.HTTPError) and error.status == 503:
+                    return False  # our gateway's 503s are final
+        """
+
+    @_hookspec()
+    def opstatus_status_changed(self, url, previous, status):
+        """An operation's status changed (or was seen for the first time).
+
+        :param url: the operation's URL (see :meth:`opstatus_next_delay`).
+        :param previous: the previous :class:`OperationStatus`, or ``None``.
+        :param status: the new one.
+
+        Example::
+
+            @opstatus.hookimpl
+            def opstatus_status_changed(url, previous, status):
+                print(opstatus.redact_url(url), status.status)
+        """
+
+    @_hookspec()
+    def opstatus_retry_scheduled(self, url, error, delay, errors):
+        """A transient error will be retried after *delay* seconds.
+
+        :param url: the operation's URL.
+        :param error: the error (its text holds no secret).
+        :param delay: seconds until the next try.
+        :param errors: consecutive errors so far.
+
+        Example::
+
+            @opstatus.hookimpl
+            def opstatus_retry_scheduled(url, error, delay, errors):
+                metrics.increment("opstatus.retries")
+        """
+
+    @_hookspec()
+    def opstatus_operation_finished(self, url, outcome, status, error):
+        """Polling of an operation ended.
+
+        :param url: the operation's URL.
+        :param outcome: ``"succeeded"``, ``"failed"``, ``"timeout"``,
+            ``"cancelled"`` or ``"error"``.
+        :param status: the last :class:`OperationStatus` seen, or ``None``.
+        :param error: the exception that ended it, or ``None`` on success.
+
+        Notification hooks cannot stop a poll: an exception in one is logged
+        (naming the plugin) and the others still run.
+
+        Example::
+
+            @opstatus.hookimpl
+            def opstatus_operation_finished(url, outcome, status, error):
+                if outcome != "succeeded":
+                    page_someone(outcome, error)
+        """
 
 
 def _logger():
     import logging
 
     return logging.getLogger("opstatus")
+
+
+class _BuiltinPlugin:
+    """The built-in transport and retry policy, registered ``trylast`` (as
+    ``opstatus.builtin``) so that any other plugin wins.
+
+    A poller does not call these through pluggy but runs the same code
+    itself, with its own transport (its ``cafile``/``ssl_context``, its kept-
+    alive connections), random source and the server's ``Retry-After``;
+    calling the hooks directly gets the same answers with the defaults.
+    """
+
+    def __init__(self):
+        self.transport = None
+
+    @hookimpl(trylast=True)
+    def opstatus_send_request(self, request):
+        if self.transport is None:
+            self.transport = HTTPTransport()
+        return self.transport.send(request)
+
+    @hookimpl(trylast=True)
+    def opstatus_next_delay(self, status, age, policy):
+        import random
+
+        return policy.poll_delay(age, random.random)
+
+    @hookimpl(trylast=True)
+    def opstatus_retry_delay(self, error, errors, policy):
+        import random
+
+        if not policy.is_retryable(error, errors):
+            return False
+        hint = getattr(error, "retry_after", None)
+        return hint if hint is not None else policy.error_delay(errors, random.random)
+
+
+class _Hooks:
+    """Dispatch to pluggy hook implementations, attributing every failure to
+    the plugin that caused it. Hook order is pluggy's (LIFO, tryfirst,
+    trylast); only the public ``get_hookimpls()`` API is used."""
+
+    def __init__(self, pm):
+        self.pm = pm
+
+    def _impls(self, name):
+        caller = getattr(self.pm.hook, name, None)
+        if caller is None:
+            return []
+        return [i for i in reversed(caller.get_hookimpls())
+                if not getattr(i, "hookwrapper", False) and not getattr(i, "wrapper", False)]
+
+    def has(self, name, builtin_ok=False):
+        return any(builtin_ok or not isinstance(i.plugin, _BuiltinPlugin)
+                   for i in self._impls(name))
+
+    def first(self, name, scrub, skip_builtin=False, **kwargs):
+        for impl in self._impls(name):
+            if skip_builtin and isinstance(impl.plugin, _BuiltinPlugin):
+                continue
+            args = [kwargs[a] for a in impl.argnames]
+            try:
+                result = impl.function(*args)
+            except (OpStatusError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                raise _plugin_error(impl.plugin_name, name, exc, scrub)
+            if result is not None:
+                return impl.plugin_name, result
+        return None, None
+
+    def each(self, name, scrub, **kwargs):
+        for impl in self._impls(name):
+            args = [kwargs[a] for a in impl.argnames]
+            try:
+                impl.function(*args)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                if name == "opstatus_prepare_request":
+                    if isinstance(exc, OpStatusError):
+                        raise
+                    raise _plugin_error(impl.plugin_name, name, exc, scrub)
+                _logger().warning("opstatus: plugin %s failed in %s: %s",
+                                  impl.plugin_name, name, scrub(_clip(exc, 300)))
+
+
+def _plugin_error(plugin, hook, exc, scrub):
+    text = scrub("%s: %s" % (type(exc).__name__, _clip(exc, 300)))
+    err = PluginError("plugin %s failed in %s: %s" % (plugin, hook, text), plugin)
+    # Chain the original only when its text holds no secret.
+    err.__cause__ = exc if scrub(str(exc)) == str(exc) else None
+    err.__suppress_context__ = True
+    return err
+
+
+_PLUGIN_MANAGER = None
+_PM_LOCK = None
+
+
+def _import_pluggy():
+    try:
+        import pluggy
+    except ImportError:
+        return None
+    return pluggy
+
+
+def plugin_manager():
+    """The process-wide pluggy ``PluginManager`` of opstatus, created on first
+    use: the specs, the built-in plugin (``trylast``), then the plugins of
+    the ``opstatus`` entry-point group, unless
+    ``OPSTATUS_DISABLE_PLUGIN_AUTOLOAD`` is set; names listed in
+    ``OPSTATUS_DISABLED_PLUGINS`` (comma-separated) are blocked.
+
+    Raises :class:`PluginError` when pluggy is not installed.
+    """
+    global _PLUGIN_MANAGER, _PM_LOCK
+    if _PLUGIN_MANAGER is not None:
+        return _PLUGIN_MANAGER
+    import threading
+
+    if _PM_LOCK is None:
+        _PM_LOCK = threading.Lock()
+    with _PM_LOCK:
+        if _PLUGIN_MANAGER is None:
+            _PLUGIN_MANAGER = make_plugin_manager(autoload=True)
+    return _PLUGIN_MANAGER
+
+
+def make_plugin_manager(autoload=False):
+    """A new ``PluginManager`` with the specs and the built-in plugin; with
+    *autoload*, the entry-point plugins too (as :func:`plugin_manager`).
+    Tests use a fresh one each."""
+    import os
+
+    pluggy = _import_pluggy()
+    if pluggy is None:
+        raise PluginError(
+            "plugins need pluggy: pip install 'opstatus[plugins]'. Without it, pass "
+            "transport=, policy= and on_status= to poll() or Poller() directly."
+        )
+    pm = pluggy.PluginManager("opstatus")
+    pm.add_hookspecs(HookSpecs)
+    pm.register(_BuiltinPlugin(), name="opstatus.builtin")
+    for name in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(","):
+        if name.strip():
+            pm.set_blocked(name.strip())
+    if autoload and not os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return pm
+
+
+def register_plugin(plugin, name=None):
+    """Register *plugin* (a module, class instance…) with the process-wide
+    plugin manager; returns its name. Needs pluggy (:class:`PluginError`
+    otherwise)."""
+    pm = plugin_manager()
+    registered = pm.register(plugin, name=name)
+    try:
+        pm.check_pending()  # an opstatus_* function that matches no hook
+    except Exception:
+        pm.unregister(plugin)
+        raise
+    return registered
+
+
+def _default_hooks(plugins):
+    """The hooks a new poller uses: *plugins* is a PluginManager, ``False``
+    (none), or ``None`` (the process-wide one when pluggy is installed)."""
+    if plugins is False:
+        return None
+    if plugins is None:
+        if _PLUGIN_MANAGER is None and _import_pluggy() is None:
+            return None
+        plugins = plugin_manager()
+    return _Hooks(plugins)
+
+
+###############################################################################
+# Poller ######################################################################
+###############################################################################
 
 
 def _error_details(response, scrub):
@@ -1733,14 +2123,17 @@ def _http_error(response, scrub, url, now=None):
 
 class _Client:
     """What the poller and take/apply share: URL rules, secret headers,
-    same-origin redirects, size caps, scrubbed errors."""
+    same-origin redirects, size caps, scrubbed errors, plugin dispatch."""
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
-                 request_timeout, max_bytes):
+                 request_timeout, max_bytes, plugins=None):
         self.allow_http = bool(allow_http)
         self.endpoint = endpoint
+        self.origin = None  # type: Optional[Tuple[str, str, int]]
         if endpoint is not None:
             api_base(endpoint, allow_http=self.allow_http)  # validates it
+            self.origin = _origin(_split_url(endpoint, allow_http=self.allow_http,
+                                             what="endpoint"))
         merged = {}
         if key is not None:
             if not isinstance(key, str) or not key:
@@ -1751,17 +2144,12 @@ class _Client:
         self.scrub = _Scrubber(
             v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS
         )
-        if transport is None:
-            transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile)
-            self.own_transport = True
-        else:
-            self.own_transport = False
-        self.transport = transport
+        self.explicit_transport = transport
+        self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
+            if transport is None else None
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
-        self.origin = None  # type: Optional[Tuple[str, str, int]]
-        if endpoint is not None:
-            self.origin = _origin(_split_url(endpoint, allow_http=self.allow_http, what="endpoint"))
+        self.hooks = _default_hooks(plugins)
 
     def __repr__(self):
         return "<_Client %s>" % (redact_url(self.endpoint) if self.endpoint else "(no endpoint)")
@@ -1772,6 +2160,49 @@ class _Client:
         if self.origin is None:
             self.origin = _origin(parts)
 
+    def _check_origin(self, url, what="request"):
+        parts = _split_url(url, allow_http=self.allow_http, what=what)
+        if self.origin is not None and _origin(parts) != self.origin:
+            raise UnsafeURLError(
+                "%s to %s, another origin than the endpoint's: refused, so that no "
+                "credential goes there" % (what, redact_url(url))
+            )
+
+    def _prepare(self, request):
+        if self.hooks is None:
+            return
+        url = request.url
+        self.hooks.each("opstatus_prepare_request", self.scrub, request=request)
+        if not isinstance(request.headers, dict):
+            raise PluginError("a plugin replaced request.headers with %s"
+                              % type(request.headers).__name__)
+        request.headers = _check_headers(request.headers)
+        self.scrub.add(*(v for k, v in request.headers.items() if k.lower() in SECRET_HEADERS))
+        if request.url != url:
+            self._check_origin(request.url)
+
+    def _transport(self, request):
+        if self.explicit_transport is not None:
+            name = type(self.explicit_transport).__name__
+            response = _call_transport(lambda: self.explicit_transport.send(request),
+                                       request, name, self.scrub)
+        elif self.hooks is not None and self.hooks.has("opstatus_send_request"):
+            holder = []
+
+            def dispatch():
+                name, result = self.hooks.first("opstatus_send_request", self.scrub,
+                                                request=request, skip_builtin=True)
+                holder.append(name)
+                return result
+
+            response = _call_transport(dispatch, request, "transport plugin", self.scrub)
+            if response is None:
+                return self.transport.send(request)
+            name = holder[0] if holder else "transport plugin"
+        else:
+            return self.transport.send(request)
+        return _checked_response(response, request, name)
+
     def send(self, method, url, body=None, timeout=None, content_type=None):
         # type: (str, str, Optional[bytes], Optional[float], Optional[str]) -> Response
         """One exchange, following at most 5 same-origin redirects."""
@@ -1781,22 +2212,12 @@ class _Client:
         if content_type:
             headers["Content-Type"] = content_type
         for _hop in range(6):
-            parts = _split_url(url, allow_http=self.allow_http)
-            if self.origin is not None and _origin(parts) != self.origin:
-                raise UnsafeURLError(
-                    "refusing to send credentials to %s, another origin than the "
-                    "endpoint's" % redact_url(url)
-                )
-            request = Request(method, url, headers, body,
+            self._check_origin(url)
+            request = Request(method, url, dict(headers), body,
                               timeout=self.request_timeout if timeout is None else timeout,
                               max_bytes=self.max_bytes)
-            response = self.transport.send(request)
-            if not isinstance(response, Response) or not isinstance(response.status, int):
-                raise NetworkError(
-                    "transport %s returned %s instead of a Response"
-                    % (type(self.transport).__name__, type(response).__name__),
-                    sent=True, url=redact_url(url),
-                )
+            self._prepare(request)
+            response = self._transport(request)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 target = response.headers["location"].strip()
                 from urllib.parse import urljoin
@@ -1804,11 +2225,7 @@ class _Client:
                 if _BAD_URL_CHARS.search(target):
                     raise UnsafeURLError("redirect Location has control characters: refused")
                 url = urljoin(url, target)
-                if _origin(_split_url(url, allow_http=self.allow_http, what="redirect")) != self.origin:
-                    raise UnsafeURLError(
-                        "redirect to %s, another origin than the endpoint's: refused"
-                        % redact_url(url)
-                    )
+                self._check_origin(url, "redirect")
                 if response.status == 303:
                     method, body = "GET", None
                 continue
@@ -1816,10 +2233,62 @@ class _Client:
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
     def close(self):
-        if self.own_transport:
-            close = getattr(self.transport, "close", None)
-            if close is not None:
-                close()
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _call_transport(func, request, name, scrub):
+    """Run a third-party transport in a worker thread, so that one that hangs
+    cannot hold the caller past the request's timeout (the thread is left to
+    finish on its own)."""
+    import threading
+
+    box = {}
+
+    def run():
+        try:
+            box["result"] = func()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="opstatus-transport", daemon=True)
+    worker.start()
+    worker.join(max(0.0, request.timeout) + 0.25)
+    if worker.is_alive():
+        raise NetworkError("%s did not answer within %.1f s (%s)"
+                           % (name, request.timeout, redact_url(request.url)),
+                           sent=True, url=redact_url(request.url))
+    if "error" in box:
+        exc = box["error"]
+        if isinstance(exc, (OpStatusError, KeyboardInterrupt, SystemExit)):
+            raise exc
+        raise _plugin_error(name, "send", exc, scrub)
+    return box.get("result")
+
+
+def _checked_response(response, request, name):
+    """A transport's answer, held to the core's rules: a Response, an HTTP
+    status, str headers (lower-cased), a body within the cap."""
+    if not isinstance(response, Response):
+        raise PluginError("%s returned %s instead of an opstatus.Response"
+                          % (name, type(response).__name__), name)
+    status = response.status
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise PluginError("%s returned an invalid HTTP status %s" % (name, _short_repr(status)),
+                          name)
+    headers = response.headers
+    if not isinstance(headers, _Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise PluginError("%s returned headers that are not a mapping of str to str" % name,
+                          name)
+    body = response.body
+    if not isinstance(body, (bytes, bytearray)):
+        raise PluginError("%s returned a body of type %s, not bytes"
+                          % (name, type(body).__name__), name)
+    if len(body) > request.max_bytes:
+        raise ResponseTooLarge("response body exceeds the cap of %d bytes" % request.max_bytes)
+    return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body),
+                    request.url)
 
 
 class Poller:
@@ -1840,19 +2309,24 @@ class Poller:
     float in [0, 1)) can be injected; by default they are looked up when
     used, so ``freezegun`` and friends apply. Even with a clock that does not
     move, the deadline holds: the time slept counts too.
+
+    *plugins* is a pluggy ``PluginManager`` to consult (see
+    :func:`make_plugin_manager`), ``False`` for none, or ``None`` (default)
+    for the process-wide one when pluggy is installed. An explicit
+    *transport* or *policy* wins over plugins; plugins win over built-ins.
     """
 
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
                  timeout=DEFAULT_TIMEOUT, policy=None, transport=None, allow_http=False,
                  ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                  max_bytes=MAX_RESPONSE_BYTES, clock=None, sleep=None, random=None,
-                 on_status=None):
+                 on_status=None, plugins=None):
         if timeout is not None and _finite_delay(timeout, float("inf")) is None:
             raise ValueError("timeout must be a finite number >= 0 or None, not %r" % (timeout,))
         if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
             raise ValueError("request_timeout must be a finite number > 0, not %r" % (request_timeout,))
         self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
-                               cafile, request_timeout, max_bytes)
+                               cafile, request_timeout, max_bytes, plugins)
         self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
         self._client.bind(self.url)
         self.timeout = None if timeout is None else float(timeout)
@@ -1979,24 +2453,61 @@ class Poller:
             except (NetworkError, HTTPError) as exc:
                 errors += 1
                 self.errors += 1
-                if not self.policy.is_retryable(exc, errors):
-                    raise
-                hint = getattr(exc, "retry_after", None)
-                delay = self.policy.error_delay(errors, self._rand)
-                if hint is not None:
-                    delay = hint
-                delay = self.policy.clamp(delay, self._time_left())
+                delay = self._retry_delay(exc, errors)
                 self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
+                self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
+                             errors=errors)
                 self._sleep_before_next(delay, cause=exc)
                 continue
             self._hint = parse_retry_after(response.headers)
             return status
+
+    def _retry_delay(self, exc, errors):
+        """The wait before retrying after *exc*, or raise it if not worth it."""
+        hooks = self._client.hooks
+        if hooks is not None:
+            name, verdict = hooks.first("opstatus_retry_delay", self._client.scrub, skip_builtin=True,
+                                        url=self.url, error=exc, errors=errors,
+                                        policy=self.policy)
+            if verdict is False:
+                raise exc
+            if verdict is not None and verdict is not True:
+                return self.policy.clamp(_plugin_number(verdict, name, "opstatus_retry_delay"),
+                                         self._time_left())
+        if not self.policy.is_retryable(exc, errors):
+            raise exc
+        hint = getattr(exc, "retry_after", None)
+        delay = hint if hint is not None else self.policy.error_delay(errors, self._rand)
+        return self.policy.clamp(delay, self._time_left())
+
+    def _next_delay(self, status):
+        age = self._elapsed()
+        if status.last_action_time is not None:
+            age = max(age, (status.last_action_time - status.created_time).total_seconds())
+        delay = None
+        hooks = self._client.hooks
+        if hooks is not None:
+            name, value = hooks.first("opstatus_next_delay", self._client.scrub, skip_builtin=True, url=self.url,
+                                      status=status, age=age, polls=self.polls,
+                                      policy=self.policy)
+            if value is not None:
+                delay = _plugin_number(value, name, "opstatus_next_delay")
+        if delay is None:
+            delay = self._hint if self._hint is not None else self.policy.poll_delay(
+                age, self._rand)
+        return self.policy.clamp(delay, self._time_left())
+
+    def _notify(self, hook, **kwargs):
+        if self._client.hooks is not None:
+            self._client.hooks.each(hook, self._client.scrub, **kwargs)
 
     def _observe(self, status):
         previous = self.latest
         self.latest = status
         if previous is None or previous.status is not status.status:
             self._log.info("opstatus: %s is %s", redact_url(self.url), status.status.value)
+            self._notify("opstatus_status_changed", url=self.url, previous=previous,
+                         status=status)
         if self._on_status is not None:
             self._on_status(status)
 
@@ -2004,22 +2515,25 @@ class Poller:
         # type: () -> Iterator[OperationStatus]
         if self._start is None:
             self._start = self._now()
-        while not self._done:
-            status = self._poll_once()
-            self._observe(status)
-            if status.is_terminal:
-                self._done = True
+        try:
+            while not self._done:
+                status = self._poll_once()
+                self._observe(status)
+                if status.is_terminal:
+                    self._done = True
+                    self._notify("opstatus_operation_finished", url=self.url,
+                                 outcome=status.status.value, status=status,
+                                 error=OperationFailed(status) if status.failed else None)
+                    yield status
+                    return
                 yield status
-                return
-            yield status
-            age = self._elapsed()
-            if status.last_action_time is not None:
-                age = max(age, (status.last_action_time - status.created_time).total_seconds())
-            delay = self.policy.poll_delay(age, self._rand)
-            if self._hint is not None:
-                delay = self._hint
-            delay = self.policy.clamp(delay, self._time_left())
-            self._sleep_before_next(delay)
+                self._sleep_before_next(self._next_delay(status))
+        except OpStatusError as exc:
+            outcome = ("timeout" if isinstance(exc, PollTimeout) else
+                       "cancelled" if isinstance(exc, PollCancelled) else "error")
+            self._notify("opstatus_operation_finished", url=self.url, outcome=outcome,
+                         status=self.latest, error=exc)
+            raise
 
     def wait(self):
         # type: () -> OperationStatus
@@ -2048,6 +2562,14 @@ class Poller:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _plugin_number(value, plugin, hook):
+    """A delay a plugin returned: a real number (the core clamps it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PluginError("plugin %s returned %s from %s, not a number of seconds"
+                          % (plugin, _short_repr(value), hook), plugin)
+    return value
 
 
 def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=DEFAULT_TIMEOUT,
@@ -2095,11 +2617,11 @@ def _check_object_id(value, name="object_id"):
 
 
 def _start_operation(endpoint, key, path, payload, *, headers, allow_http, transport,
-                     ssl_context, cafile, request_timeout, retries=2, sleep=None):
+                     ssl_context, cafile, request_timeout, retries=2, sleep=None, plugins=None):
     import json
 
     client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
-                     request_timeout, MAX_RESPONSE_BYTES)
+                     request_timeout, MAX_RESPONSE_BYTES, plugins)
     if endpoint is None:
         raise ValueError("endpoint is required")
     url = api_base(endpoint, allow_http=allow_http) + path
@@ -2139,7 +2661,8 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
 
 def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_data=None,
                   headers=None, allow_http=False, transport=None, ssl_context=None,
-                  cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None):
+                  cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None,
+                  plugins=None):
     # type: (...) -> str
     """Start taking a snapshot of a face list or person group.
 
@@ -2168,12 +2691,12 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
     return _start_operation(endpoint, key, "/snapshots", payload, headers=headers,
                             allow_http=allow_http, transport=transport,
                             ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, sleep=sleep)
+                            request_timeout=request_timeout, sleep=sleep, plugins=plugins)
 
 
 def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
                    allow_http=False, transport=None, ssl_context=None, cafile=None,
-                   request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None):
+                   request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None, plugins=None):
     # type: (...) -> str
     """Start applying snapshot *snapshot_id* to a new object *object_id*.
 
@@ -2190,7 +2713,7 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
                             {"objectId": object_id, "mode": mode}, headers=headers,
                             allow_http=allow_http, transport=transport,
                             ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, sleep=sleep)
+                            request_timeout=request_timeout, sleep=sleep, plugins=plugins)
 
 
 ###############################################################################
