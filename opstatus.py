@@ -3468,6 +3468,46 @@ def _cmd_demo(args, out):
     return EXIT_OK
 
 
+def _cmd_plugins(args, out):
+    if _import_pluggy() is None:
+        out.write("pluggy is not installed, so no plugins are loaded "
+                  "(pip install 'opstatus[plugins]')\n")
+        return EXIT_OK
+    pm = plugin_manager()
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            rows.append((name, "-", "blocked (OPSTATUS_DISABLED_PLUGINS)"))
+            continue
+        dist = dists.get(id(plugin))
+        if isinstance(plugin, _BuiltinPlugin):
+            version, origin = __version__, "built in (trylast)"
+        elif dist is not None:
+            version = getattr(dist, "version", "?")
+            origin = "entry point of %s" % getattr(dist, "project_name", "?")
+        else:
+            version = getattr(_sys.modules.get(getattr(plugin, "__module__", ""), None),
+                              "__version__", "-")
+            origin = "registered from %s" % (getattr(plugin, "__name__", None)
+                                            or getattr(plugin, "__module__", "code"))
+        rows.append((name, str(version), origin))
+    if args.json:
+        import json
+
+        out.write(json.dumps([{"name": n, "version": v, "origin": o} for n, v, o in rows],
+                             indent=2) + "\n")
+        return EXIT_OK
+    width = max(len(r[0]) for r in rows)
+    for name, version, origin in rows:
+        out.write("%-*s  %-10s  %s\n" % (width, name, version, origin))
+    import os
+
+    if os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
+        out.write("(autoload of entry-point plugins is off: OPSTATUS_DISABLE_PLUGIN_AUTOLOAD)\n")
+    return EXIT_OK
+
+
 # -- the parser ----------------------------------------------------------------------
 
 
@@ -3485,7 +3525,8 @@ def _build_parser():
         "  take    start taking a snapshot\n"
         "  apply   start applying a snapshot\n"
         "  serve   run the simulator for other programs\n"
-        "  parse   read and check an operation status document\n\n"
+        "  parse   read and check an operation status document\n"
+        "  plugins list the plugins loaded\n\n"
         "examples:\n"
         "  opstatus demo\n"
         "  OPSTATUS_KEY=... opstatus watch --endpoint https://westus.api.cognitive"
@@ -3595,6 +3636,13 @@ def _build_parser():
                    help="answer the next N requests with 503")
     p.add_argument("--slow", type=_seconds, default=0.0, metavar="S",
                    help="wait S seconds before each answer")
+
+    p = command("plugins", "list the plugins loaded, with version and origin",
+                "List the plugins of the 'opstatus' entry-point group and the built-in "
+                "one. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; "
+                "OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
+                "  opstatus plugins\n  opstatus plugins --json", _cmd_plugins)
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("parse", "read an operation status document and print it",
                 "Read an operation status document (JSON) and print it, or the error "
