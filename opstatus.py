@@ -58,6 +58,7 @@ __all__ = [
     "HTTPTransport",
     "Poller",
     "poll",
+    "poll_async",
     "take_snapshot",
     "apply_snapshot",
     "api_base",
@@ -2343,6 +2344,7 @@ class Poller:
         self.errors = 0  #: transient errors met
         self.slept = 0.0  #: seconds spent waiting
         self._start = None  # type: Optional[float]
+        self._errors_in_row = 0
         self._hint = None  # type: Optional[float]
         self._done = False
         self._log = _logger()
@@ -2402,16 +2404,19 @@ class Poller:
             message += "; last error: %s" % self._client.scrub(cause)
         return PollTimeout(message, self.latest, self.timeout)
 
-    def _sleep_before_next(self, delay, cause=None):
-        """Wait *delay* (already clamped by the policy), never past the
-        deadline; leave time for one last request, or time out now."""
+    def _plan_wait(self, delay, cause=None):
+        """*delay* (already clamped by the policy) cut so that it ends before
+        the deadline with time left for one last request; or time out now."""
         left = self._time_left()
         if left is not None:
             if left <= 0.001:
                 raise self._timeout(cause)
             reserve = min(1.0, self._client.request_timeout, left / 2.0)
             delay = min(delay, left - reserve)
-        self._wait(delay)
+        return max(0.0, delay)
+
+    def _sleep_before_next(self, delay, cause=None):
+        self._wait(self._plan_wait(delay, cause))
 
     # -- the steps -----------------------------------------------------------
 
@@ -2428,39 +2433,64 @@ class Poller:
         # type: () -> bool
         return self.latest is not None and self.latest.is_terminal
 
+    def _attempt(self):
+        # type: () -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]
+        """One GET of the status: ``(status, 0, None)``, or ``(None, delay,
+        error)`` for a transient error worth another try after *delay*.
+        Raises what ends the poll. Observes the status (hooks, callback)."""
+        self._check_cancel()
+        if self._start is None:
+            self._start = self._now()
+        left = self._time_left()
+        if left is not None and left <= 0.001:
+            raise self._timeout()
+        timeout = self._client.request_timeout
+        if left is not None:
+            timeout = min(timeout, left)
+        try:
+            self.polls += 1
+            response = self._client.send("GET", self.url, timeout=timeout)
+            self._log.debug(
+                "opstatus: GET %s -> %d (poll %d)", redact_url(self.url), response.status,
+                self.polls,
+            )
+            if response.status != 200:
+                raise _http_error(response, self._client.scrub, self.url)
+            status = OperationStatus.from_json(response.body)
+        except (NetworkError, HTTPError) as exc:
+            self._errors_in_row += 1
+            self.errors += 1
+            delay = self._retry_delay(exc, self._errors_in_row)
+            self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
+            self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
+                         errors=self._errors_in_row)
+            return None, delay, exc
+        self._errors_in_row = 0
+        self._hint = parse_retry_after(response.headers)
+        self._observe(status)
+        if status.is_terminal:
+            self._done = True
+            self._finish(status.status.value,
+                         OperationFailed(status) if status.failed else None)
+        return status, 0.0, None
+
+    def _finish(self, outcome, error):
+        self._notify("opstatus_operation_finished", url=self.url, outcome=outcome,
+                     status=self.latest, error=error)
+
+    def _finish_with(self, exc):
+        outcome = ("timeout" if isinstance(exc, PollTimeout) else
+                   "cancelled" if isinstance(exc, PollCancelled) else "error")
+        self._finish(outcome, exc)
+
     def _poll_once(self):
         # type: () -> OperationStatus
-        """GET the status once, retrying transient errors within the deadline."""
-        errors = 0
+        """GET the status, retrying transient errors within the deadline."""
         while True:
-            self._check_cancel()
-            left = self._time_left()
-            if left is not None and left <= 0.001:
-                raise self._timeout()
-            timeout = self._client.request_timeout
-            if left is not None:
-                timeout = min(timeout, left)
-            try:
-                self.polls += 1
-                response = self._client.send("GET", self.url, timeout=timeout)
-                self._log.debug(
-                    "opstatus: GET %s -> %d (poll %d)", redact_url(self.url), response.status,
-                    self.polls,
-                )
-                if response.status != 200:
-                    raise _http_error(response, self._client.scrub, self.url)
-                status = OperationStatus.from_json(response.body)
-            except (NetworkError, HTTPError) as exc:
-                errors += 1
-                self.errors += 1
-                delay = self._retry_delay(exc, errors)
-                self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
-                self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
-                             errors=errors)
-                self._sleep_before_next(delay, cause=exc)
-                continue
-            self._hint = parse_retry_after(response.headers)
-            return status
+            status, delay, error = self._attempt()
+            if status is not None:
+                return status
+            self._sleep_before_next(delay, cause=error)
 
     def _retry_delay(self, exc, errors):
         """The wait before retrying after *exc*, or raise it if not worth it."""
@@ -2513,27 +2543,58 @@ class Poller:
 
     def __iter__(self):
         # type: () -> Iterator[OperationStatus]
-        if self._start is None:
-            self._start = self._now()
         try:
             while not self._done:
                 status = self._poll_once()
-                self._observe(status)
-                if status.is_terminal:
-                    self._done = True
-                    self._notify("opstatus_operation_finished", url=self.url,
-                                 outcome=status.status.value, status=status,
-                                 error=OperationFailed(status) if status.failed else None)
-                    yield status
-                    return
                 yield status
-                self._sleep_before_next(self._next_delay(status))
+                if not status.is_terminal:
+                    self._sleep_before_next(self._next_delay(status))
         except OpStatusError as exc:
-            outcome = ("timeout" if isinstance(exc, PollTimeout) else
-                       "cancelled" if isinstance(exc, PollCancelled) else "error")
-            self._notify("opstatus_operation_finished", url=self.url, outcome=outcome,
-                         status=self.latest, error=exc)
+            self._finish_with(exc)
             raise
+
+    def __aiter__(self):
+        """Iterate asynchronously: ``async for status in poller``. The
+        blocking requests run in the event loop's default executor, the waits
+        are ``asyncio.sleep``; cancelling the task cancels the poller."""
+        return self._aiter()
+
+    async def _aiter(self):
+        import asyncio
+
+        loop = asyncio.get_event_loop()
+        try:
+            while not self._done:
+                status, delay, error = await loop.run_in_executor(None, self._attempt)
+                if status is not None:
+                    yield status
+                    if status.is_terminal:
+                        return
+                    delay, error = self._next_delay(status), None
+                wait = self._plan_wait(delay, error)
+                self.slept += wait
+                if self._sleep is not None:
+                    self._sleep(wait)
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.sleep(wait)
+                self._check_cancel()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        except OpStatusError as exc:
+            self._finish_with(exc)
+            raise
+
+    async def wait_async(self):
+        # type: () -> OperationStatus
+        """:meth:`wait` for ``asyncio``: ``status = await poller.wait_async()``."""
+        try:
+            async for _status in self:
+                pass
+        finally:
+            self._client.close()
+        return self._final()
 
     def wait(self):
         # type: () -> OperationStatus
@@ -2546,6 +2607,9 @@ class Poller:
                 pass
         finally:
             self._client.close()
+        return self._final()
+
+    def _final(self):
         final = self.latest
         if final is None or not final.is_terminal:  # pragma: no cover - loop ends terminal
             raise self._timeout()
@@ -2592,6 +2656,16 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
     """
     return Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                   timeout=timeout, **options).wait()
+
+
+async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
+                     timeout=DEFAULT_TIMEOUT, **options):
+    # type: (...) -> OperationStatus
+    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests
+    run in its default executor) and cancelling the task stops the poll."""
+    poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
+                    timeout=timeout, **options)
+    return await poller.wait_async()
 
 
 ###############################################################################
