@@ -59,6 +59,9 @@ __all__ = [
     "Poller",
     "poll",
     "poll_async",
+    "ResumeTokenError",
+    "Watcher",
+    "Outcome",
     "take_snapshot",
     "apply_snapshot",
     "api_base",
@@ -2345,6 +2348,7 @@ class Poller:
         self.slept = 0.0  #: seconds spent waiting
         self._start = None  # type: Optional[float]
         self._errors_in_row = 0
+        self._age0 = 0.0  # age of the operation when a resumed poll started
         self._hint = None  # type: Optional[float]
         self._done = False
         self._log = _logger()
@@ -2511,7 +2515,7 @@ class Poller:
         return self.policy.clamp(delay, self._time_left())
 
     def _next_delay(self, status):
-        age = self._elapsed()
+        age = self._elapsed() + self._age0
         if status.last_action_time is not None:
             age = max(age, (status.last_action_time - status.created_time).total_seconds())
         delay = None
@@ -2552,6 +2556,8 @@ class Poller:
         except OpStatusError as exc:
             self._finish_with(exc)
             raise
+        finally:
+            self._client.close()  # idle connections; a later poll reconnects
 
     def __aiter__(self):
         """Iterate asynchronously: ``async for status in poller``. The
@@ -2617,6 +2623,61 @@ class Poller:
             raise OperationFailed(final)
         return final
 
+    # -- resume tokens -------------------------------------------------------
+
+    def resume_token(self):
+        # type: () -> str
+        """A small JSON token from which :meth:`from_resume_token` carries on
+        polling this operation after a restart.
+
+        It holds the operation URL, the endpoint, the created time and the
+        schedule state (polls, age); never a secret and never pickle. It is
+        sealed with an HMAC keyed by the subscription key (when there is one)
+        so that an altered token, or one made for another key, is refused.
+        A URL with a query string (which may carry a credential, such as a
+        SAS ``sig=``) is refused with ``ValueError``.
+        """
+        import json
+
+        if "?" in self.url or "#" in self.url:
+            raise ValueError("the operation URL has a query string, which may carry a "
+                             "credential: it is not put in a resume token")
+        latest = self.latest
+        doc = {
+            "type": _TOKEN_TYPE,
+            "version": _TOKEN_VERSION,
+            "url": self.url,
+            "endpoint": self._client.endpoint,
+            "createdTime": format_datetime(latest.created_time) if latest else None,
+            "status": latest.status.value if latest else None,
+            "polls": self.polls,
+            "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
+        }
+        doc["mac"] = _token_mac(doc, self._client.headers.get(KEY_HEADER))
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_resume_token(cls, token, *, key=None, endpoint=None, **options):
+        # type: (str, Optional[str], Optional[str], Any) -> Poller
+        """A poller that carries on from :meth:`resume_token`.
+
+        The token is checked (type, version, fields, seal with *key*) and its
+        URL passes the same security rules as a new one; an *endpoint* given
+        here must be the token's origin. Raises :class:`ResumeTokenError`.
+        """
+        doc = _read_token(token, key)
+        token_endpoint = doc["endpoint"]
+        if endpoint is not None and token_endpoint is not None:
+            allow = bool(options.get("allow_http"))
+            if _origin(_split_url(endpoint, allow_http=allow, what="endpoint")) != _origin(
+                    _split_url(token_endpoint, allow_http=allow, what="token endpoint")):
+                raise ResumeTokenError("the token is for %s, not for the endpoint %s"
+                                       % (redact_url(token_endpoint), redact_url(endpoint)))
+        poller = cls(doc["url"], endpoint=endpoint or token_endpoint, key=key, **options)
+        poller.polls = doc["polls"]
+        poller._age0 = doc["age"]
+        return poller
+
     def close(self):
         """Release the connections of the built-in transport."""
         self._client.close()
@@ -2666,6 +2727,227 @@ async def poll_async(operation_location, *, endpoint=None, key=None, headers=Non
     poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                     timeout=timeout, **options)
     return await poller.wait_async()
+
+
+_TOKEN_TYPE = "opstatus-resume"
+_TOKEN_VERSION = 1
+_TOKEN_FIELDS = {"type": str, "version": int, "url": str, "endpoint": (str, type(None)),
+                 "createdTime": (str, type(None)), "status": (str, type(None)),
+                 "polls": int, "age": (int, float), "mac": str}
+#: Largest resume token read, in bytes.
+MAX_TOKEN_BYTES = 4096
+
+
+class ResumeTokenError(OpStatusError, ValueError):
+    """A resume token is malformed, of another version, altered, or sealed
+    with another key."""
+
+
+def _token_mac(doc, key):
+    import hashlib
+    import hmac
+    import json
+
+    body = json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+    secret = (key or "").encode("utf-8") + b"\x00opstatus-resume"
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def _read_token(token, key):
+    import hmac
+
+    if not isinstance(token, (str, bytes)):
+        raise ResumeTokenError("a resume token is a str, not %s" % type(token).__name__)
+    if len(token) > MAX_TOKEN_BYTES:
+        raise ResumeTokenError("resume token too large (%d bytes, limit %d)"
+                               % (len(token), MAX_TOKEN_BYTES))
+    try:
+        doc = _load_json_object(token, MAX_TOKEN_BYTES)
+    except StatusDocumentError as exc:
+        raise ResumeTokenError("resume token is not valid JSON: %s" % exc.problem) from None
+    if not isinstance(doc, dict) or doc.get("type") != _TOKEN_TYPE:
+        raise ResumeTokenError("not an opstatus resume token")
+    if doc.get("version") != _TOKEN_VERSION:
+        raise ResumeTokenError("resume token version %s is not supported (this is version %d)"
+                               % (_short_repr(doc.get("version")), _TOKEN_VERSION))
+    if set(doc) != set(_TOKEN_FIELDS):
+        raise ResumeTokenError("resume token has fields %s, expected %s"
+                               % (sorted(doc), sorted(_TOKEN_FIELDS)))
+    for name, kind in _TOKEN_FIELDS.items():
+        value = doc[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ResumeTokenError("resume token field %s has the wrong type" % name)
+    if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
+        raise ResumeTokenError("resume token has an impossible schedule state")
+    if not hmac.compare_digest(doc["mac"], _token_mac(doc, key)):
+        raise ResumeTokenError("resume token was altered, or sealed with another key")
+    return doc
+
+
+###############################################################################
+# Many operations #############################################################
+###############################################################################
+
+#: Worker threads a :class:`Watcher` uses by default (16 at most advised).
+DEFAULT_WORKERS = 8
+
+
+@_dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one operation watched by a :class:`Watcher` ended.
+
+    ``index`` is its position in the list given; ``status`` the final (or
+    last seen) :class:`OperationStatus`; ``error`` ``None`` on success, else
+    the exception :func:`poll` would have raised.
+    """
+
+    index: int
+    location: str
+    status: Optional[OperationStatus]
+    error: Optional[BaseException] = _dataclasses.field(default=None, compare=False)
+
+    @property
+    def ok(self):
+        # type: () -> bool
+        return self.error is None
+
+
+class Watcher:
+    """Watch many operations at once with a few threads.
+
+    Each operation keeps its own schedule; requests run on at most
+    *max_workers* threads (connections are kept alive and shared); outcomes
+    come out as operations end, like ``concurrent.futures.as_completed``::
+
+        for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
+            print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
+
+    One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
+    a failure of one does not stop the others. Other keyword arguments are
+    those of :class:`Poller`.
+    """
+
+    def __init__(self, locations, *, endpoint=None, key=None, headers=None,
+                 timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, clock=None,
+                 sleep=None, on_status=None, **options):
+        import threading
+
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
+                1 <= max_workers <= 64):
+            raise ValueError("max_workers must be an int from 1 to 64")
+        self.locations = list(locations)
+        self.max_workers = max_workers
+        self._clock = clock
+        self._sleep = sleep
+        self._cancelled = threading.Event()
+        self.pollers = []  # type: list
+        for index, location in enumerate(self.locations):
+            callback = None
+            if on_status is not None:
+                callback = (lambda i: lambda st: on_status(i, st))(index)
+            self.pollers.append(Poller(location, endpoint=endpoint, key=key, headers=headers,
+                                       timeout=timeout, clock=clock, on_status=callback,
+                                       **options))
+        shared = None
+        for poller in self.pollers:
+            if poller._client.transport is not None:
+                if shared is None:
+                    shared = poller._client.transport
+                else:
+                    poller._client.transport = shared
+        self._transport = shared
+
+    def __repr__(self):
+        return "<Watcher of %d operations, %d workers>" % (len(self.pollers), self.max_workers)
+
+    def _now(self):
+        if self._clock is not None:
+            return self._clock()
+        import time
+
+        return time.monotonic()
+
+    def cancel(self):
+        """Stop watching; safe from any thread. Pending operations come out
+        with :class:`PollCancelled`."""
+        self._cancelled.set()
+        for poller in self.pollers:
+            poller.cancel()
+
+    def _outcome(self, index, error=None):
+        poller = self.pollers[index]
+        return Outcome(index, self.locations[index], poller.latest, error)
+
+    def __iter__(self):
+        # type: () -> Iterator[Outcome]
+        import heapq
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        now = self._now()
+        for poller in self.pollers:
+            poller._start = now
+        heap = [(now, i) for i in range(len(self.pollers))]
+        running = {}  # future -> index
+        pool = ThreadPoolExecutor(max_workers=self.max_workers,
+                                  thread_name_prefix="opstatus-watch")
+        try:
+            while heap or running:
+                if self._cancelled.is_set():
+                    for _due, index in sorted(heap):
+                        error = PollCancelled("watch cancelled", self.pollers[index].latest)
+                        self.pollers[index]._finish_with(error)
+                        yield self._outcome(index, error)
+                    heap = []
+                now = self._now()
+                while heap and heap[0][0] <= now and len(running) < self.max_workers:
+                    _due, index = heapq.heappop(heap)
+                    running[pool.submit(self.pollers[index]._attempt)] = index
+                idle = None
+                if heap and len(running) < self.max_workers:
+                    idle = max(0.0, heap[0][0] - now)
+                if not running:
+                    if idle:
+                        if self._sleep is not None:
+                            self._sleep(idle)
+                        else:
+                            self._cancelled.wait(idle)
+                    continue
+                done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = running.pop(future)
+                    poller = self.pollers[index]
+                    try:
+                        status, delay, error = future.result()
+                        if status is not None and status.is_terminal:
+                            yield self._outcome(index, OperationFailed(status)
+                                                if status.failed else None)
+                            continue
+                        if status is not None:
+                            delay, error = poller._next_delay(status), None
+                        wait_for = poller._plan_wait(delay, error)
+                    except OpStatusError as exc:
+                        if not isinstance(exc, OperationFailed):
+                            poller._finish_with(exc)
+                        yield self._outcome(index, exc)
+                        continue
+                    except Exception as exc:  # a bug must not stop the others
+                        yield self._outcome(index, exc)
+                        continue
+                    poller.slept += wait_for
+                    heapq.heappush(heap, (self._now() + wait_for, index))
+        finally:
+            if heap or running:
+                self.cancel()
+            pool.shutdown(wait=True)
+            if self._transport is not None:
+                self._transport.close()
+
+    def results(self):
+        # type: () -> list
+        """Watch to the end; the outcomes in the order the locations were given."""
+        outcomes = sorted(self, key=lambda o: o.index)
+        return outcomes
 
 
 ###############################################################################
@@ -3363,19 +3645,29 @@ class _Display:
             time.sleep(min(left, 0.2 if self.tty else left))
 
 
-def _watch_one(location, endpoint, key, args, out, label=""):
+def _watch_one(location, endpoint, key, args, out):
     """Poll one operation with the command's options; returns the exit status."""
-    display = _Display(out, json_mode=args.json, tty=out.isatty(), label=label)
     poller = Poller(location, endpoint=endpoint, key=key, timeout=args.timeout or None,
                     policy=_policy_from(args), allow_http=args.allow_http,
-                    cafile=args.cafile, request_timeout=args.request_timeout,
-                    sleep=display.sleep, on_status=display.status)
+                    cafile=args.cafile, request_timeout=args.request_timeout)
+    return _watch_poller(poller, args, out)
+
+
+def _watch_poller(poller, args, out):
+    display = _Display(out, json_mode=args.json, tty=out.isatty())
+    save = getattr(args, "save_token", None)
+
+    def on_status(status):
+        display.status(status)
+        if save:
+            _save_token(save, poller)
+
+    poller._sleep = display.sleep
+    poller._on_status = on_status
     try:
         final = poller.wait()
     finally:
         display.finish()
-    if not args.json and not out.isatty():
-        pass
     if not args.json:
         _print_result(final, out)
     return EXIT_OK
@@ -3391,19 +3683,122 @@ def _print_result(final, out):
         out.write("resource: %s\n" % final.resource_location)
 
 
+def _read_resume(value):
+    """--resume takes a token or the path of a file holding one."""
+    import os
+
+    text = value
+    if not value.lstrip().startswith("{"):
+        if not os.path.isfile(value):
+            raise _UsageError("--resume: %s is neither a token nor a file" % _short_repr(value))
+        try:
+            with open(value, "rb") as fh:
+                text = fh.read(MAX_TOKEN_BYTES + 1).decode("utf-8", "replace")
+        except OSError as exc:
+            raise _UsageError("cannot read %s: %s" % (value, exc.strerror or exc))
+    return text
+
+
+def _save_token(path, poller):
+    """Write the poller's resume token to *path*, atomically, readable by the
+    owner only."""
+    import os
+
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(poller.resume_token() + "\n")
+    os.replace(tmp, path)
+
+
 def _cmd_watch(args, out):
     endpoint, key = _connection_options(args, need_endpoint=False)
+    if args.resume:
+        if args.operation:
+            raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
+        try:
+            poller = Poller.from_resume_token(
+                _read_resume(args.resume), key=key, endpoint=endpoint,
+                timeout=args.timeout or None, policy=_policy_from(args),
+                allow_http=args.allow_http, cafile=args.cafile,
+                request_timeout=args.request_timeout)
+        except ResumeTokenError as exc:
+            raise _UsageError(str(exc))
+        return _watch_poller(poller, args, out)
+    if not args.operation:
+        raise _UsageError("give an OPERATION_LOCATION (or --resume TOKEN_OR_FILE)")
     for location in args.operation:
         if location.startswith("/") and not location.startswith("//") and endpoint is None:
             raise _UsageError(
                 "%s is relative: pass --endpoint or set OPSTATUS_ENDPOINT" % redact_url(location))
         resolve_operation_url(location, endpoint, allow_http=args.allow_http)
+    if len(args.operation) == 1:
+        return _watch_one(args.operation[0], endpoint, key, args, out)
+    return _watch_many(args.operation, endpoint, key, args, out)
+
+
+def _watch_many(locations, endpoint, key, args, out):
+    import threading
+    import time
+
+    lock = threading.Lock()
+    tty = out.isatty() and not args.json
+    labels = [redact_url(loc) for loc in locations]
+    width = min(60, max(len(label) for label in labels))
+    lines = ["%-*s  waiting" % (width, label[-width:]) for label in labels]
+    started = time.monotonic()
+    if tty:
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+
+    def draw(index, text):
+        with lock:
+            lines[index] = "%-*s  %s" % (width, labels[index][-width:], text)
+            if tty:
+                out.write("\x1b[%dF" % len(lines))
+                for line in lines:
+                    out.write("\x1b[2K" + line + "\n")
+            elif not args.json:
+                out.write(lines[index] + "\n")
+            out.flush()
+
+    last = {}
+
+    def on_status(index, st):
+        if args.json:
+            if last.get(index) is not st.status or st.is_terminal:
+                doc = st.to_dict(include_extra=True)
+                doc["operationLocation"] = locations[index]
+                import json
+
+                with lock:
+                    out.write(json.dumps(doc) + "\n")
+                    out.flush()
+        elif last.get(index) is not st.status and not st.is_terminal:
+            draw(index, "%-10s  %6.1fs" % (st.status.value, time.monotonic() - started))
+        last[index] = st.status
+
+    watcher = Watcher(locations, endpoint=endpoint, key=key, timeout=args.timeout or None,
+                      policy=_policy_from(args), allow_http=args.allow_http,
+                      cafile=args.cafile, request_timeout=args.request_timeout,
+                      on_status=on_status)
     worst = EXIT_OK
-    many = len(args.operation) > 1
-    for location in args.operation:
-        label = (redact_url(location) + "  ") if many else ""
-        worst = max(worst, _run_reporting(lambda: _watch_one(location, endpoint, key, args, out, label),
-                                          fatal=not many))
+    for outcome in watcher:
+        if outcome.error is not None:
+            code = _exit_status(outcome.error) if isinstance(outcome.error, OpStatusError) \
+                else EXIT_NETWORK
+            worst = max(worst, code)
+            if not args.json:
+                draw(outcome.index, "error: %s" % _clip(outcome.error, 200))
+            else:
+                with lock:
+                    _sys.stderr.write("opstatus: error: %s: %s\n"
+                                      % (labels[outcome.index], outcome.error))
+        elif not args.json:
+            ref = outcome.status.resource
+            draw(outcome.index, "%-10s  %6.1fs  %s" % (
+                outcome.status.status.value, time.monotonic() - started,
+                ref.path if ref is not None else ""))
     return worst
 
 
@@ -3660,10 +4055,19 @@ def _build_parser():
                 "  export OPSTATUS_ENDPOINT=https://westus.api.cognitive.microsoft.com\n"
                 "  export OPSTATUS_KEY=...\n"
                 "  opstatus watch /operations/6f1b...\n"
-                "  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1",
+                "  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
+                "  opstatus watch --save-token op.json /operations/6f1b...   # then, after a "
+                "restart:\n"
+                "  opstatus watch --resume op.json",
                 _cmd_watch)
-    p.add_argument("operation", nargs="+", metavar="OPERATION_LOCATION",
-                   help="the Operation-Location: /operations/ID or an absolute URL")
+    p.add_argument("operation", nargs="*", metavar="OPERATION_LOCATION",
+                   help="the Operation-Location: /operations/ID or an absolute URL; "
+                   "several are watched at once, one line each")
+    p.add_argument("--resume", metavar="TOKEN_OR_FILE",
+                   help="carry on from a resume token (or a file holding one)")
+    p.add_argument("--save-token", metavar="FILE",
+                   help="keep a resume token of the operation in FILE (mode 600), "
+                   "updated at each poll")
     connection(p)
 
     p = command("take", "start taking a snapshot; print its Operation-Location",
