@@ -431,6 +431,7 @@ def _parse_date(text, extended):
     year = _read_int(text, 0, 4, "year")
     i = 5 if extended else 4
     if text[i : i + 1] == "W":  # week date
+        week_at = i + 1
         week = _read_int(text, i + 1, 2, "week")
         i += 3
         if extended:
@@ -443,24 +444,22 @@ def _parse_date(text, extended):
             i += 1
         weekday = _read_int(text, i, 1, "weekday")
         i += 1
+        if year == 0:
+            raise _Reject("year: 0000 is out of range 1..9999", 0)
         if not 1 <= week <= _weeks_in_year(year):
             raise _Reject(
                 "week: %d is out of range 1..%d for %d"
                 % (week, _weeks_in_year(year), year),
-                i - 3,
+                week_at,
             )
         if not 1 <= weekday <= 7:
             raise _Reject("weekday: %d is out of range 1..7" % weekday, i - 1)
-        if year == 0:
-            raise _Reject("year: 0000 is out of range 1..9999", 0)
         try:
-            date = _datetime.date.fromisocalendar(year, week, weekday)  # 3.8+
-        except AttributeError:  # Python 3.7
             jan4 = _datetime.date(year, 1, 4)
             monday1 = jan4 - _datetime.timedelta(days=jan4.isoweekday() - 1)
             date = monday1 + _datetime.timedelta(weeks=week - 1, days=weekday - 1)
         except (ValueError, OverflowError):
-            raise _Reject("week date %d-W%02d-%d is out of range" % (year, week, weekday), 0)
+            raise _Reject("week date %04d-W%02d-%d is past 9999-12-31" % (year, week, weekday), 0)
         return date.year, date.month, date.day, i
     run = i
     while run < len(text) and text[run] in _DIGITS:
@@ -506,6 +505,7 @@ def _parse_slow(text):
     extended = text[4:5] == "-"
     year, month, day, i = _parse_date(text, extended)
     hour = minute = second = micro = 0
+    hour_at = i
     tzinfo = None
     next_day = False
     if i < n:
@@ -516,6 +516,7 @@ def _parse_slow(text):
                 i,
             )
         i += 1
+        hour_at = minute_at = second_at = i
         hour = _read_int(text, i, 2, "hour")
         i += 2
         lowest, unit = "hour", 3600000000
@@ -526,6 +527,7 @@ def _parse_slow(text):
             )
         if (colon and extended) or (not extended and text[i : i + 1] in _DIGITS):
             i += colon
+            minute_at = i
             minute = _read_int(text, i, 2, "minute")
             i += 2
             lowest, unit = "minute", 60000000
@@ -536,6 +538,7 @@ def _parse_slow(text):
                 )
             if (colon and extended) or (not extended and text[i : i + 1] in _DIGITS):
                 i += colon
+                second_at = i
                 second = _read_int(text, i, 2, "second")
                 i += 2
                 lowest, unit = "second", 1000000
@@ -555,23 +558,24 @@ def _parse_slow(text):
                 minute += minute_part
         if hour == 24:
             if minute or second or micro or fraction.strip("0"):
-                raise _Reject("hour: 24 is allowed only as 24:00:00 (end of day)", i)
+                raise _Reject("hour: 24 is allowed only as 24:00:00 (end of day)", hour_at)
             hour = 0
             next_day = True
         elif hour > 23:
-            raise _Reject("hour: %d is out of range 0..24" % hour, i)
+            raise _Reject("hour: %d is out of range 0..24" % hour, hour_at)
         if minute > 59:
-            raise _Reject("minute: %d is out of range 0..59" % minute, i)
+            raise _Reject("minute: %d is out of range 0..59" % minute, minute_at)
         if second == 60:
-            raise _Reject("second: leap second 60 is not supported", i)
+            raise _Reject("second: leap second 60 is not supported", second_at)
         if second > 59:
-            raise _Reject("second: %d is out of range 0..59" % second, i)
+            raise _Reject("second: %d is out of range 0..59" % second, second_at)
         if i < n:
             sign = text[i]
             if sign in "Zz":
                 tzinfo = _UTC
                 i += 1
             elif sign in "+-":
+                off_h_at = off_m_at = i + 1
                 off_h = _read_int(text, i + 1, 2, "offset hour")
                 i += 3
                 off_m = 0
@@ -580,6 +584,7 @@ def _parse_slow(text):
                         raise _Reject(
                             "offset: ':' at index %d mixes extended and basic format" % i, i
                         )
+                    off_m_at = i + 1
                     off_m = _read_int(text, i + 1, 2, "offset minute")
                     i += 3
                 elif text[i : i + 1] in _DIGITS and i < n:
@@ -589,12 +594,13 @@ def _parse_slow(text):
                             % (i - 3),
                             i,
                         )
+                    off_m_at = i
                     off_m = _read_int(text, i, 2, "offset minute")
                     i += 2
                 if off_h > 23:
-                    raise _Reject("offset hour: %d is out of range 0..23" % off_h, i)
+                    raise _Reject("offset hour: %d is out of range 0..23" % off_h, off_h_at)
                 if off_m > 59:
-                    raise _Reject("offset minute: %d is out of range 0..59" % off_m, i)
+                    raise _Reject("offset minute: %d is out of range 0..59" % off_m, off_m_at)
                 minutes = off_h * 60 + off_m
                 tzinfo = _tz(-minutes if sign == "-" else minutes)
     if i < n:
@@ -608,7 +614,7 @@ def _parse_slow(text):
         try:
             result += _ONE_DAY
         except OverflowError:
-            raise _Reject("24:00 on 9999-12-31 is past the largest date", 0)
+            raise _Reject("24:00 on 9999-12-31 is past the largest date", hour_at)
     return result
 
 
@@ -640,8 +646,11 @@ def parse_datetime(text):
     try:
         return _parse_slow(text)
     except _Reject as exc:
+        problem, index = exc.args
+        if " index " not in problem:
+            problem += " (index %d)" % index
         raise ValueError(
-            "invalid ISO 8601 date-time %s: %s" % (_short_repr(text), exc.args[0])
+            "invalid ISO 8601 date-time %s: %s" % (_short_repr(text), problem)
         ) from None
 
 
@@ -729,6 +738,12 @@ def _as_time(value, wire):
         )
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=_UTC)
+    if value.tzinfo is not _UTC:
+        try:
+            value = value.astimezone(_UTC)
+        except OverflowError:
+            raise StatusDocumentError("%s is outside the years 1..9999 in UTC"
+                                      % value.isoformat(), wire) from None
     return value
 
 
@@ -901,10 +916,10 @@ class OperationStatus:
         """
         if self.status is not Status.SUCCEEDED or not self.resource_location:
             return None
-        path = self.resource_location
+        path = self.resource_location.split("?", 1)[0].split("#", 1)[0]
         if "://" in path:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
-        parts = [p for p in path.split("?", 1)[0].split("/") if p]
+        parts = [p for p in path.split("/") if p]
         if len(parts) < 2:
             return None
         kind = parts[-2].lower()
@@ -952,7 +967,7 @@ def _json_type_name(value):
     return type(value).__name__
 
 
-_NESTING_TOKEN = _re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', _re.S)
+_JSON_SPECIAL = _re.compile(r'[\[\]{}"\\]')
 
 
 def _reject_constant(name):
@@ -983,6 +998,35 @@ def _finite_float(text):
     return value
 
 
+def _check_depth(document):
+    # type: (str) -> None
+    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass over
+    the brackets, quotes and backslashes (strings are skipped)."""
+    depth = 0
+    in_string = False
+    skip = -1
+    for match in _JSON_SPECIAL.finditer(document):
+        at = match.start()
+        if at == skip:
+            continue
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                skip = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DOCUMENT_DEPTH:
+                raise StatusDocumentError(
+                    "nesting too deep (more than %d levels)" % MAX_DOCUMENT_DEPTH
+                )
+        elif char in "]}":
+            depth -= 1
+
+
 def _load_json_object(document, max_bytes=None):
     # type: (Union[str, bytes, bytearray], Optional[int]) -> Any
     """json.loads with a size cap, a depth cap and strict numbers."""
@@ -1010,16 +1054,7 @@ def _load_json_object(document, max_bytes=None):
             "body too large (%d characters, limit %d bytes)" % (len(document), limit)
         )
     if document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
-        depth = 0
-        for token in _NESTING_TOKEN.findall(document):
-            if token in "[{":
-                depth += 1
-                if depth > MAX_DOCUMENT_DEPTH:
-                    raise StatusDocumentError(
-                        "nesting too deep (more than %d levels)" % MAX_DOCUMENT_DEPTH
-                    )
-            elif token in "]}":
-                depth -= 1
+        _check_depth(document)
     try:
         return json.loads(
             document,
@@ -1189,10 +1224,17 @@ class RetryPolicy:
     retry_statuses: frozenset = RETRY_STATUSES
 
     def __post_init__(self):
-        for name in ("floor", "cap", "growth", "error_base"):
+        for name in ("floor", "cap", "growth", "jitter", "error_base"):
             value = getattr(self, name)
-            if _finite_delay(value, float("inf")) is None:
-                raise ValueError("RetryPolicy.%s must be a finite number >= 0, not %r" % (name, value))
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or _finite_delay(value, float("inf")) is None):
+                raise ValueError("RetryPolicy.%s must be a finite number >= 0, not %r"
+                                 % (name, value))
+        if self.max_errors is not None and (
+                isinstance(self.max_errors, bool) or not isinstance(self.max_errors, int)
+                or self.max_errors < 0):
+            raise ValueError("RetryPolicy.max_errors must be None or an int >= 0, not %r"
+                             % (self.max_errors,))
         if not 0 <= self.jitter <= 1:
             raise ValueError("RetryPolicy.jitter must be within 0..1, not %r" % (self.jitter,))
         if self.floor > self.cap:
@@ -1247,7 +1289,7 @@ SECRET_HEADERS = frozenset(
      "x-api-key", "cookie")
 )
 
-_BAD_URL_CHARS = _re.compile(r"[\x00-\x20\x7f\\]")
+_BAD_URL_CHARS = _re.compile(r"[^\x21-\x5b\x5d-\x7e]")  # controls, space, \\, non-ASCII
 _BAD_HEADER_CHARS = _re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = _re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -1264,8 +1306,9 @@ def _split_url(url, *, allow_http=False, what="URL"):
     match = _BAD_URL_CHARS.search(url)
     if match:
         raise UnsafeURLError(
-            "%s contains %r at index %d (control characters, spaces and "
-            "backslashes are refused)" % (what, match.group(), match.start())
+            "%s contains %r at index %d (control characters, spaces, backslashes and "
+            "non-ASCII characters are refused; percent-encode them)"
+            % (what, match.group(), match.start())
         )
     try:
         parts = urlsplit(url)
@@ -1482,10 +1525,9 @@ class _DeadlineReader(_io.RawIOBase):
     gets only the time left, so a server that drips one byte at a time
     cannot stretch a request beyond its timeout."""
 
-    def __init__(self, sock, deadline, clock):
-        self._sock = sock
-        self._deadline = deadline
-        self._clock = clock
+    def __init__(self, owner):
+        self._owner = owner
+        owner._readers += 1
 
     def readable(self):
         return True
@@ -1493,25 +1535,46 @@ class _DeadlineReader(_io.RawIOBase):
     def readinto(self, buffer):
         import socket
 
-        left = self._deadline - self._clock()
+        owner = self._owner
+        left = owner.deadline - owner._clock()
         if left <= 0:
             raise socket.timeout("timed out (request deadline)")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
+        owner._sock.settimeout(left)
+        return owner._sock.recv_into(buffer)
+
+    def close(self):
+        if not self.closed:
+            super().close()
+            self._owner._reader_closed()
 
 
 class _DeadlineSocket:
-    """Wraps a connected socket so that http.client's reads obey a deadline."""
+    """Wraps a connected socket so that http.client's reads obey a deadline.
+
+    Like a real socket's ``makefile``, closing the socket while a response
+    is still being read (a close-delimited body) waits for the reader."""
 
     def __init__(self, sock, clock):
         self._sock = sock
         self._clock = clock
+        self._readers = 0
+        self._closing = False
         self.deadline = clock() + DEFAULT_REQUEST_TIMEOUT
 
     def makefile(self, mode="rb", *args, **kwargs):
         import io
 
-        return io.BufferedReader(_DeadlineReader(self._sock, self.deadline, self._clock))
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def _reader_closed(self):
+        self._readers -= 1
+        if self._closing and self._readers <= 0:
+            self._sock.close()
+
+    def close(self):
+        self._closing = True
+        if self._readers <= 0:
+            self._sock.close()
 
     def sendall(self, data):
         left = self.deadline - self._clock()
@@ -2348,6 +2411,8 @@ class Poller:
         self.slept = 0.0  #: seconds spent waiting
         self._start = None  # type: Optional[float]
         self._errors_in_row = 0
+        self._last_attempt = False  # the deadline allows no wait after the next poll
+        self._last_error = None  # type: Optional[BaseException]
         self._age0 = 0.0  # age of the operation when a resumed poll started
         self._hint = None  # type: Optional[float]
         self._done = False
@@ -2409,14 +2474,17 @@ class Poller:
         return PollTimeout(message, self.latest, self.timeout)
 
     def _plan_wait(self, delay, cause=None):
-        """*delay* (already clamped by the policy) cut so that it ends before
-        the deadline with time left for one last request; or time out now."""
+        """*delay* (already clamped by the policy), or less when the deadline
+        comes first: then the wait ends early enough for one last request,
+        and after that attempt the poll times out without waiting again."""
         left = self._time_left()
         if left is not None:
-            if left <= 0.001:
-                raise self._timeout(cause)
             reserve = min(1.0, self._client.request_timeout, left / 2.0)
-            delay = min(delay, left - reserve)
+            if self._last_attempt or left <= 0.001:
+                raise self._timeout(cause)
+            if delay > left - reserve:
+                self._last_attempt = True
+                delay = left - reserve
         return max(0.0, delay)
 
     def _sleep_before_next(self, delay, cause=None):
@@ -2447,7 +2515,7 @@ class Poller:
             self._start = self._now()
         left = self._time_left()
         if left is not None and left <= 0.001:
-            raise self._timeout()
+            raise self._timeout(self._last_error)
         timeout = self._client.request_timeout
         if left is not None:
             timeout = min(timeout, left)
@@ -2464,12 +2532,14 @@ class Poller:
         except (NetworkError, HTTPError) as exc:
             self._errors_in_row += 1
             self.errors += 1
+            self._last_error = exc
             delay = self._retry_delay(exc, self._errors_in_row)
             self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
             self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
                          errors=self._errors_in_row)
             return None, delay, exc
         self._errors_in_row = 0
+        self._last_error = None
         self._hint = parse_retry_after(response.headers)
         self._observe(status)
         if status.is_terminal:

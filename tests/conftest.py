@@ -1,4 +1,5 @@
-"""Shared test set-up: make the one-file module importable from the repo root.
+"""Shared test set-up: make the one-file module importable from the repo root,
+and give tests a fake clock and a simulator that runs on it.
 
 ``python -m pytest`` from the repo root already has it on ``sys.path``; the
 bare ``pytest`` command does not, so the root is put first here.
@@ -7,6 +8,59 @@ bare ``pytest`` command does not, so the root is put first here.
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+import opstatus  # noqa: E402  (after the sys.path fix above)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told to.
+
+    ``clock()`` reads it; ``clock.sleep(s)`` advances it by *s* and records
+    *s* in :attr:`sleeps` (pass it as a poller's ``sleep=``);
+    ``clock.advance(s)`` moves it without recording a sleep.
+    """
+
+    def __init__(self, start=1000.0):
+        self.now = float(start)
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        assert seconds >= 0, "negative sleep %r" % (seconds,)
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds):
+        self.now += seconds
+
+    @property
+    def slept(self):
+        return sum(self.sleeps)
+
+
+@pytest.fixture
+def fake_clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def sim(request, fake_clock):
+    """A started :class:`opstatus.Simulator` on *fake_clock*.
+
+    Options go through indirect parametrisation::
+
+        @pytest.mark.parametrize("sim", [{"dialect": "2019"}], indirect=True)
+    """
+    options = dict(getattr(request, "param", None) or {})
+    simulator = opstatus.Simulator(clock=fake_clock, **options).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
