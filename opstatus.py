@@ -2299,6 +2299,15 @@ class _Client:
             return response
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
+    def scrub_error(self, exc):
+        """Take the secrets out of an exception's text (in place); returns it."""
+        exc.args = tuple(self.scrub(a) if isinstance(a, str) else a for a in exc.args)
+        for name in ("message", "problem"):
+            value = getattr(exc, name, None)
+            if isinstance(value, str):
+                setattr(exc, name, self.scrub(value))
+        return exc
+
     def close(self):
         if self.transport is not None:
             self.transport.close()
@@ -2530,6 +2539,7 @@ class Poller:
                 raise _http_error(response, self._client.scrub, self.url)
             status = OperationStatus.from_json(response.body)
         except (NetworkError, HTTPError) as exc:
+            self._client.scrub_error(exc)
             self._errors_in_row += 1
             self.errors += 1
             self._last_error = exc
@@ -2538,6 +2548,8 @@ class Poller:
             self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
                          errors=self._errors_in_row)
             return None, delay, exc
+        except OpStatusError as exc:
+            raise self._client.scrub_error(exc)
         self._errors_in_row = 0
         self._last_error = None
         self._hint = parse_retry_after(response.headers)
@@ -2545,12 +2557,15 @@ class Poller:
         if status.is_terminal:
             self._done = True
             self._finish(status.status.value,
-                         OperationFailed(status) if status.failed else None)
+                         self._failure(status) if status.failed else None)
         return status, 0.0, None
 
     def _finish(self, outcome, error):
         self._notify("opstatus_operation_finished", url=self.url, outcome=outcome,
                      status=self.latest, error=error)
+
+    def _failure(self, status):
+        return self._client.scrub_error(OperationFailed(status))
 
     def _finish_with(self, exc):
         outcome = ("timeout" if isinstance(exc, PollTimeout) else
@@ -2690,7 +2705,7 @@ class Poller:
         if final is None or not final.is_terminal:  # pragma: no cover - loop ends terminal
             raise self._timeout()
         if final.status is Status.FAILED:
-            raise OperationFailed(final)
+            raise self._failure(final)
         return final
 
     # -- resume tokens -------------------------------------------------------
@@ -2990,7 +3005,7 @@ class Watcher:
                     try:
                         status, delay, error = future.result()
                         if status is not None and status.is_terminal:
-                            yield self._outcome(index, OperationFailed(status)
+                            yield self._outcome(index, poller._failure(status)
                                                 if status.failed else None)
                             continue
                         if status is not None:
@@ -3057,9 +3072,10 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
             try:
                 response = client.send("POST", url, body=body,
                                        content_type="application/json; charset=utf-8")
-            except NetworkError as exc:
+            except OpStatusError as exc:
                 # Retried only when the request surely never reached the server.
-                if exc.sent or attempt == retries:
+                client.scrub_error(exc)
+                if not isinstance(exc, NetworkError) or exc.sent or attempt == retries:
                     raise
                 wait = 2.0 ** attempt
             else:
@@ -3070,7 +3086,7 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
                                         url=redact_url(url))
                     resolve_operation_url(location, endpoint, allow_http=allow_http)
                     return location
-                error = _http_error(response, client.scrub, url)
+                error = client.scrub_error(_http_error(response, client.scrub, url))
                 if response.status != 429 or attempt == retries:
                     raise error
                 wait = RetryPolicy().clamp(error.retry_after or 1.0)
