@@ -316,6 +316,14 @@ _FAST_SHAPE = _re.compile(
     r"(?:\.[0-9]{1,9})?Z"
 ).fullmatch
 
+#: RFC 3339 in extended format: read with one match, then checked by
+#: ``datetime`` itself; anything it refuses goes to the hand-written reader
+#: for a precise message.
+_RFC3339 = _re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:[.,]([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?"
+).fullmatch
+
 _fromisoformat = (
     _datetime.datetime.fromisoformat if _sys.version_info >= (3, 11) else None
 )
@@ -643,6 +651,28 @@ def parse_datetime(text):
             return _fromisoformat(text)
         except ValueError:
             pass  # e.g. February 30th: let the reader below name the field
+    match = _RFC3339(text)
+    if match is not None:
+        year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
+        hour, second = int(hour), int(second)
+        if hour < 24 and second < 60 and year != "0000":
+            tzinfo = None
+            if zulu is not None:
+                tzinfo = _UTC
+            elif sign is not None:
+                off_h, off_m = int(off_h), int(off_m)
+                if off_h > 23 or off_m > 59:
+                    tzinfo = False
+                else:
+                    minutes = off_h * 60 + off_m
+                    tzinfo = _tz(-minutes if sign == "-" else minutes)
+            if tzinfo is not False:
+                micro = int(frac[:6].ljust(6, "0")) if frac else 0
+                try:
+                    return _datetime.datetime(int(year), int(month), int(day), hour,
+                                              int(minute), second, micro, tzinfo)
+                except ValueError:
+                    pass  # out of range: the reader below names the field
     try:
         return _parse_slow(text)
     except _Reject as exc:
