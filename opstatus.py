@@ -140,10 +140,13 @@ class NetworkError(OpStatusError):
     even a POST may be sent again.
     """
 
-    def __init__(self, message, *, sent=True, url=None):
+    def __init__(self, message, *, sent=True, url=None, retryable=True):
         super().__init__(message)
         self.sent = sent
         self.url = url
+        #: False for failures that another try cannot mend (an untrusted
+        #: certificate).
+        self.retryable = retryable
 
 
 class ResponseTooLarge(OpStatusError):
@@ -279,6 +282,19 @@ class Status(str, _enum.Enum):
 
 
 _STATUS_BY_LOWER = {m.value: m for m in Status}
+
+
+def _status_of(value):
+    # type: (Any) -> Status
+    """``Status(value)`` without the enum's own error chained to ours (it
+    would carry the raw value, which may be anything a server sent)."""
+    if isinstance(value, Status):
+        return value
+    if isinstance(value, str):
+        member = _STATUS_BY_LOWER.get(value.lower())
+        if member is not None:
+            return member
+    return Status._missing_(value)  # raises the error naming the value
 
 
 def _short_repr(value, limit=60):
@@ -806,7 +822,7 @@ class OperationStatus:
 
     def __post_init__(self):
         setattr_ = object.__setattr__
-        setattr_(self, "status", Status(self.status))
+        setattr_(self, "status", _status_of(self.status))
         setattr_(self, "created_time", _as_time(self.created_time, "createdTime"))
         if self.last_action_time is not None:
             setattr_(
@@ -868,7 +884,7 @@ class OperationStatus:
         }
         if "status" not in fields:
             raise StatusDocumentError("missing (a required field)", "status")
-        fields["status"] = Status(fields["status"])
+        fields["status"] = _status_of(fields["status"])
         if "created_time" not in fields:
             raise StatusDocumentError("missing (a required field)", "createdTime")
         fields["extra"] = extra
@@ -1289,7 +1305,7 @@ class RetryPolicy:
             return False
         if isinstance(error, HTTPError):
             return error.status in self.retry_statuses
-        return isinstance(error, NetworkError)
+        return isinstance(error, NetworkError) and error.retryable
 
     def clamp(self, delay, time_left=None):
         # type: (Any, Optional[float]) -> float
@@ -1457,6 +1473,21 @@ def resolve_operation_url(operation_location, endpoint=None, *, allow_http=False
     return loc
 
 
+def _query_values(url):
+    """The values in *url*'s query string (a SAS ``sig=`` among them): they
+    are treated as secrets."""
+    query = url.partition("?")[2].partition("#")[0]
+    values = []
+    for pair in query.split("&"):
+        value = pair.partition("=")[2]
+        if value:
+            values.append(value)
+            from urllib.parse import unquote
+
+            values.append(unquote(value))
+    return values
+
+
 def _check_headers(headers):
     # type: (Mapping[str, str]) -> Dict[str, str]
     """Header names and values without CR, LF or other control characters."""
@@ -1466,6 +1497,10 @@ def _check_headers(headers):
             raise UnsafeURLError("header name %s is not a valid token" % _short_repr(name, 40))
         if not isinstance(value, str):
             raise UnsafeURLError("header %s must have a str value" % name)
+        if max(value, default=" ") > "\xff":  # http.client sends latin-1
+            shown = "<secret>" if name.lower() in SECRET_HEADERS else _short_repr(value, 40)
+            raise UnsafeURLError("header %s has characters outside latin-1: %s"
+                                 % (name, shown))
         if _BAD_HEADER_CHARS.search(value) or value != value.strip(" \t"):
             shown = "<secret>" if name.lower() in SECRET_HEADERS else _short_repr(value, 40)
             raise UnsafeURLError(
@@ -1494,6 +1529,13 @@ class _Scrubber:
                 text = text.replace(secret, "***")
             if secret.startswith("Bearer ") and secret[7:] in text:
                 text = text.replace(secret[7:], "***")
+            # A secret cut short by a clipped message still must not show:
+            # its first 12 or more characters count as the secret.
+            bare = secret[7:] if secret.startswith("Bearer ") else secret
+            if len(bare) >= 16 and bare[:12] in text:
+                for k in range(len(bare) - 1, 11, -1):
+                    if bare[:k] in text:
+                        text = text.replace(bare[:k], "***")
         return _re.sub(r"(?i)(sig|signature|key|token|code)=[^&\s\"']+", r"\1=***", text)
 
     def __repr__(self):
@@ -1650,11 +1692,15 @@ class HTTPTransport:
         return "<HTTPTransport, %d idle connections>" % sum(len(v) for v in self._idle.values())
 
     def _context(self):
-        if self._ssl_context is None:
-            import ssl
+        import ssl
 
+        if self._ssl_context is None:
             self._ssl_context = ssl.create_default_context(cafile=self._cafile)
-        return self._ssl_context
+        context = self._ssl_context
+        if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+            raise UnsafeURLError("the ssl_context no longer verifies certificates and host "
+                                 "names: refused")
+        return context
 
     def _connect(self, origin, timeout):
         import http.client
@@ -1730,9 +1776,16 @@ class HTTPTransport:
                 raise ResponseTooLarge(
                     "response announces %d bytes, more than the cap of %d" % (announced, limit)
                 )
-        body = raw.read(limit + 1)
-        if len(body) > limit:
-            raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
+        chunks, total = [], 0
+        while True:  # in pieces, so that an oversized body is never held whole
+            chunk = raw.read(min(65536, limit + 1 - total))
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
+            chunks.append(chunk)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         headers = {}
         for name, value in raw.getheaders():
             name = name.lower()
@@ -1792,10 +1845,12 @@ def _network_error(exc, *, sent, url):
         what = "server closed the connection without answering"
     elif exc.__class__.__name__.startswith("SSL") or "CERTIFICATE" in str(exc):
         what, sent = "TLS error: %s" % _clip(getattr(exc, "reason", None) or exc, 200), False
+        if exc.__class__.__name__ == "SSLCertVerificationError" or "CERTIFICATE" in str(exc):
+            return NetworkError("%s (%s)" % (what, redact_url(url)), sent=False,
+                                url=redact_url(url), retryable=False)
     else:
         what = "%s: %s" % (exc.__class__.__name__, _clip(exc, 200))
-    err = NetworkError("%s (%s)" % (what, redact_url(url)), sent=sent, url=redact_url(url))
-    return err
+    return NetworkError("%s (%s)" % (what, redact_url(url)), sent=sent, url=redact_url(url))
 
 
 ###############################################################################
@@ -2330,12 +2385,25 @@ class _Client:
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
     def scrub_error(self, exc):
-        """Take the secrets out of an exception's text (in place); returns it."""
-        exc.args = tuple(self.scrub(a) if isinstance(a, str) else a for a in exc.args)
-        for name in ("message", "problem"):
-            value = getattr(exc, name, None)
-            if isinstance(value, str):
-                setattr(exc, name, self.scrub(value))
+        """Take the secrets out of an exception's text, and out of the
+        exceptions chained to it (in place); returns it."""
+        seen = set()
+        link = exc
+        while link is not None and id(link) not in seen and len(seen) < 16:
+            seen.add(id(link))
+            try:
+                link.args = tuple(self.scrub(a) if isinstance(a, str) else a
+                                  for a in link.args)
+            except (AttributeError, TypeError):  # pragma: no cover - exotic exceptions
+                pass
+            for name in ("message", "problem", "reason", "strerror"):
+                value = getattr(link, name, None)
+                if isinstance(value, str):
+                    try:
+                        setattr(link, name, self.scrub(value))
+                    except (AttributeError, TypeError):  # read-only attribute
+                        pass
+            link = link.__cause__ or link.__context__
         return exc
 
     def close(self):
@@ -2431,10 +2499,11 @@ class Poller:
             raise ValueError("timeout must be a finite number >= 0 or None, not %r" % (timeout,))
         if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
             raise ValueError("request_timeout must be a finite number > 0, not %r" % (request_timeout,))
+        self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
         self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
                                cafile, request_timeout, max_bytes, plugins)
-        self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
         self._client.bind(self.url)
+        self._client.scrub.add(*_query_values(self.url))
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else RetryPolicy()
         self._clock = clock
