@@ -3438,6 +3438,16 @@ class Simulator:
         # operation-location.
         return "Operation-Location" if self.dialect == "2019" else "operation-location"
 
+    def _settle(self):
+        """Bring about what finished operations produced (a take's snapshot),
+        as of the moment they finished, whether or not anyone polled them."""
+        now = self.now()
+        for op in self.operations.values():
+            if op.on_success is not None and now >= op.finish:
+                if not op.fail:
+                    op.on_success(op.finish)
+                op.on_success = None
+
     def operation_document(self, op):
         # type: (_SimOperation) -> Dict[str, Any]
         now = self.now()
@@ -3447,9 +3457,6 @@ class Simulator:
             status, last = "running", now
         else:
             status, last = ("failed" if op.fail else "succeeded"), op.finish
-            if op.on_success is not None and not op.fail:
-                op.on_success()
-                op.on_success = None
         location = op.result if status == "succeeded" else (
             "/snapshots/" if op.kind == "take" else None)
         message = op.fail if status == "failed" else None
@@ -3535,6 +3542,7 @@ def _make_sim_handler():
                 except ValueError:
                     return self._answer(*_sim_error(400, "BadArgument", "Invalid request body."))
             with sim._lock:
+                sim._settle()
                 return self._answer(*self._route(sim, parts, body))
 
         def _route(self, sim, parts, body):
@@ -3542,8 +3550,15 @@ def _make_sim_handler():
             if parts == ["snapshots"] and method == "POST":
                 return self._take(sim, body)
             if parts == ["snapshots"] and method == "GET":
+                from urllib.parse import parse_qs
+
+                query = parse_qs(self.path.partition("?")[2])
+                kind = (query.get("type") or [""])[0].lower()
+                scopes = set(",".join(query.get("applyScope") or []).split(",")) - {""}
                 snaps = [self._snapshot_doc(s) for s in sim.snapshots.values()
-                         if not self._expired(sim, s)]
+                         if not self._expired(sim, s)
+                         and (not kind or s["type"].lower() == kind)
+                         and (not scopes or scopes & set(s["applyScope"]))]
                 return 200, snaps
             if len(parts) == 3 and parts[0] == "snapshots" and parts[2] == "apply" \
                     and method == "POST":
@@ -3602,12 +3617,12 @@ def _make_sim_handler():
             snap_id = str(uuid.uuid4())
             created = sim.now()
 
-            def done():
+            def done(finished):
                 sim.snapshots[snap_id] = {
                     "id": snap_id, "account": sim.subscription, "type": kinds[kind.lower()],
                     "applyScope": scope, "userData": user_data,
                     "createdTime": _wire_time(sim.wall(created)),
-                    "lastUpdateTime": _wire_time(sim.wall()), "_created": sim.now()}
+                    "lastUpdateTime": _wire_time(sim.wall(finished)), "_created": finished}
 
             op = sim._new_operation("take", sim.take_seconds, "/snapshots/" + snap_id, done)
             return 202, None, ((sim._location_header(), "/operations/" + op.id),)
