@@ -3322,13 +3322,18 @@ class Simulator:
 
     *clock* (monotonic seconds) is injectable so that a test can share a fake
     clock with a :class:`Poller`; *wall* maps it to POSIX time.
+
+    With *require_objects*, a take answers 404 (``PersonGroupNotFound`` and
+    kin, as the service does) unless its object was made to exist with
+    :meth:`add_object` or by an earlier apply; by default any objectId can
+    be taken, which keeps quick experiments short.
     """
 
     def __init__(self, *, key=None, dialect="2021", host="127.0.0.1", port=0,
                  queue_seconds=0.3, take_seconds=1.0, apply_seconds=1.0, fail=None,
                  rate_limit=0, rate_limit_retry_after="1", server_errors=0,
                  server_error_status=503, slow=0.0, snapshot_ttl=48 * 3600.0,
-                 clock=None, api_path=FACE_API_PATH):
+                 clock=None, api_path=FACE_API_PATH, require_objects=False):
         if dialect not in ("2019", "2021"):
             raise ValueError("dialect must be '2019' or '2021', not %r" % (dialect,))
         import secrets
@@ -3349,6 +3354,7 @@ class Simulator:
         self.slow = slow
         self.snapshot_ttl = snapshot_ttl
         self.api_path = api_path
+        self.require_objects = require_objects
         self._clock = clock
         self._wall0 = None  # type: Optional[float]
         self._mono0 = None  # type: Optional[float]
@@ -3420,8 +3426,9 @@ class Simulator:
     # -- the model -------------------------------------------------------------
 
     def add_object(self, object_type, object_id):
-        """Make an object exist (takes need a source; applies refuse a target
-        that exists)."""
+        """Make an object exist: with *require_objects* a take needs its
+        source to exist (404 ``PersonGroupNotFound`` and kin otherwise), and
+        an apply always refuses a target that exists (409)."""
         self.objects.add((object_type.lower(), object_id))
 
     def _new_operation(self, kind, seconds, result, on_success):
@@ -3484,6 +3491,7 @@ def _make_sim_handler():
 
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go in two writes
         server_version = "FaceSimulator/1.0"
         sim = None  # type: Simulator
 
@@ -3610,6 +3618,9 @@ def _make_sim_handler():
             if not isinstance(scope, list) or not scope or not all(
                     isinstance(s, str) and _UUID.fullmatch(s) for s in scope):
                 return _sim_error(400, "BadArgument", "Apply scope is invalid.")
+            if sim.require_objects and (kind.lower(), object_id) not in sim.objects:
+                return _sim_error(404, "%sNotFound" % kinds[kind.lower()],
+                                  "%s is not found." % kinds[kind.lower()])
             user_data = body.get("userData")
             if user_data is not None and (not isinstance(user_data, str)
                                           or len(user_data) > MAX_USER_DATA):
@@ -4080,7 +4091,7 @@ def _cmd_demo(args, out):
     import time
 
     sim = Simulator(dialect=args.dialect, take_seconds=1.0, apply_seconds=1.0,
-                    queue_seconds=0.3)
+                    queue_seconds=0.3, require_objects=True)
     started = time.monotonic()
     polls = 0
     with sim:
