@@ -2103,7 +2103,9 @@ class _BuiltinPlugin:
 class _Hooks:
     """Dispatch to pluggy hook implementations, attributing every failure to
     the plugin that caused it. Hook order is pluggy's (LIFO, tryfirst,
-    trylast); only the public ``get_hookimpls()`` API is used."""
+    trylast); only the public ``get_hookimpls()`` API is used. When a hook
+    has wrappers, pluggy itself runs it (wrappers and all), and a failure is
+    attributed to the hook rather than to one plugin."""
 
     def __init__(self, pm):
         self.pm = pm
@@ -2111,18 +2113,36 @@ class _Hooks:
     def _impls(self, name):
         caller = getattr(self.pm.hook, name, None)
         if caller is None:
-            return []
-        return [i for i in reversed(caller.get_hookimpls())
-                if not getattr(i, "hookwrapper", False) and not getattr(i, "wrapper", False)]
+            return [], False
+        impls = list(reversed(caller.get_hookimpls()))
+        wrapped = any(getattr(i, "hookwrapper", False) or getattr(i, "wrapper", False)
+                      for i in impls)
+        return impls, wrapped
 
-    def has(self, name, builtin_ok=False):
-        return any(builtin_ok or not isinstance(i.plugin, _BuiltinPlugin)
-                   for i in self._impls(name))
+    def has(self, name):
+        impls, _wrapped = self._impls(name)
+        return any(not isinstance(i.plugin, _BuiltinPlugin) for i in impls)
 
-    def first(self, name, scrub, skip_builtin=False, **kwargs):
-        for impl in self._impls(name):
+    def _via_pluggy(self, name, scrub, kwargs):
+        try:
+            return getattr(self.pm.hook, name)(**kwargs)
+        except (OpStatusError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            raise _plugin_error("(a wrapped hook)", name, exc, scrub)
+
+    def first(self, name, scrub, skip_builtin=False, trace=None, **kwargs):
+        """The first non-None result and the name of the plugin that gave
+        it, as ``(name, result)``; ``(None, None)`` when none did."""
+        impls, wrapped = self._impls(name)
+        if wrapped:
+            result = self._via_pluggy(name, scrub, kwargs)
+            return ("(a wrapped hook)", result) if result is not None else (None, None)
+        for impl in impls:
             if skip_builtin and isinstance(impl.plugin, _BuiltinPlugin):
                 continue
+            if trace is not None:
+                trace.append(impl.plugin_name)
             args = [kwargs[a] for a in impl.argnames]
             try:
                 result = impl.function(*args)
@@ -2135,19 +2155,34 @@ class _Hooks:
         return None, None
 
     def each(self, name, scrub, **kwargs):
-        for impl in self._impls(name):
-            args = [kwargs[a] for a in impl.argnames]
+        """Call every implementation. A failing notifier is logged (naming
+        it) and the others still run; a failing ``prepare_request`` ends the
+        request with a :class:`PluginError`."""
+        impls, wrapped = self._impls(name)
+        request = kwargs.get("request")
+        if wrapped:
+            impls = [None]
+        for impl in impls:
             try:
-                impl.function(*args)
+                if impl is None:
+                    getattr(self.pm.hook, name)(**kwargs)
+                else:
+                    impl.function(*[kwargs[a] for a in impl.argnames])
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
+                plugin = "(a wrapped hook)" if impl is None else impl.plugin_name
+                if request is not None:  # what the plugin set may be a secret too
+                    headers = getattr(request, "headers", None)
+                    if isinstance(headers, dict):
+                        scrub.add(*(v for k, v in headers.items() if isinstance(v, str)
+                                    and isinstance(k, str) and k.lower() in SECRET_HEADERS))
                 if name == "opstatus_prepare_request":
                     if isinstance(exc, OpStatusError):
                         raise
-                    raise _plugin_error(impl.plugin_name, name, exc, scrub)
+                    raise _plugin_error(plugin, name, exc, scrub)
                 _logger().warning("opstatus: plugin %s failed in %s: %s",
-                                  impl.plugin_name, name, scrub(_clip(exc, 300)))
+                                  plugin, name, scrub(_clip(exc, 300)))
 
 
 def _plugin_error(plugin, hook, exc, scrub):
@@ -2212,8 +2247,38 @@ def make_plugin_manager(autoload=False):
         if name.strip():
             pm.set_blocked(name.strip())
     if autoload and not os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:
+            raise PluginError("an entry-point plugin of group %r failed to load: %s; "
+                              "block it with OPSTATUS_DISABLED_PLUGINS=%s"
+                              % (ENTRY_POINT_GROUP, _clip(exc, 300),
+                                 _failing_entry_point() or "NAME"),
+                              _failing_entry_point()) from exc
     return pm
+
+
+def _failing_entry_point():
+    """The name of the first entry point of the group that fails to load."""
+    import os
+
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7: the backport, which pluggy uses there
+        try:
+            import importlib_metadata as metadata
+        except ImportError:  # pragma: no cover
+            return None
+    blocked = {n.strip() for n in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(",")}
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or ep.name in blocked:
+                continue
+            try:
+                ep.load()
+            except Exception:
+                return ep.name
+    return None
 
 
 def register_plugin(plugin, name=None):
@@ -2221,13 +2286,23 @@ def register_plugin(plugin, name=None):
     plugin manager; returns its name. Needs pluggy (:class:`PluginError`
     otherwise)."""
     pm = plugin_manager()
-    registered = pm.register(plugin, name=name)
+    # Validate on a scratch manager first, so that a bad plugin leaves the
+    # real one untouched (pluggy before 1.7 registers hooks one by one).
+    pluggy = _import_pluggy()
+    scratch = pluggy.PluginManager("opstatus")
+    scratch.add_hookspecs(HookSpecs)
     try:
-        pm.check_pending()  # an opstatus_* function that matches no hook
-    except Exception:
-        pm.unregister(plugin)
-        raise
-    return registered
+        scratch.register(plugin, name=name)
+        scratch.check_pending()  # an opstatus_* function that matches no hook
+    except Exception as exc:
+        raise PluginError("plugin %s cannot be registered: %s"
+                          % (name or getattr(plugin, "__name__", type(plugin).__name__),
+                             _clip(exc, 300)), name) from exc
+    try:
+        return pm.register(plugin, name=name)
+    except ValueError as exc:  # already registered, or the name is taken or blocked
+        raise PluginError("plugin %s cannot be registered: %s" % (name or plugin, exc),
+                          name) from exc
 
 
 def _default_hooks(plugins):
@@ -2297,6 +2372,9 @@ class _Client:
             v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS
         )
         self.explicit_transport = transport
+        #: a caller's cafile or ssl_context: the built-in transport honours
+        #: them, so transport plugins are not consulted
+        self.explicit_tls = ssl_context is not None or cafile is not None
         self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if transport is None else None
         self.request_timeout = request_timeout
@@ -2337,20 +2415,21 @@ class _Client:
         if self.explicit_transport is not None:
             name = type(self.explicit_transport).__name__
             response = _call_transport(lambda: self.explicit_transport.send(request),
-                                       request, name, self.scrub)
-        elif self.hooks is not None and self.hooks.has("opstatus_send_request"):
-            holder = []
+                                       request, lambda: name, self.scrub)
+        elif (self.hooks is not None and not self.explicit_tls
+              and self.hooks.has("opstatus_send_request")):
+            trace = []
 
             def dispatch():
-                name, result = self.hooks.first("opstatus_send_request", self.scrub,
-                                                request=request, skip_builtin=True)
-                holder.append(name)
-                return result
+                return self.hooks.first("opstatus_send_request", self.scrub,
+                                        request=request, skip_builtin=True, trace=trace)
 
-            response = _call_transport(dispatch, request, "transport plugin", self.scrub)
+            def running():
+                return "transport plugin %s" % (trace[-1] if trace else "(none yet)")
+
+            name, response = _call_transport(dispatch, request, running, self.scrub)
             if response is None:
                 return self.transport.send(request)
-            name = holder[0] if holder else "transport plugin"
         else:
             return self.transport.send(request)
         return _checked_response(response, request, name)
@@ -2411,10 +2490,10 @@ class _Client:
             self.transport.close()
 
 
-def _call_transport(func, request, name, scrub):
+def _call_transport(func, request, describe, scrub):
     """Run a third-party transport in a worker thread, so that one that hangs
     cannot hold the caller past the request's timeout (the thread is left to
-    finish on its own)."""
+    finish on its own). *describe()* names what ran, for errors."""
     import threading
 
     box = {}
@@ -2430,13 +2509,13 @@ def _call_transport(func, request, name, scrub):
     worker.join(max(0.0, request.timeout) + 0.25)
     if worker.is_alive():
         raise NetworkError("%s did not answer within %.1f s (%s)"
-                           % (name, request.timeout, redact_url(request.url)),
+                           % (describe(), request.timeout, redact_url(request.url)),
                            sent=True, url=redact_url(request.url))
     if "error" in box:
         exc = box["error"]
         if isinstance(exc, (OpStatusError, KeyboardInterrupt, SystemExit)):
             raise exc
-        raise _plugin_error(name, "send", exc, scrub)
+        raise _plugin_error(describe(), "send", exc, scrub)
     return box.get("result")
 
 
@@ -2682,6 +2761,8 @@ class Poller:
 
     def _retry_delay(self, exc, errors):
         """The wait before retrying after *exc*, or raise it if not worth it."""
+        if self.policy.max_errors is not None and errors > self.policy.max_errors:
+            raise exc  # the caller's bound holds whatever plugins say
         hooks = self._client.hooks
         if hooks is not None:
             name, verdict = hooks.first("opstatus_retry_delay", self._client.scrub, skip_builtin=True,

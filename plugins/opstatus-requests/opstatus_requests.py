@@ -1,0 +1,259 @@
+"""An opstatus transport over ``requests``: proxies, custom CAs, connection
+reuse, and everything else a ``requests.Session`` knows.
+
+Installed, it is an ``opstatus`` plugin (entry point ``opstatus-requests``):
+every poller that consults plugins sends its requests through a default
+session, which honours ``HTTPS_PROXY`` / ``NO_PROXY`` and
+``REQUESTS_CA_BUNDLE``. For a session of your own::
+
+    import requests, opstatus
+    from opstatus_requests import RequestsTransport
+
+    session = requests.Session()
+    session.proxies = {"https": "http://proxy.example:3128"}
+    session.verify = "/etc/ssl/corp-ca.pem"
+
+    transport = RequestsTransport(session)
+    opstatus.register_plugin(transport)            # every poller, or
+    opstatus.poll(location, endpoint=..., key=..., transport=transport)  # one
+
+The transport follows the rules of ``opstatus_send_request``: redirects are
+returned, not followed (the core follows same-origin ones only); the body is
+read with a cap (``request.max_bytes``, after decompression); a failure to
+connect is a :class:`opstatus.NetworkError` with ``sent=False`` (safe to send
+again, even a POST), a failure later one with ``sent=True``; error texts
+hold the URL without its query string, never a header.
+"""
+
+import threading
+import time
+
+import opstatus
+
+__all__ = ["RequestsTransport", "default_transport", "opstatus_send_request"]
+
+__version__ = "0.1.0"
+
+#: Bytes read from the response at a time.
+CHUNK_SIZE = 8192
+
+
+class RequestsTransport:
+    """Send opstatus requests with a ``requests.Session``.
+
+    Both a plugin (it implements ``opstatus_send_request``) and a transport
+    object for ``transport=`` (it has ``send(request)``). *session* defaults
+    to a new ``requests.Session()``, closed by :meth:`close`; a session you
+    pass stays yours to close. Safe to share between threads as far as the
+    session is (its connection pool is).
+
+    ``session.verify`` (a CA bundle path, or ``True``) is honoured even when
+    ``REQUESTS_CA_BUNDLE`` is set, which plain ``requests`` would let win; a
+    session that does not verify certificates (``verify=False``) is refused,
+    as the core refuses such an ``ssl_context``.
+    """
+
+    def __init__(self, session=None):
+        if session is None:
+            import requests
+
+            session = requests.Session()
+            self._owns_session = True
+        else:
+            self._owns_session = False
+        _check_verify(session)
+        self.session = session
+
+    def __repr__(self):
+        return "<RequestsTransport %s>" % type(self.session).__name__
+
+    @opstatus.hookimpl
+    def opstatus_send_request(self, request):
+        return self.send(request)
+
+    def send(self, request):
+        """Send *request* (an :class:`opstatus.Request`); return an
+        :class:`opstatus.Response` or raise :class:`opstatus.NetworkError` /
+        :class:`opstatus.ResponseTooLarge`."""
+        import requests
+
+        _check_verify(self.session)
+        timeout = max(0.001, float(request.timeout))
+        deadline = time.monotonic() + timeout
+        kwargs = {
+            "headers": request.headers,
+            "data": request.body,
+            "timeout": (timeout, timeout),
+            "allow_redirects": False,
+            "stream": True,
+            # Passed explicitly, or REQUESTS_CA_BUNDLE would override the
+            # session's own CA bundle (requests issue 3829).
+            "verify": self.session.verify,
+        }
+        if any(name.lower() == "authorization" for name in request.headers):
+            # The request carries its credential already: keep requests from
+            # replacing it with ~/.netrc or session.auth.
+            kwargs["auth"] = _keep_headers
+        try:
+            response = self.session.request(request.method, request.url, **kwargs)
+        except _network_exceptions() as exc:
+            raise _network_error(exc, request, sent=not _before_send(exc)) from None
+        try:
+            body = _read_body(response, request, deadline)
+            headers = {}
+            for name, value in response.headers.items():
+                headers[name.lower()] = value
+            return opstatus.Response(response.status_code, headers, body, request.url)
+        finally:
+            response.close()
+
+    def close(self):
+        """Close the session if this transport made it."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _check_verify(session):
+    if getattr(session, "verify", True) is False:
+        raise ValueError("the session does not verify TLS certificates (verify=False): "
+                         "refused; give it a CA bundle instead (session.verify = path)")
+
+
+def _keep_headers(prepared_request):
+    return prepared_request
+
+
+def _network_exceptions():
+    import requests
+
+    e = requests.exceptions
+    return (e.ConnectionError, e.Timeout, e.ChunkedEncodingError, e.ContentDecodingError)
+
+
+def _causes(exc):
+    """*exc* and the exceptions it wraps: args, ``reason``, cause, context."""
+    seen = set()
+    stack = [exc]
+    while stack and len(seen) < 32:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.append(current.__context__)
+        stack.append(current.__cause__)
+        stack.append(getattr(current, "reason", None))
+        stack.extend(getattr(current, "args", ()))
+
+
+def _before_send(exc):
+    """Whether *exc* surely came before the request reached the server."""
+    import requests
+
+    e = requests.exceptions
+    if isinstance(exc, (e.ConnectTimeout, e.SSLError, e.ProxyError)):
+        return True
+    if isinstance(exc, e.ConnectionError):
+        try:
+            from urllib3.exceptions import NewConnectionError
+        except ImportError:  # pragma: no cover - urllib3 comes with requests
+            return False
+        return any(isinstance(c, NewConnectionError) for c in _causes(exc))
+    return False
+
+
+def _describe(exc, sent):
+    """A short text for *exc* that holds no URL, query or header."""
+    import socket
+
+    import requests
+
+    e = requests.exceptions
+    causes = list(_causes(exc))
+    names = {type(c).__name__ for c in causes}
+    if isinstance(exc, e.SSLError):
+        reason = next((getattr(c, "reason", None) for c in causes
+                       if type(c).__name__.startswith("SSL") and
+                       isinstance(getattr(c, "reason", None), str)), None)
+        return "TLS error" + (": %s" % reason if reason else "")
+    if isinstance(exc, e.ProxyError):
+        return "proxy error"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    if "NameResolutionError" in names or any(isinstance(c, socket.gaierror) for c in causes):
+        return "host name not resolved"
+    if isinstance(exc, e.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, e.Timeout) or "ReadTimeoutError" in names:
+        return "timed out"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "connection reset"
+    if "RemoteDisconnected" in names:
+        return "server closed the connection without answering"
+    if isinstance(exc, e.ContentDecodingError):
+        return "response body could not be decoded"
+    if isinstance(exc, e.ChunkedEncodingError) or "IncompleteRead" in names:
+        return "response body cut short"
+    return "%s%s" % (type(exc).__name__, "" if sent else " before sending")
+
+
+def _network_error(exc, request, sent):
+    url = opstatus.redact_url(request.url)
+    return opstatus.NetworkError("%s (%s)" % (_describe(exc, sent), url), sent=sent, url=url)
+
+
+def _read_body(response, request, deadline):
+    """The body, at most ``request.max_bytes`` (decompressed), read before
+    *deadline* (checked between chunks; the core bounds the rest)."""
+    limit = request.max_bytes
+    length = response.headers.get("content-length")
+    if length is not None and "content-encoding" not in response.headers:
+        try:
+            announced = int(length.strip())
+        except ValueError:
+            announced = None
+        if announced is not None and announced > limit:
+            raise opstatus.ResponseTooLarge(
+                "response announces %d bytes, more than the cap of %d" % (announced, limit))
+    chunks = []
+    size = 0
+    try:
+        for chunk in response.iter_content(chunk_size=max(1, min(CHUNK_SIZE, limit + 1))):
+            size += len(chunk)
+            if size > limit:
+                raise opstatus.ResponseTooLarge(
+                    "response body exceeds the cap of %d bytes" % limit)
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                url = opstatus.redact_url(request.url)
+                raise opstatus.NetworkError("timed out reading the response (%s)" % url,
+                                            sent=True, url=url)
+    except _network_exceptions() as exc:
+        raise _network_error(exc, request, sent=True) from None
+    return b"".join(chunks)
+
+
+_DEFAULT = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_transport():
+    """The transport the installed plugin uses: one session for the process,
+    made on first use."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = RequestsTransport()
+        return _DEFAULT
+
+
+@opstatus.hookimpl
+def opstatus_send_request(request):
+    """The installed plugin: send through :func:`default_transport`."""
+    return default_transport().send(request)

@@ -1,0 +1,519 @@
+"""opstatus-requests against real loopback servers: the opstatus simulator,
+small HTTP servers, raw sockets that misbehave, a proxy, a TLS server with a
+private CA. Time is injected into pollers; nothing here is mocked."""
+
+import gzip
+import json
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+import opstatus
+import opstatus_requests
+from opstatus_requests import RequestsTransport
+
+SUCCEEDED = {"status": "succeeded", "createdTime": "2026-01-01T00:00:00Z",
+             "lastActionTime": "2026-01-01T00:00:01Z", "resourceLocation": "/snapshots/abc"}
+TOKEN = "eyJhbGciOiJub25lIn0.secret-bearer-token-0042"
+
+
+class FakeClock:
+    def __init__(self, start=100.0):
+        self.now = float(start)
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def sim(clock):
+    simulator = opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture
+def transport():
+    with RequestsTransport() as t:
+        yield t
+
+
+def take(sim, **kwargs):
+    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                  object_id="group1", apply_scope=[sim.subscription],
+                                  **kwargs)
+
+
+def request(url, method="GET", headers=None, timeout=5.0, max_bytes=opstatus.MAX_RESPONSE_BYTES):
+    return opstatus.Request(method, url, headers or {}, timeout=timeout, max_bytes=max_bytes)
+
+
+class HTTPServer:
+    """A loopback HTTP/1.1 server: ``respond(handler)`` answers each request;
+    :attr:`seen` holds (request line, lower-cased headers, client port)."""
+
+    def __init__(self, respond, ssl_context=None):
+        self.respond = respond
+        self.seen = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format, *args):
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                owner.seen.append((self.requestline, {k.lower(): v for k, v in
+                                                      self.headers.items()},
+                                   self.client_address[1]))
+                owner.respond(self)
+
+            do_GET = do_POST = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+    def url(self, path="/face/v1.0/operations/op1", scheme="http"):
+        return "%s://127.0.0.1:%d%s" % (scheme, self.httpd.server_address[1], path)
+
+
+def send_json(handler, status=200, doc=SUCCEEDED, headers=()):
+    body = json.dumps(doc).encode("utf-8")
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class RawServer:
+    """A loopback TCP server whose ``serve(conn, release)`` gets each
+    connection; *release* is set when the test ends."""
+
+    def __init__(self, serve):
+        self.serve = serve
+        self.release = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.threads = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        while not self.release.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            worker = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            self.threads.append(worker)
+            worker.start()
+
+    def _run(self, conn):
+        try:
+            conn.settimeout(2.0)
+            self.serve(conn, self.release)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release.set()
+        self.thread.join(5)
+        for worker in self.threads:
+            worker.join(5)
+        self.sock.close()
+
+    def url(self, path="/face/v1.0/operations/op1"):
+        return "http://127.0.0.1:%d%s" % (self.sock.getsockname()[1], path)
+
+
+def read_request(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+###############################################################################
+# With the simulator
+###############################################################################
+
+
+def test_take_and_poll_through_transport_argument(sim, clock, transport):
+    location = take(sim, transport=transport, plugins=False)
+    final = opstatus.poll(location, endpoint=sim.endpoint, key=sim.key, transport=transport,
+                          clock=clock, sleep=clock.sleep, random=lambda: 0.0, plugins=False)
+    assert final.status is opstatus.Status.SUCCEEDED
+    methods = [method for method, _ in sim.requests]
+    assert methods[0] == "POST" and methods.count("GET") >= 3
+
+
+def test_as_a_plugin_it_uses_the_users_session(sim, clock):
+    pm = opstatus.make_plugin_manager()
+    session = requests.Session()
+    through_session = []
+    session.hooks["response"].append(
+        lambda r, *args, **kwargs: through_session.append(r.request.method))
+    plugin = RequestsTransport(session)
+    pm.register(plugin, name="requests-session")
+    try:
+        location = take(sim, plugins=pm)
+        poller = opstatus.Poller(location, endpoint=sim.endpoint, key=sim.key, plugins=pm,
+                                 clock=clock, sleep=clock.sleep, random=lambda: 0.0)
+        assert poller.wait().status is opstatus.Status.SUCCEEDED
+    finally:
+        pm.unregister(plugin)
+        plugin.close()
+        session.close()
+    assert through_session == ["POST"] + ["GET"] * poller.polls
+    assert len(sim.requests) == len(through_session)
+
+
+def test_the_installed_module_is_a_valid_plugin(sim, clock, monkeypatch):
+    monkeypatch.setattr(opstatus_requests, "_DEFAULT", None)
+    pm = opstatus.make_plugin_manager()
+    pm.register(opstatus_requests, name="opstatus-requests")
+    try:
+        pm.check_pending()
+        final = opstatus.poll(take(sim), endpoint=sim.endpoint, key=sim.key, plugins=pm,
+                              clock=clock, sleep=clock.sleep)
+        assert final.status is opstatus.Status.SUCCEEDED
+        assert isinstance(opstatus_requests._DEFAULT, RequestsTransport)
+        assert opstatus_requests.default_transport() is opstatus_requests._DEFAULT
+    finally:
+        pm.unregister(opstatus_requests)
+        if opstatus_requests._DEFAULT is not None:
+            opstatus_requests._DEFAULT.close()
+
+
+def _entry_points(group):
+    try:
+        from importlib.metadata import entry_points
+    except ImportError:  # Python 3.7
+        entry_points = pytest.importorskip("importlib_metadata").entry_points
+    eps = entry_points()
+    return list(eps.select(group=group) if hasattr(eps, "select") else eps.get(group, ()))
+
+
+def test_entry_point_is_declared_and_autoloaded(monkeypatch):
+    eps = {ep.name: ep.value for ep in _entry_points("opstatus")}
+    assert eps.get("opstatus-requests") == "opstatus_requests", \
+        "not installed? run: pip install -e plugins/opstatus-requests"
+    monkeypatch.delenv("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("OPSTATUS_DISABLED_PLUGINS", raising=False)
+    pm = opstatus.make_plugin_manager(autoload=True)
+    assert pm.get_plugin("opstatus-requests") is opstatus_requests
+    monkeypatch.setenv("OPSTATUS_DISABLED_PLUGINS", "opstatus-requests")
+    assert opstatus.make_plugin_manager(autoload=True).get_plugin("opstatus-requests") is None
+
+
+###############################################################################
+# HTTP behaviour
+###############################################################################
+
+
+def test_connections_are_kept_alive(transport):
+    with HTTPServer(send_json) as server:
+        answers = [transport.send(request(server.url())) for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert len({port for _, _, port in server.seen}) == 1  # one connection, three requests
+
+
+def test_response_headers_are_lower_cased_and_joined(transport):
+    def respond(handler):
+        send_json(handler, headers=[("X-Multi", "a"), ("X-Multi", "b"), ("Retry-After", "3")])
+
+    with HTTPServer(respond) as server:
+        answer = transport.send(request(server.url()))
+    assert answer.headers["x-multi"] == "a, b"
+    assert answer.headers["retry-after"] == "3"
+    assert all(name == name.lower() for name in answer.headers)
+    assert json.loads(answer.body) == SUCCEEDED and answer.url == server.url()
+
+
+def test_request_headers_and_body_are_sent_as_given(transport):
+    with HTTPServer(lambda h: send_json(h, 202, {})) as server:
+        req = request(server.url("/face/v1.0/snapshots"), "POST",
+                      {"Ocp-Apim-Subscription-Key": "k" * 32, "User-Agent": "opstatus/x"})
+        req.body = b'{"type": "PersonGroup"}'
+        answer = transport.send(req)
+    assert answer.status == 202
+    line, headers, _ = server.seen[0]
+    assert line.startswith("POST /face/v1.0/snapshots ")
+    assert headers["ocp-apim-subscription-key"] == "k" * 32
+    assert headers["user-agent"] == "opstatus/x"  # not python-requests'
+
+
+def test_redirects_are_returned_not_followed(transport, clock):
+    with HTTPServer(send_json) as elsewhere:
+        def respond(handler):
+            handler.send_response(302)
+            handler.send_header("Location", elsewhere.url("/steal"))
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+
+        with HTTPServer(respond) as server:
+            answer = transport.send(request(server.url()))
+            assert answer.status == 302
+            assert answer.headers["location"] == elsewhere.url("/steal")
+            with pytest.raises(opstatus.UnsafeURLError, match="another origin"):
+                opstatus.poll(server.url(), transport=transport, plugins=False, clock=clock,
+                              sleep=clock.sleep, headers={"Authorization": "Bearer " + TOKEN})
+        assert elsewhere.seen == []
+
+
+def test_netrc_never_replaces_the_requests_own_authorization(transport, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    os.chmod(str(netrc), 0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with HTTPServer(send_json) as server:
+        transport.send(request(server.url()))
+        transport.send(request(server.url(), headers={"Authorization": "Bearer " + TOKEN}))
+    assert server.seen[0][1]["authorization"].startswith("Basic ")  # netrc is in force here
+    assert server.seen[1][1]["authorization"] == "Bearer " + TOKEN
+
+
+def test_proxy_of_the_session_is_used():
+    session = requests.Session()
+    session.trust_env = False
+    with HTTPServer(send_json) as proxy:
+        session.proxies = {"http": "http://127.0.0.1:%d" % proxy.httpd.server_address[1]}
+        with RequestsTransport(session) as transport:
+            answer = transport.send(request("http://face.invalid/face/v1.0/operations/op1",
+                                            headers={"Ocp-Apim-Subscription-Key": "k" * 32}))
+    session.close()
+    assert answer.status == 200
+    line, headers, _ = proxy.seen[0]
+    assert line.startswith("GET http://face.invalid/face/v1.0/operations/op1 ")
+    assert headers["host"] == "face.invalid"
+
+
+def test_custom_ca_of_the_session_is_trusted(tmp_path, monkeypatch):
+    trustme = pytest.importorskip("trustme")
+    # Plain requests lets this variable override session.verify: not here.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    with HTTPServer(send_json, ssl_context=server_context) as server:
+        url = server.url(scheme="https")
+        session = requests.Session()
+        session.verify = str(cafile)
+        with RequestsTransport(session) as trusting:
+            assert trusting.send(request(url)).status == 200
+        session.close()
+        with RequestsTransport() as default:
+            with pytest.raises(opstatus.NetworkError) as info:
+                default.send(request(url))
+    assert info.value.sent is False
+    assert str(info.value).startswith("TLS error")
+
+
+###############################################################################
+# Failures
+###############################################################################
+
+
+def test_connection_refused_is_not_sent(transport):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    url = "http://127.0.0.1:%d/face/v1.0/operations/op1?sig=SAS-SECRET" % port
+    with pytest.raises(opstatus.NetworkError) as info:
+        transport.send(request(url, headers={"Ocp-Apim-Subscription-Key": "k" * 32}))
+    assert info.value.sent is False
+    assert "connection refused" in str(info.value)
+    assert "SAS-SECRET" not in str(info.value) and "k" * 32 not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_server_closing_without_an_answer_is_sent(transport):
+    def serve(conn, release):
+        read_request(conn)  # then close without a word
+
+    with RawServer(serve) as server:
+        with pytest.raises(opstatus.NetworkError) as info:
+            transport.send(request(server.url()))
+    assert info.value.sent is True
+    assert "without answering" in str(info.value) or "reset" in str(info.value)
+
+
+def test_read_timeout_is_sent_and_quick(transport):
+    def serve(conn, release):
+        read_request(conn)
+        release.wait(2.0)  # never answers while the test runs
+
+    with RawServer(serve) as server:
+        started = time.monotonic()
+        with pytest.raises(opstatus.NetworkError) as info:
+            transport.send(request(server.url(), timeout=0.15))
+        took = time.monotonic() - started
+    assert info.value.sent is True and "timed out" in str(info.value)
+    assert took < 1.0
+
+
+def test_a_dripping_server_cannot_stretch_the_poll(clock, transport):
+    def serve(conn, release):
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n")
+        for _ in range(200):
+            if release.wait(0.01):
+                return
+            conn.sendall(b" ")
+
+    with RawServer(serve) as server:
+        started = time.monotonic()
+        with pytest.raises(opstatus.NetworkError):
+            opstatus.poll(server.url(), transport=transport, plugins=False, clock=clock,
+                          sleep=clock.sleep, request_timeout=0.1,
+                          policy=opstatus.RetryPolicy(max_errors=0))
+        took = time.monotonic() - started
+    assert took < 1.0  # the body would take 2 s
+
+
+@pytest.mark.parametrize("exc_factory, sent", [
+    (lambda e, u: e.ConnectTimeout("connect timed out"), False),
+    (lambda e, u: e.SSLError("CERTIFICATE_VERIFY_FAILED"), False),
+    (lambda e, u: e.ProxyError("tunnel failed"), False),
+    (lambda e, u: e.ConnectionError(u.MaxRetryError(
+        None, "/", u.NewConnectionError(None, "Connection refused"))), False),
+    (lambda e, u: e.ReadTimeout("read timed out"), True),
+    (lambda e, u: e.ConnectionError(u.ProtocolError("Connection aborted.")), True),
+    (lambda e, u: e.ChunkedEncodingError("broken"), True),
+    (lambda e, u: e.ContentDecodingError("bad gzip"), True),
+])
+def test_exceptions_map_to_sent_or_not(exc_factory, sent):
+    import urllib3.exceptions
+
+    exc = exc_factory(requests.exceptions, urllib3.exceptions)
+    err = opstatus_requests._network_error(
+        exc, request("https://x.example/op?sig=SECRET"), sent=not opstatus_requests._before_send(exc))
+    assert err.sent is sent
+    assert "SECRET" not in str(err) and "x.example/op" in str(err)
+
+
+###############################################################################
+# Body cap
+###############################################################################
+
+
+def _body_server(body, headers):
+    def respond(handler):
+        handler.send_response(200)
+        for name, value in headers:
+            handler.send_header(name, value)
+        handler.end_headers()
+        if body:
+            handler.wfile.write(body)
+        handler.close_connection = True
+
+    return HTTPServer(respond)
+
+
+def test_announced_length_over_the_cap_is_refused_unread(transport):
+    with _body_server(b"", [("Content-Length", str(10 ** 9))]) as server:
+        started = time.monotonic()
+        with pytest.raises(opstatus.ResponseTooLarge, match="announces"):
+            transport.send(request(server.url(), max_bytes=1000))
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("size, too_large", [(1000, False), (1001, True), (50000, True)])
+def test_body_without_length_is_capped(transport, size, too_large):
+    with _body_server(b"x" * size, [("Connection", "close")]) as server:
+        if too_large:
+            with pytest.raises(opstatus.ResponseTooLarge, match="cap of 1000"):
+                transport.send(request(server.url(), max_bytes=1000))
+        else:
+            assert len(transport.send(request(server.url(), max_bytes=1000)).body) == size
+
+
+def test_compressed_body_is_capped_after_decompression(transport):
+    bomb = gzip.compress(b"0" * 1000000)
+    assert len(bomb) < 2000
+    with _body_server(bomb, [("Content-Encoding", "gzip"),
+                             ("Content-Length", str(len(bomb)))]) as server:
+        with pytest.raises(opstatus.ResponseTooLarge):
+            transport.send(request(server.url(), max_bytes=10000))
+        small = gzip.compress(json.dumps(SUCCEEDED).encode("utf-8"))
+    with _body_server(small, [("Content-Encoding", "gzip"),
+                              ("Content-Length", str(len(small)))]) as server:
+        assert json.loads(transport.send(request(server.url(), max_bytes=10000)).body) == SUCCEEDED
+
+
+def test_own_session_is_closed_and_a_given_one_is_not():
+    session = requests.Session()
+    closed = []
+    session.close = lambda: closed.append("given")
+    RequestsTransport(session).close()
+    assert closed == []
+    own = RequestsTransport()
+    own.session.close = lambda: closed.append("own")
+    own.close()
+    assert closed == ["own"]
+
+
+def test_a_session_that_does_not_verify_tls_is_refused():
+    session = requests.Session()
+    session.verify = False
+    with pytest.raises(ValueError, match="verify"):
+        RequestsTransport(session)
+    session.verify = True
+    transport = RequestsTransport(session)
+    session.verify = False  # changed later: refused at send, before connecting
+    with pytest.raises(ValueError, match="verify"):
+        transport.send(request("https://127.0.0.1:1/x"))
+    session.close()
