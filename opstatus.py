@@ -3269,7 +3269,7 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
                 error = client.scrub_error(_http_error(response, client.scrub, url))
                 if response.status != 429 or attempt == retries:
                     raise error
-                wait = RetryPolicy().clamp(error.retry_after or 1.0)
+                wait = RetryPolicy().clamp(1.0 if error.retry_after is None else error.retry_after)
             if sleep is not None:
                 sleep(wait)
             else:
