@@ -82,11 +82,9 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
 import io as _io
-import re as _re
 import sys as _sys
 import types as _types
 from collections.abc import Mapping as _Mapping
@@ -94,6 +92,82 @@ from collections.abc import Mapping as _Mapping
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+
+
+###############################################################################
+# Compatibility and lazy machinery ############################################
+###############################################################################
+#
+# ``import opstatus`` must stay cheap: a script that reads one status should
+# not pay for ``re`` patterns it never uses or for ``dataclasses`` (which
+# costs as much as this whole module). Both are made ready on first use.
+
+
+class _LazyRegex:
+    """A regular expression compiled (and ``re`` imported) on first use."""
+
+    def __init__(self, pattern):
+        self._pattern = pattern
+
+    def __getattr__(self, name):
+        import re
+
+        compiled = re.compile(self._pattern)
+        for method in ("match", "fullmatch", "search", "sub", "finditer", "findall"):
+            setattr(self, method, getattr(compiled, method))  # later calls skip this
+        return getattr(compiled, name)
+
+    def __repr__(self):
+        return "<_LazyRegex %r>" % (self._pattern,)
+
+
+class _FieldSpec:
+    """``dataclasses.field(**kwargs)``, written before ``dataclasses`` loads."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class _DataclassMeta(type):
+    """The metaclass of this module's frozen dataclasses.
+
+    Each is completed by ``dataclasses.dataclass(frozen=True)``, in place, on
+    first use: its first instance, or the first look at its dataclass
+    attributes (``dataclasses.fields(cls)``, ``is_dataclass(cls)``). From then
+    on it is an ordinary frozen dataclass.
+    """
+
+    def __getattr__(cls, name):
+        if name.startswith("__dataclass_") and _complete_dataclass(cls):
+            return getattr(cls, name)
+        raise AttributeError("type object %r has no attribute %r" % (cls.__name__, name))
+
+
+def _complete_dataclass(cls):
+    # type: (type) -> bool
+    if cls.__dict__.get("_lazy_dataclass") is not True:
+        return False  # not one of ours, already done, or being done now
+    cls._lazy_dataclass = "completing"
+    import dataclasses
+
+    for name, value in list(cls.__dict__.items()):
+        if isinstance(value, _FieldSpec):
+            setattr(cls, name, dataclasses.field(**value.kwargs))
+    dataclasses.dataclass(frozen=True)(cls)
+    cls._lazy_dataclass = False
+    return True
+
+
+class _FrozenDataclass(metaclass=_DataclassMeta):
+    """Base of the module's frozen dataclasses (see :class:`_DataclassMeta`)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._lazy_dataclass = True
+
+    def __new__(cls, *args, **kwargs):
+        _complete_dataclass(cls)
+        return object.__new__(cls)
 
 
 ###############################################################################
@@ -327,18 +401,18 @@ def _short_repr(value, limit=60):
 #: The service's own form, ``2018-12-25T11:41:02.2331413Z``: a shape that the
 #: hand-written reader and (on Python 3.11+) ``datetime.fromisoformat`` read
 #: to the same value. Hours stop at 23 and seconds at 59 on purpose.
-_FAST_SHAPE = _re.compile(
+_FAST_SHAPE = _LazyRegex(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(?:\.[0-9]{1,9})?Z"
-).fullmatch
+)
 
 #: RFC 3339 in extended format: read with one match, then checked by
 #: ``datetime`` itself; anything it refuses goes to the hand-written reader
 #: for a precise message.
-_RFC3339 = _re.compile(
+_RFC3339 = _LazyRegex(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:[.,]([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?"
-).fullmatch
+)
 
 _fromisoformat = (
     _datetime.datetime.fromisoformat if _sys.version_info >= (3, 11) else None
@@ -662,12 +736,12 @@ def parse_datetime(text):
                 "parse_datetime() takes a str, not %s" % type(text).__name__
             )
         text = str(text)
-    if _fromisoformat is not None and _FAST_SHAPE(text):
+    if _fromisoformat is not None and _FAST_SHAPE.fullmatch(text):
         try:
             return _fromisoformat(text)
         except ValueError:
             pass  # e.g. February 30th: let the reader below name the field
-    match = _RFC3339(text)
+    match = _RFC3339.fullmatch(text)
     if match is not None:
         year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
         hour, second = int(hour), int(second)
@@ -756,8 +830,7 @@ _WIRE_BY_FIELD = {
 _TARGET_TYPES = frozenset(("facelist", "largefacelist", "persongroup", "largepersongroup"))
 
 
-@_dataclasses.dataclass(frozen=True)
-class ResourceRef:
+class ResourceRef(_FrozenDataclass):
     """What a succeeded operation produced, read from ``resourceLocation``.
 
     ``kind`` is ``"snapshot"`` for a take, or the target's type for an apply
@@ -793,8 +866,7 @@ def _as_time(value, wire):
     return value
 
 
-@_dataclasses.dataclass(frozen=True)
-class OperationStatus:
+class OperationStatus(_FrozenDataclass):
     """The status of an asynchronous operation (take or apply a snapshot).
 
     Build one from the wire with :meth:`from_json` or :meth:`from_dict`; both
@@ -816,7 +888,7 @@ class OperationStatus:
     last_action_time: Optional[_datetime.datetime] = None
     message: Optional[str] = None
     resource_location: Optional[str] = None
-    extra: Mapping[str, Any] = _dataclasses.field(
+    extra: Mapping[str, Any] = _FieldSpec(
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
@@ -1013,7 +1085,7 @@ def _json_type_name(value):
     return type(value).__name__
 
 
-_JSON_SPECIAL = _re.compile(r'[\[\]{}"\\]')
+_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')
 
 
 def _reject_constant(name):
@@ -1153,7 +1225,7 @@ RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 
 #: Largest delay a server may ask for and still be heard (then clamped).
 _MAX_HINT = 366 * 86400.0
-_FACE_429 = _re.compile(r"try again in ([0-9]{1,7}(?:\.[0-9]{1,6})?) seconds?", _re.I)
+_FACE_429 = _LazyRegex(r"(?i)try again in ([0-9]{1,7}(?:\.[0-9]{1,6})?) seconds?")
 
 
 def _finite_delay(value, cap):
@@ -1201,7 +1273,7 @@ def parse_retry_after(headers, body=None, *, now=None):
     return None
 
 
-_NUMBER = _re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+_NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
 
 
 def _header_number(raw):
@@ -1243,8 +1315,7 @@ def _http_date_delay(raw, now):
     return max(0.0, delay) if delay <= _MAX_HINT else None
 
 
-@_dataclasses.dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(_FrozenDataclass):
     """When to poll again, and which errors are worth another try.
 
     Immutable, like urllib3's ``Retry``: derive a variant with
@@ -1335,9 +1406,9 @@ SECRET_HEADERS = frozenset(
      "x-api-key", "cookie")
 )
 
-_BAD_URL_CHARS = _re.compile(r"[^\x21-\x5b\x5d-\x7e]")  # controls, space, \\, non-ASCII
-_BAD_HEADER_CHARS = _re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN = _re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_URL_CHARS = _LazyRegex(r"[^\x21-\x5b\x5d-\x7e]")  # controls, space, \\, non-ASCII
+_BAD_HEADER_CHARS = _LazyRegex(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = _LazyRegex(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _split_url(url, *, allow_http=False, what="URL"):
@@ -1510,6 +1581,9 @@ def _check_headers(headers):
     return checked
 
 
+_QUERY_SECRET = _LazyRegex(r"(?i)(sig|signature|key|token|code)=[^&\s\"']+")
+
+
 class _Scrubber:
     """Replaces secret values in text that may be shown (errors, logs)."""
 
@@ -1536,7 +1610,7 @@ class _Scrubber:
                 for k in range(len(bare) - 1, 11, -1):
                     if bare[:k] in text:
                         text = text.replace(bare[:k], "***")
-        return _re.sub(r"(?i)(sig|signature|key|token|code)=[^&\s\"']+", r"\1=***", text)
+        return _QUERY_SECRET.sub(r"\1=***", text)
 
     def __repr__(self):
         return "<_Scrubber of %d secrets>" % len(self._secrets)
@@ -3058,8 +3132,7 @@ def _read_token(token, key):
 DEFAULT_WORKERS = 8
 
 
-@_dataclasses.dataclass(frozen=True)
-class Outcome:
+class Outcome(_FrozenDataclass):
     """How one operation watched by a :class:`Watcher` ended.
 
     ``index`` is its position in the list given; ``status`` the final (or
@@ -3070,7 +3143,7 @@ class Outcome:
     index: int
     location: str
     status: Optional[OperationStatus]
-    error: Optional[BaseException] = _dataclasses.field(default=None, compare=False)
+    error: Optional[BaseException] = _FieldSpec(default=None, compare=False)
 
     @property
     def ok(self):
@@ -3221,9 +3294,9 @@ class Watcher:
 
 #: The object types a snapshot can be taken of, in the service's spelling.
 SNAPSHOT_TYPES = ("FaceList", "LargeFaceList", "PersonGroup", "LargePersonGroup")
-_OBJECT_ID = _re.compile(r"[a-z0-9_-]{1,64}")
-_SNAPSHOT_ID = _re.compile(r"[A-Za-z0-9_-]{1,64}")
-_UUID = _re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_OBJECT_ID = _LazyRegex(r"[a-z0-9_-]{1,64}")
+_SNAPSHOT_ID = _LazyRegex(r"[A-Za-z0-9_-]{1,64}")
+_UUID = _LazyRegex(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 #: Longest ``userData`` of a snapshot, in characters.
 MAX_USER_DATA = 16384
 
