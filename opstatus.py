@@ -1211,8 +1211,9 @@ DEFAULT_JITTER = 0.2
 #: First wait after a transient error, doubled on each consecutive one.
 DEFAULT_ERROR_BASE = 1.0
 
-#: Overall deadline of :func:`poll`, in seconds (``None``: no deadline).
-DEFAULT_TIMEOUT = 3600.0
+#: Overall deadline of :func:`poll`, in seconds (``None``: no deadline). An
+#: apply takes up to an hour and a take of a large group several hours.
+DEFAULT_TIMEOUT = 6 * 3600.0
 
 #: Timeout of one HTTP request (connect, send, each read), in seconds.
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -2473,7 +2474,7 @@ class _Client:
             )
 
     def _prepare(self, request):
-        if self.hooks is None:
+        if self.hooks is None or not self.hooks.has("opstatus_prepare_request"):
             return
         url = request.url
         self.hooks.each("opstatus_prepare_request", self.scrub, request=request)
@@ -2486,6 +2487,10 @@ class _Client:
             self._check_origin(request.url)
 
     def _transport(self, request):
+        if type(self.explicit_transport) is HTTPTransport:
+            # One built-in transport shared between clients (connections kept
+            # alive across take, apply and polls): it keeps the deadline itself.
+            return self.explicit_transport.send(request)
         if self.explicit_transport is not None:
             name = type(self.explicit_transport).__name__
             response = _call_transport(lambda: self.explicit_transport.send(request),
@@ -3162,18 +3167,24 @@ class Watcher:
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
     One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
-    a failure of one does not stop the others. Other keyword arguments are
-    those of :class:`Poller`.
+    a failure of one does not stop the others. *max_rate* caps the requests
+    per second of all of them together (every poll is billed, and the Face
+    API allows 10 calls a second on the standard tier, 20 a minute on the
+    free one). Other keyword arguments are those of :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
-                 timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, clock=None,
-                 sleep=None, on_status=None, **options):
+                 timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, max_rate=None,
+                 clock=None, sleep=None, on_status=None, **options):
         import threading
 
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
                 1 <= max_workers <= 64):
             raise ValueError("max_workers must be an int from 1 to 64")
+        if max_rate is not None and (isinstance(max_rate, bool) or not isinstance(
+                max_rate, (int, float)) or not 0 < max_rate < float("inf")):
+            raise ValueError("max_rate must be None or a number of requests per second > 0")
+        self.max_rate = max_rate
         self.locations = list(locations)
         self.max_workers = max_workers
         self._clock = clock
@@ -3227,6 +3238,8 @@ class Watcher:
             poller._start = now
         heap = [(now, i) for i in range(len(self.pollers))]
         running = {}  # future -> index
+        spacing = 1.0 / self.max_rate if self.max_rate else 0.0
+        next_send = now
         pool = ThreadPoolExecutor(max_workers=self.max_workers,
                                   thread_name_prefix="opstatus-watch")
         try:
@@ -3238,12 +3251,15 @@ class Watcher:
                         yield self._outcome(index, error)
                     heap = []
                 now = self._now()
-                while heap and heap[0][0] <= now and len(running) < self.max_workers:
+                while (heap and heap[0][0] <= now and len(running) < self.max_workers
+                       and next_send <= now):
                     _due, index = heapq.heappop(heap)
                     running[pool.submit(self.pollers[index]._attempt)] = index
+                    if spacing:
+                        next_send = max(next_send, now - spacing) + spacing
                 idle = None
                 if heap and len(running) < self.max_workers:
-                    idle = max(0.0, heap[0][0] - now)
+                    idle = max(0.0, heap[0][0] - now, next_send - now)
                 if not running:
                     if idle:
                         if self._sleep is not None:
@@ -3552,7 +3568,8 @@ class Simulator:
         self._mono0 = self.now()
         self._wall0 = time.time()
         handler = type("_Handler", (_make_sim_handler(),), {"sim": self})
-        self._server = ThreadingHTTPServer((self._host, self._port), handler)
+        server_class = type("_Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+        self._server = server_class((self._host, self._port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
