@@ -69,3 +69,22 @@ def sim(request, fake_clock):
         yield simulator
     finally:
         simulator.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_thread_left_behind():
+    """The suite leaves no thread, server or poller running (scenario 21):
+    whatever a test started must be gone shortly after the last test."""
+    import threading
+    import time
+
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left:
+            return
+        time.sleep(0.05)
+    raise AssertionError("threads left running after the suite: %s"
+                         % sorted(t.name for t in left))
