@@ -3955,13 +3955,12 @@ class _Display:
     """Shows the statuses of a poll: a live line on a terminal, a line per
     change otherwise, or JSON documents with --json."""
 
-    def __init__(self, out, *, json_mode, tty, label=""):
+    def __init__(self, out, *, json_mode, tty):
         import time
 
         self.out = out
         self.json_mode = json_mode
         self.tty = tty and not json_mode
-        self.label = label
         self.started = time.monotonic()
         self.last = None  # type: Optional[OperationStatus]
         self.next_poll = None  # type: Optional[float]
@@ -3983,8 +3982,8 @@ class _Display:
         elif self.tty:
             self.redraw()
         elif changed:
-            self.out.write("%s%-10s  %7.1fs%s\n" % (
-                self.label, st.status.value, self.elapsed(), self._since_action(st)))
+            self.out.write("%-10s  %7.1fs%s\n" % (
+                st.status.value, self.elapsed(), self._since_action(st)))
             self.out.flush()
 
     @staticmethod
@@ -3999,8 +3998,8 @@ class _Display:
     def redraw(self, wait_left=None):
         if not self.tty or self.last is None:
             return
-        line = "%s%-10s  elapsed %6.1fs%s" % (
-            self.label, self.last.status.value, self.elapsed(), self._since_action(self.last))
+        line = "%-10s  elapsed %6.1fs%s" % (
+            self.last.status.value, self.elapsed(), self._since_action(self.last))
         if wait_left is not None and not self.last.is_terminal:
             line += "  next poll in %.1fs" % wait_left
         pad = max(0, self._width - len(line))
@@ -4182,19 +4181,6 @@ def _watch_many(locations, endpoint, key, args, out):
                 outcome.status.status.value, time.monotonic() - started,
                 ref.path if ref is not None else ""))
     return worst
-
-
-def _run_reporting(func, fatal=True):
-    """Run *func*; turn the library's errors into a line on stderr and an
-    exit status (re-raised when *fatal*, so that main() reports it)."""
-    try:
-        return func()
-    except (OperationFailed, PollTimeout, PollCancelled, HTTPError, NetworkError,
-            ResponseTooLarge, StatusDocumentError) as exc:
-        if fatal:
-            raise
-        _sys.stderr.write("opstatus: error: %s\n" % exc)
-        return _exit_status(exc)
 
 
 def _exit_status(exc):
