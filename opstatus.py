@@ -25,7 +25,15 @@ Copy it into a project, or install it and extend it with pluggy plugins.
 - :class:`OperationStatus` and :class:`Status` model the status document of an
   operation as the Face API (and its relatives) really send it;
 - :func:`parse_datetime` is a strict, fast ISO 8601 / RFC 3339 reader;
-- ``python opstatus.py parse FILE`` reads a status document and prints it.
+- :func:`take_snapshot` and :func:`apply_snapshot` start Face snapshot
+  operations; :func:`poll`, :class:`Poller`, :func:`poll_async` and
+  :class:`Watcher` follow operations to their end, with a deadline, jittered
+  backoff, ``Retry-After``, typed errors, and secrets that go nowhere else;
+- hooks let pluggy plugins add transports, auth, notifications and retry
+  policies (pluggy is optional);
+- :class:`Simulator` stands in for the Face snapshot API, retired in 2023;
+- ``python opstatus.py demo | watch | take | apply | serve | parse | plugins``
+  is the command line.
 """
 
 from __future__ import annotations
