@@ -284,13 +284,16 @@ class PollTimeout(OpStatusError, TimeoutError):
     """The deadline passed before the operation ended.
 
     :attr:`last_status` is the last :class:`OperationStatus` seen (``None``
-    if no poll got an answer); :attr:`timeout` the deadline in seconds.
+    if no poll got an answer); :attr:`timeout` the deadline in seconds;
+    :attr:`last_error` the error of the last attempt, if it failed.
     """
 
-    def __init__(self, message, last_status=None, timeout=None):
+    def __init__(self, message, last_status=None, timeout=None, last_error=None):
         super().__init__(message)
         self.last_status = last_status
         self.timeout = timeout
+        #: the transient error met last, if the last attempt failed
+        self.last_error = last_error
 
 
 class PollCancelled(OpStatusError):
@@ -1763,13 +1766,20 @@ class HTTPTransport:
                     "ssl_context must verify certificates and host names "
                     "(verify_mode=CERT_REQUIRED, check_hostname=True)"
                 )
+        if cafile is not None:
+            import os
+
+            if not os.path.isfile(cafile):
+                raise ValueError("cafile %r is not a file" % (cafile,))
         self._ssl_context = ssl_context
         self._cafile = cafile
         self._idle = {}  # type: Dict[Tuple[str, str, int], list]
         import threading
 
         self._lock = threading.Lock()
-        self._closed = False
+        #: bumped by close(): a request that was in flight then does not put
+        #: its connection back among the idle ones
+        self._generation = 0
 
     def __repr__(self):
         return "<HTTPTransport, %d idle connections>" % sum(len(v) for v in self._idle.values())
@@ -1809,6 +1819,7 @@ class HTTPTransport:
             path += "?" + parts.query
         deadline = clock() + max(0.001, request.timeout)
         reuse = request.method == "GET"
+        generation = self._generation
         conn = None
         if reuse:
             with self._lock:
@@ -1831,7 +1842,7 @@ class HTTPTransport:
                 conn.sock.deadline = deadline
                 conn.request(request.method, path, body=request.body, headers=request.headers)
                 raw = conn.getresponse()
-                return self._read(raw, conn, origin, request, reuse)
+                return self._read(raw, conn, origin, request, reuse, generation)
             except (NetworkError, ResponseTooLarge):
                 conn.close()
                 raise
@@ -1847,7 +1858,7 @@ class HTTPTransport:
                 raise _network_error(exc, sent=True, url=request.url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, raw, conn, origin, request, reuse):
+    def _read(self, raw, conn, origin, request, reuse, generation):
         length = raw.getheader("content-length")
         limit = request.max_bytes
         if length is not None:
@@ -1875,7 +1886,7 @@ class HTTPTransport:
             headers[name] = headers[name] + ", " + value if name in headers else value
         if reuse and not raw.will_close and raw.isclosed():
             with self._lock:
-                if not self._closed:
+                if generation == self._generation:
                     self._idle.setdefault(origin, []).append(conn)
                     conn = None
         if conn is not None:
@@ -1886,6 +1897,7 @@ class HTTPTransport:
         """Close the idle connections."""
         with self._lock:
             pools, self._idle = self._idle, {}
+            self._generation += 1
         for pool in pools.values():
             for conn in pool:
                 conn.close()
@@ -2745,7 +2757,7 @@ class Poller:
             message += " (last status: %s)" % self.latest.status.value
         if cause is not None:
             message += "; last error: %s" % self._client.scrub(cause)
-        return PollTimeout(message, self.latest, self.timeout)
+        return PollTimeout(message, self.latest, self.timeout, cause)
 
     def _plan_wait(self, delay, cause=None):
         """*delay* (already clamped by the policy), or less when the deadline
@@ -2943,6 +2955,8 @@ class Poller:
         except OpStatusError as exc:
             self._finish_with(exc)
             raise
+        finally:
+            self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self):
         # type: () -> OperationStatus
@@ -3005,7 +3019,9 @@ class Poller:
             "polls": self.polls,
             "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
         }
-        doc["mac"] = _token_mac(doc, self._client.headers.get(KEY_HEADER))
+        key = next((v for k, v in self._client.headers.items()
+                    if k.lower() == KEY_HEADER.lower()), None)
+        doc["mac"] = _token_mac(doc, key)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -3109,11 +3125,12 @@ def _token_mac(doc, key):
 def _read_token(token, key):
     import hmac
 
-    if not isinstance(token, (str, bytes)):
+    if not isinstance(token, str):
         raise ResumeTokenError("a resume token is a str, not %s" % type(token).__name__)
-    if len(token) > MAX_TOKEN_BYTES:
+    size = len(token.encode("utf-8", "surrogatepass"))
+    if size > MAX_TOKEN_BYTES:
         raise ResumeTokenError("resume token too large (%d bytes, limit %d)"
-                               % (len(token), MAX_TOKEN_BYTES))
+                               % (size, MAX_TOKEN_BYTES))
     try:
         doc = _load_json_object(token, MAX_TOKEN_BYTES)
     except StatusDocumentError as exc:
@@ -3259,6 +3276,15 @@ class Watcher:
                         yield self._outcome(index, error)
                     heap = []
                 now = self._now()
+                while heap and heap[0][0] <= now:  # out of time: no request, no rate slot
+                    left = self.pollers[heap[0][1]]._time_left()
+                    if left is None or left > 0.001:
+                        break
+                    _due, index = heapq.heappop(heap)
+                    poller = self.pollers[index]
+                    error = poller._timeout(poller._last_error)
+                    poller._finish_with(error)
+                    yield self._outcome(index, poller._client.scrub_error(error))
                 while (heap and heap[0][0] <= now and len(running) < self.max_workers
                        and next_send <= now):
                     _due, index = heapq.heappop(heap)
@@ -3593,7 +3619,7 @@ class Simulator:
             self._server = None
 
     def __enter__(self):
-        return self.start()
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc_info):
         self.stop()
@@ -3852,14 +3878,16 @@ def _make_sim_handler():
 #: Exit statuses of the command line, documented in ``--help`` and README.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_NETWORK = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader gone away
 
 _EPILOG_EXIT = """exit status:
   0    the operation succeeded (parse: the document is valid)
   1    the operation failed
   2    usage error or invalid input
   3    timed out
-  4    HTTP or network error
-  130  interrupted (Ctrl-C)"""
+  4    HTTP or network error (also: timed out without ever getting an answer)
+  130  interrupted (Ctrl-C)
+  141  the output was closed (broken pipe)"""
 
 _EPILOG_ENV = """environment:
   OPSTATUS_ENDPOINT  the resource endpoint, when --endpoint is not given
@@ -3929,6 +3957,25 @@ def _seconds(text):
     return value
 
 
+def _positive_seconds(text):
+    import argparse
+
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds > 0, not %r" % text)
+    return value
+
+
+def _snapshot_type(text):
+    import argparse
+
+    kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
+    if text.lower() not in kinds:
+        raise argparse.ArgumentTypeError("expected one of %s, not %r"
+                                         % (", ".join(SNAPSHOT_TYPES), text))
+    return kinds[text.lower()]
+
+
 def _connection_options(args, *, need_endpoint):
     import os
 
@@ -3944,6 +3991,8 @@ def _connection_options(args, *, need_endpoint):
         )
     if endpoint is not None:
         api_base(endpoint, allow_http=args.allow_http)
+    if args.cafile is not None and not os.path.isfile(args.cafile):
+        raise _UsageError("--cafile %s: no such file" % args.cafile)
     return endpoint, key
 
 
@@ -4100,8 +4149,18 @@ def _save_token(path, poller):
     os.replace(tmp, path)
 
 
+def _check_writable(path):
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise _UsageError("--save-token %s: cannot write a file there" % path)
+
+
 def _cmd_watch(args, out):
     endpoint, key = _connection_options(args, need_endpoint=False)
+    if args.save_token:
+        _check_writable(args.save_token)
     if args.resume:
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
@@ -4123,6 +4182,8 @@ def _cmd_watch(args, out):
         resolve_operation_url(location, endpoint, allow_http=args.allow_http)
     if len(args.operation) == 1:
         return _watch_one(args.operation[0], endpoint, key, args, out)
+    if args.save_token:
+        raise _UsageError("--save-token keeps the token of one operation: give only one")
     return _watch_many(args.operation, endpoint, key, args, out)
 
 
@@ -4140,9 +4201,15 @@ def _watch_many(locations, endpoint, key, args, out):
         out.write("\n".join(lines) + "\n")
         out.flush()
 
+    import shutil
+
+    columns = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
+
     def draw(index, text):
         with lock:
             lines[index] = "%-*s  %s" % (width, labels[index][-width:], text)
+            if tty:  # a line that wraps would break the redraw of the others
+                lines[index] = lines[index][:columns]
             if tty:
                 out.write("\x1b[%dF" % len(lines))
                 for line in lines:
@@ -4194,6 +4261,9 @@ def _watch_many(locations, endpoint, key, args, out):
 def _exit_status(exc):
     if isinstance(exc, OperationFailed):
         return EXIT_FAILED
+    if isinstance(exc, PollTimeout) and exc.last_status is None and isinstance(
+            exc.last_error, (HTTPError, NetworkError)):
+        return EXIT_NETWORK  # never got an answer: the network, not the operation
     if isinstance(exc, (PollTimeout, PollCancelled)):
         return EXIT_TIMEOUT
     if isinstance(exc, (HTTPError, NetworkError, ResponseTooLarge)):
@@ -4240,6 +4310,11 @@ def _cmd_serve(args, out):
                     apply_seconds=args.apply_seconds, fail=args.fail,
                     rate_limit=args.rate_limit, server_errors=args.server_errors,
                     slow=args.slow)
+    try:
+        sim.start()
+    except (OSError, OverflowError) as exc:
+        raise _UsageError("cannot listen on %s port %s: %s"
+                          % (args.host, args.port, getattr(exc, "strerror", None) or exc))
     with sim:
         out.write("Face snapshot simulator (dialect %s) listening; Ctrl-C stops it.\n"
                   % args.dialect)
@@ -4359,8 +4434,15 @@ def _cmd_plugins(args, out):
 def _build_parser():
     import argparse
 
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            """One line on stderr, exit 2 (argparse would print the usage too)."""
+            command = self.prog.partition(" ")[2]
+            self.exit(EXIT_USAGE, "opstatus: error: %s%s (see '%s --help')\n"
+                      % (command + ": " if command else "", message, self.prog))
+
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="opstatus",
         description="Follow Azure-style asynchronous operations (Face API snapshots) "
         "to their end.",
@@ -4393,7 +4475,8 @@ def _build_parser():
         g.add_argument("--allow-http", action="store_true",
                        help="allow plain http to a host other than loopback (unsafe)")
         g.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
-        g.add_argument("--request-timeout", type=_seconds, default=DEFAULT_REQUEST_TIMEOUT,
+        g.add_argument("--request-timeout", type=_positive_seconds,
+                       default=DEFAULT_REQUEST_TIMEOUT,
                        metavar="S", help="timeout of one request (default: %(default)s)")
         g.add_argument("--json", action="store_true",
                        help="print JSON: one status document per change, the final one last")
@@ -4452,7 +4535,8 @@ def _build_parser():
                 "  opstatus take --type PersonGroup --object-id group1 \\\n"
                 "      --apply-scope 00000000-0000-0000-0000-000000000000 --wait",
                 _cmd_take)
-    p.add_argument("--type", required=True, choices=SNAPSHOT_TYPES, help="object type")
+    p.add_argument("--type", required=True, type=_snapshot_type, metavar="TYPE",
+                   help="object type: %s (any letter case)" % ", ".join(SNAPSHOT_TYPES))
     p.add_argument("--object-id", required=True, help="id of the object to snapshot")
     p.add_argument("--apply-scope", required=True, action="append", metavar="UUID",
                    help="subscription id that may apply it (repeat for more)")
@@ -4530,7 +4614,15 @@ def main(argv=None):
         _sys.stderr.write("\nopstatus: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return EXIT_OK
+        # The reader went away (``| head``): say so in the exit status, and
+        # keep Python from complaining when it flushes stdout at exit.
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), _sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
     except (_UsageError, UnsafeURLError) as exc:
         _sys.stderr.write("opstatus: error: %s\n" % exc)
         return EXIT_USAGE

@@ -1,0 +1,459 @@
+"""asyncio: poll_async, ``async for`` over a Poller, wait_async, cancellation,
+against a real loopback Simulator.
+
+Deterministic tests inject a fake clock shared with the simulator (the ``sim``
+fixture). Those about the event loop not being blocked and about cancelling
+a task run in real time, on purpose, with operations of well under a second.
+Python 3.7 syntax: ``asyncio.run``, no ``asyncio.timeout`` nor TaskGroup.
+"""
+
+import asyncio
+import gc
+import threading
+import time
+import uuid
+import warnings
+
+import pytest
+
+import opstatus
+from conftest import FakeClock
+from opstatus import (
+    OperationFailed,
+    OperationNotFound,
+    Poller,
+    PollTimeout,
+    RetryPolicy,
+    Status,
+    poll_async,
+)
+
+ENDLESS = {"queue_seconds": 0.0, "take_seconds": 1e7}
+THREAD_BOUND = 3.0
+
+
+###############################################################################
+# Helpers
+###############################################################################
+
+
+def fake_time(clock, rand=0.5):
+    return {"clock": clock, "sleep": clock.sleep, "random": lambda: rand, "plugins": False}
+
+
+def take(sim, object_id="pg"):
+    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                  object_id=object_id, apply_scope=[sim.subscription],
+                                  plugins=False)
+
+
+def gets(sim):
+    return [path for method, path in list(sim.requests) if method == "GET"]
+
+
+def dedupe(statuses):
+    out = []
+    for status in statuses:
+        if not out or out[-1] is not status:
+            out.append(status)
+    return out
+
+
+class ConnectionCounter:
+    """Counts the connections a simulator accepts and closes (wraps its
+    server's ``get_request`` / ``shutdown_request``)."""
+
+    def __init__(self, sim):
+        self._lock = threading.Lock()
+        self.accepted = self.closed = 0
+        server = sim._server
+        get_request, shutdown_request = server.get_request, server.shutdown_request
+
+        def counting_get_request():
+            pair = get_request()
+            with self._lock:
+                self.accepted += 1
+            return pair
+
+        def counting_shutdown_request(request):
+            try:
+                shutdown_request(request)
+            finally:
+                with self._lock:
+                    self.closed += 1
+
+        server.get_request = counting_get_request
+        server.shutdown_request = counting_shutdown_request
+
+    @property
+    def open(self):
+        with self._lock:
+            return self.accepted - self.closed
+
+    def wait_closed(self, bound=1.0):
+        deadline = time.monotonic() + bound
+        while self.open > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open
+
+
+@pytest.fixture
+def live_sim(request):
+    """A simulator on the real clock, options by indirect parametrisation."""
+    options = {"queue_seconds": 0.05, "take_seconds": 0.3}
+    options.update(getattr(request, "param", None) or {})
+    simulator = opstatus.Simulator(**options).start()
+    simulator.counter = ConnectionCounter(simulator)
+    base = threading.active_count()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+    # the default executor's threads and the simulator's are gone soon after
+    deadline = time.monotonic() + THREAD_BOUND
+    while threading.active_count() > base - 1:
+        assert time.monotonic() < deadline, "threads left behind: %s" % sorted(
+            t.name for t in threading.enumerate())
+        time.sleep(0.01)
+
+
+def quick(**extra):
+    """Real-time poller options: polls 50 ms apart."""
+    options = {"policy": RetryPolicy(floor=0.05, cap=0.1, jitter=0.0), "plugins": False}
+    options.update(extra)
+    return options
+
+
+###############################################################################
+# The loop is not blocked
+###############################################################################
+
+
+@pytest.mark.parametrize("live_sim", [{"queue_seconds": 0.05, "take_seconds": 0.5}],
+                         indirect=True)
+def test_poll_async_does_not_block_the_loop(live_sim):
+    location = take(live_sim)
+    live_sim.slow = 0.15  # each answer takes 150 ms: a blocking GET would stall the loop
+    ticks = []
+
+    async def ticker(stop):
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(ticker(stop))
+        try:
+            # waits of 150 ms too: a blocking sleep would stall it as well
+            return await poll_async(location, endpoint=live_sim.endpoint, key=live_sim.key,
+                                    timeout=10,
+                                    **quick(policy=RetryPolicy(floor=0.15, cap=0.15)))
+        finally:
+            stop.set()
+            await task
+
+    started = time.monotonic()
+    status = asyncio.run(main())
+    elapsed = time.monotonic() - started
+    assert status.status is Status.SUCCEEDED
+    requests = len(gets(live_sim))
+    assert requests >= 3
+    assert elapsed >= requests * 0.15
+    # the ticker kept running all along: many ticks, no long gap
+    assert len(ticks) >= 0.5 * elapsed / 0.01
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert max(gaps) < 0.12, "the loop stalled for %.3f s" % max(gaps)
+    assert ticks[0] - started < 0.1 and started + elapsed - ticks[-1] < 0.15
+
+
+###############################################################################
+# async for, wait_async, poll_async: outcomes (fake clock)
+###############################################################################
+
+
+def test_async_for_yields_not_started_running_succeeded(sim, fake_clock):
+    location = take(sim)
+
+    async def main():
+        seen = []
+        with Poller(location, endpoint=sim.endpoint, key=sim.key,
+                    **fake_time(fake_clock)) as poller:
+            async for status in poller:
+                seen.append(status)
+        return poller, seen
+
+    poller, seen = asyncio.run(main())
+    assert dedupe([s.status for s in seen]) == [Status.NOTSTARTED, Status.RUNNING,
+                                                Status.SUCCEEDED]
+    assert seen[-1] is poller.latest and poller.done
+    assert len(seen) == poller.polls == len(gets(sim))
+    assert fake_clock.slept >= 1.3  # queue 0.3 s + take 1.0 s, all of it fake
+
+
+def test_wait_async_returns_the_final_status(sim, fake_clock):
+    location = take(sim)
+
+    async def main():
+        poller = Poller(location, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock))
+        return poller, await poller.wait_async()
+
+    poller, status = asyncio.run(main())
+    assert status is poller.latest
+    assert status.status is Status.SUCCEEDED
+    assert status.snapshot_id in sim.snapshots
+    assert fake_clock.sleeps and all(0.5 <= s <= 60 for s in fake_clock.sleeps)
+
+
+def test_poll_async_returns_the_final_status(sim, fake_clock):
+    location = take(sim)
+    status = asyncio.run(poll_async(location, endpoint=sim.endpoint, key=sim.key,
+                                    **fake_time(fake_clock)))
+    assert status.succeeded
+    assert status.snapshot_id in sim.snapshots
+
+
+@pytest.mark.parametrize("sim", [{"fail": "Snapshot could not be taken."}], indirect=True)
+def test_failed_operation_raises_operation_failed(sim, fake_clock):
+    location = take(sim)
+    with pytest.raises(OperationFailed) as info:
+        asyncio.run(poll_async(location, endpoint=sim.endpoint, key=sim.key,
+                               **fake_time(fake_clock)))
+    assert info.value.status.status is Status.FAILED
+    assert info.value.message == "Snapshot could not be taken."
+
+
+def test_unknown_operation_raises_operation_not_found(sim, fake_clock):
+    async def main():
+        poller = Poller("/operations/%s" % uuid.uuid4(), endpoint=sim.endpoint, key=sim.key,
+                        **fake_time(fake_clock))
+        try:
+            await poller.wait_async()
+        finally:
+            assert poller.polls == 1
+
+    with pytest.raises(OperationNotFound) as info:
+        asyncio.run(main())
+    assert info.value.status == 404 and info.value.code == "OperationNotFound"
+    assert fake_clock.sleeps == []  # not retried
+
+
+@pytest.mark.parametrize("sim", [ENDLESS], indirect=True)
+def test_timeout_raises_poll_timeout(sim, fake_clock):
+    location = take(sim)
+    with pytest.raises(PollTimeout) as info:
+        asyncio.run(poll_async(location, endpoint=sim.endpoint, key=sim.key, timeout=30,
+                               **fake_time(fake_clock)))
+    assert info.value.timeout == 30
+    assert info.value.last_status.status is Status.RUNNING
+    assert 25 <= fake_clock.slept <= 30
+
+
+###############################################################################
+# Injected time: the same schedule as the synchronous poller
+###############################################################################
+
+
+@pytest.mark.parametrize("options", [{}, {"fail": "nope"}, {"take_seconds": 200.0}],
+                         ids=["succeeds", "fails", "long"])
+def test_async_schedule_equals_the_sync_schedule(options):
+    def run(use_async):
+        clock = FakeClock()
+        with opstatus.Simulator(clock=clock, **options) as sim:
+            location = take(sim)
+            poller = Poller(location, endpoint=sim.endpoint, key=sim.key, **fake_time(clock))
+            seen = []
+            if use_async:
+                async def main():
+                    async for status in poller:
+                        seen.append(status.status)
+                try:
+                    asyncio.run(main())
+                except OperationFailed:
+                    seen.append("raised")
+                finally:
+                    poller.close()
+            else:
+                try:
+                    for status in poller:
+                        seen.append(status.status)
+                except OperationFailed:
+                    seen.append("raised")
+            return seen, clock.sleeps, poller.polls, len(gets(sim))
+
+    sync, async_ = run(False), run(True)
+    assert async_[0] == sync[0]
+    assert async_[1] == pytest.approx(sync[1], abs=1e-4)
+    assert async_[2:] == sync[2:]
+    assert sync[2] == sync[3] >= 3
+
+
+###############################################################################
+# Cancelling the task (real time)
+###############################################################################
+
+
+@pytest.mark.parametrize("live_sim", [ENDLESS], indirect=True)
+def test_cancelling_the_task_during_a_wait(live_sim):
+    location = take(live_sim)
+
+    async def main():
+        with Poller(location, endpoint=live_sim.endpoint, key=live_sim.key,
+                    **quick(policy=RetryPolicy(floor=2.0, cap=2.0))) as poller:
+            task = asyncio.ensure_future(poller.wait_async())
+            while not gets(live_sim):
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)  # now in its 2 s wait
+            cancelled_at = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            took = time.monotonic() - cancelled_at
+            count = len(live_sim.requests)
+            await asyncio.sleep(0.2)
+            return poller, took, count
+
+    poller, took, count = asyncio.run(main())
+    assert took < 0.1
+    assert poller.cancelled
+    assert poller.polls == 1
+    assert len(live_sim.requests) == count == 2  # the take and one poll
+    assert live_sim.counter.wait_closed() == 0
+
+
+@pytest.mark.parametrize("live_sim", [ENDLESS], indirect=True)
+def test_cancelling_the_task_during_a_request(live_sim):
+    location = take(live_sim)
+    live_sim.slow = 0.3
+
+    async def main():
+        with Poller(location, endpoint=live_sim.endpoint, key=live_sim.key,
+                    **quick()) as poller:
+            task = asyncio.ensure_future(poller.wait_async())
+            while not gets(live_sim):  # the GET reached the simulator, which dawdles
+                await asyncio.sleep(0.005)
+            cancelled_at = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            took = time.monotonic() - cancelled_at
+            count = len(live_sim.requests)
+            await asyncio.sleep(0.5)  # the request in flight ends meanwhile
+            return poller, took, count
+
+    poller, took, count = asyncio.run(main())
+    assert took < 0.1  # not held until the answer comes
+    assert poller.cancelled
+    # the one request in flight was let finish; nothing after it
+    assert len(live_sim.requests) == count == 2
+    assert poller.polls == 1
+    assert live_sim.counter.wait_closed() == 0
+
+
+@pytest.mark.parametrize("live_sim", [ENDLESS], indirect=True)
+def test_cancelling_poll_async_during_a_request_leaks_no_connection(live_sim):
+    location = take(live_sim)
+    live_sim.slow = 0.3
+
+    async def main():
+        task = asyncio.ensure_future(poll_async(location, endpoint=live_sim.endpoint,
+                                                key=live_sim.key, **quick()))
+        while not gets(live_sim):
+            await asyncio.sleep(0.005)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await asyncio.sleep(0.5)  # the request in flight ends meanwhile
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        still_open = live_sim.counter.wait_closed(0.5)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert (still_open, leaks) == (0, [])
+
+
+###############################################################################
+# Connections after async iteration
+###############################################################################
+
+
+def test_wait_async_closes_its_connection(sim, fake_clock):
+    sim.counter = ConnectionCounter(sim)
+    location = take(sim)
+    poller = Poller(location, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock))
+    asyncio.run(poller.wait_async())
+    assert sim.counter.accepted == 2  # the take's, and one for all the polls
+    assert poller.polls >= 3
+    assert sim.counter.wait_closed() == 0
+
+
+def test_async_for_closes_its_connection_like_for(sim, fake_clock):
+    sim.counter = ConnectionCounter(sim)
+    location = take(sim)
+    assert sim.counter.wait_closed() == 0  # the take's connection
+
+    # the control: a plain for loop closes it
+    poller = Poller(location, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock))
+    for _status in poller:
+        pass
+    assert sim.counter.wait_closed() == 0
+
+    poller = Poller(location, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock))
+
+    async def main():
+        async for _status in poller:
+            pass
+
+    try:
+        asyncio.run(main())
+        assert poller.done
+        assert sim.counter.wait_closed(0.3) == 0
+    finally:
+        poller.close()  # so that the leak, if any, warns no later test
+
+
+###############################################################################
+# Several operations at once
+###############################################################################
+
+
+@pytest.mark.parametrize("live_sim", [{"queue_seconds": 0.05, "take_seconds": 0.0}],
+                         indirect=True)
+def test_several_operations_with_gather(live_sim):
+    durations = [0.6, 0.2, 0.4, 0.3, 0.5]
+    locations = []
+    for n, seconds in enumerate(durations):
+        live_sim.take_seconds = seconds
+        locations.append(take(live_sim, "op%d" % n))
+    live_sim.fail = "boom"
+    locations.append(take(live_sim, "bad"))
+    live_sim.fail = None
+    locations.append("/operations/%s" % uuid.uuid4())
+    finished = {}
+
+    async def one(index, location):
+        try:
+            return await poll_async(location, endpoint=live_sim.endpoint, key=live_sim.key,
+                                    timeout=10, **quick())
+        finally:
+            finished[index] = time.monotonic()
+
+    async def main():
+        return await asyncio.gather(*(one(i, loc) for i, loc in enumerate(locations)),
+                                    return_exceptions=True)
+
+    started = time.monotonic()
+    results = asyncio.run(main())
+    elapsed = time.monotonic() - started
+    assert [r.status for r in results[:5]] == [Status.SUCCEEDED] * 5
+    assert isinstance(results[5], OperationFailed)
+    assert isinstance(results[6], OperationNotFound)
+    # concurrently: about the longest one, far below the sum (2 s)
+    assert elapsed < 1.3
+    # and each ended on its own schedule: the 0.2 s one before the 0.6 s one
+    assert finished[1] < finished[3] < finished[0]
+    assert finished[6] - started < 0.3  # the 404 did not wait for the others
