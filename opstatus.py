@@ -304,6 +304,21 @@ class PollCancelled(OpStatusError):
         self.last_status = last_status
 
 
+class ResumeTokenError(OpStatusError, ValueError):
+    """A resume token is malformed, of another version, altered, or sealed
+    with another key."""
+
+
+class PluginError(OpStatusError):
+    """A plugin raised, returned something unusable, or did not return in
+    time; :attr:`plugin` names it. Also raised when registering a plugin
+    without pluggy installed."""
+
+    def __init__(self, message, plugin=None):
+        super().__init__(message)
+        self.plugin = plugin
+
+
 #: Longest service message carried into an exception's text.
 MAX_MESSAGE_CHARS = 1000
 
@@ -1962,16 +1977,6 @@ def _network_error(exc, *, sent, url):
 ENTRY_POINT_GROUP = "opstatus"
 
 
-class PluginError(OpStatusError):
-    """A plugin raised, returned something unusable, or did not return in
-    time; :attr:`plugin` names it. Also raised when registering a plugin
-    without pluggy installed."""
-
-    def __init__(self, message, plugin=None):
-        super().__init__(message)
-        self.plugin = plugin
-
-
 def hookimpl(function=None, *, tryfirst=False, trylast=False, optionalhook=False,
              specname=None, wrapper=False, hookwrapper=False):
     """Mark a function as an implementation of an opstatus hook, as
@@ -3104,11 +3109,6 @@ _TOKEN_FIELDS = {"type": str, "version": int, "url": str, "endpoint": (str, type
                  "polls": int, "age": (int, float), "mac": str}
 #: Largest resume token read, in bytes.
 MAX_TOKEN_BYTES = 4096
-
-
-class ResumeTokenError(OpStatusError, ValueError):
-    """A resume token is malformed, of another version, altered, or sealed
-    with another key."""
 
 
 def _token_mac(doc, key):
