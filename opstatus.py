@@ -2703,6 +2703,8 @@ class Poller:
         self._start = None  # type: Optional[float]
         self._errors_in_row = 0
         self._last_attempt = False  # the deadline allows no wait after the next poll
+        self._wait_limit = None  # type: Optional[float]  # a deadline given to wait()
+        self._wait_for = None  # type: Optional[float]
         self._last_error = None  # type: Optional[BaseException]
         self._age0 = 0.0  # age of the operation when a resumed poll started
         self._hint = None  # type: Optional[float]
@@ -2727,10 +2729,20 @@ class Poller:
         # must not make the deadline unreachable).
         return max(self._now() - self._start, self.slept)
 
-    def _time_left(self):
+    def _limit(self):
+        """The deadline in force, in seconds of elapsed time: the poller's
+        ``timeout``, or a nearer one given to :meth:`wait`."""
+        if self._wait_limit is None:
+            return self.timeout
         if self.timeout is None:
+            return self._wait_limit
+        return min(self.timeout, self._wait_limit)
+
+    def _time_left(self):
+        limit = self._limit()
+        if limit is None:
             return None
-        return self.timeout - self._elapsed()
+        return limit - self._elapsed()
 
     def _rand(self):
         if self._random is not None:
@@ -2757,7 +2769,11 @@ class Poller:
             raise PollCancelled("polling cancelled", self.latest)
 
     def _timeout(self, cause=None):
-        message = "operation did not end within %gs" % self.timeout
+        if self._wait_limit is not None and (self.timeout is None
+                                             or self._wait_limit < self.timeout):
+            message = "operation did not end within the %gs given to wait()" % self._wait_for
+        else:
+            message = "operation did not end within %gs" % self.timeout
         if self.latest is not None:
             message += " (last status: %s)" % self.latest.status.value
         if cause is not None:
@@ -2973,16 +2989,30 @@ class Poller:
             self._client.close()
         return self._final()
 
-    def wait(self):
-        # type: () -> OperationStatus
+    def wait(self, timeout=None):
+        # type: (Optional[float]) -> OperationStatus
         """Poll to the end: return the final status if it succeeded, raise
         :class:`OperationFailed` if it failed, :class:`PollTimeout`,
         :class:`PollCancelled`, :class:`HTTPError` (:class:`OperationNotFound`),
-        :class:`NetworkError` or :class:`StatusDocumentError` otherwise."""
+        :class:`NetworkError` or :class:`StatusDocumentError` otherwise.
+
+        *timeout* (seconds) bounds this call only, within the poller's own
+        deadline: on :class:`PollTimeout` the poller can be waited on again.
+        """
+        if timeout is not None:
+            if _finite_delay(timeout, float("inf")) is None:
+                raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
+            if self._start is None:
+                self._start = self._now()
+            self._wait_for = float(timeout)
+            self._wait_limit = self._elapsed() + float(timeout)
+        self._last_attempt = False
         try:
             for _status in self:
                 pass
         finally:
+            self._wait_limit = None
+            self._last_attempt = False
             self._client.close()
         return self._final()
 

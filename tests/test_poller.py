@@ -1442,3 +1442,27 @@ def test_close_delimited_response_is_read(fake_clock):
         finally:
             assert poller.errors == 0, "%d errors, %d requests" % (poller.errors,
                                                                    len(srv.requests))
+
+
+def test_wait_with_a_deadline_of_its_own_can_be_waited_on_again(fake_clock):
+    # Poller.wait(timeout) bounds one call within the poller's own deadline:
+    # the first wait times out, the second carries on to the end.
+    with opstatus.Simulator(clock=fake_clock, queue_seconds=1.0, take_seconds=30.0) as sim:
+        location = opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                          object_id="g", apply_scope=[sim.subscription])
+        poller = opstatus.Poller(location, endpoint=sim.endpoint, key=sim.key, timeout=600,
+                                 clock=fake_clock, sleep=fake_clock.sleep,
+                                 random=lambda: 0.5, plugins=False)
+        started = fake_clock()
+        with pytest.raises(opstatus.PollTimeout) as info:
+            poller.wait(timeout=5)
+        assert "given to wait()" in str(info.value)
+        assert fake_clock() - started <= 5
+        assert info.value.last_status is not None
+        assert not info.value.last_status.is_terminal
+        polls = poller.polls
+        final = poller.wait()
+        assert final.status is opstatus.Status.SUCCEEDED
+        assert poller.polls > polls
+        with pytest.raises(ValueError):
+            poller.wait(timeout=-1)
