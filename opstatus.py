@@ -3394,10 +3394,10 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
                      ssl_context, cafile, request_timeout, retries=2, sleep=None, plugins=None):
     import json
 
-    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
-                     request_timeout, MAX_RESPONSE_BYTES, plugins)
     if endpoint is None:
         raise ValueError("endpoint is required")
+    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
+                     request_timeout, MAX_RESPONSE_BYTES, plugins)
     url = api_base(endpoint, allow_http=allow_http) + path
     body = json.dumps(payload).encode("utf-8")
     try:
