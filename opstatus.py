@@ -92,6 +92,7 @@ __version__ = "0.1.0"
 
 import datetime as _datetime
 import enum as _enum
+import _thread
 import io as _io
 import sys as _sys
 import types as _types
@@ -151,18 +152,33 @@ class _DataclassMeta(type):
         raise AttributeError("type object %r has no attribute %r" % (cls.__name__, name))
 
 
+_DATACLASS_LOCK = _thread.allocate_lock()
+
+
 def _complete_dataclass(cls):
     # type: (type) -> bool
-    if cls.__dict__.get("_lazy_dataclass") is not True:
-        return False  # not one of ours, already done, or being done now
-    cls._lazy_dataclass = "completing"
-    import dataclasses
+    """Complete *cls* once; another thread that needs it meanwhile waits."""
+    state = cls.__dict__.get("_lazy_dataclass")
+    if state is not True and state != "completing":
+        return False  # not one of ours, or done
+    if state == "completing" and cls.__dict__.get("_lazy_owner") == _thread.get_ident():
+        return False  # dataclasses looking at the class it is completing
+    with _DATACLASS_LOCK:
+        if cls.__dict__.get("_lazy_dataclass") is not True:
+            return False  # another thread completed it while we waited
+        cls._lazy_owner = _thread.get_ident()
+        cls._lazy_dataclass = "completing"
+        try:
+            import dataclasses
 
-    for name, value in list(cls.__dict__.items()):
-        if isinstance(value, _FieldSpec):
-            setattr(cls, name, dataclasses.field(**value.kwargs))
-    dataclasses.dataclass(frozen=True)(cls)
-    cls._lazy_dataclass = False
+            for name, value in list(cls.__dict__.items()):
+                if isinstance(value, _FieldSpec):
+                    setattr(cls, name, dataclasses.field(**value.kwargs))
+            dataclasses.dataclass(frozen=True)(cls)
+        except BaseException:
+            cls._lazy_dataclass = True
+            raise
+        cls._lazy_dataclass = False
     return True
 
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -302,3 +303,36 @@ def test_main_in_process(files, capsys):
     assert opstatus.main(["parse", str(files / "invalid.json")]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("opstatus: error:") and "'paused'" in captured.err
+
+
+def test_lazy_dataclasses_are_completed_once_under_threads(tmp_path):
+    # The model's frozen dataclasses are completed on first use; threads that
+    # race to build the first instances must all get complete objects.
+    script = tmp_path / "race.py"
+    script.write_text(textwrap.dedent("""
+        import sys, threading
+        sys.path.insert(0, %r)
+        for trial in range(20):
+            sys.modules.pop("opstatus", None)
+            import opstatus
+            errors, barrier = [], threading.Barrier(8)
+            def work():
+                barrier.wait()
+                try:
+                    st = opstatus.OperationStatus.from_dict(
+                        {"status": "running", "createdTime": "2020-01-01T00:00:00Z"})
+                    assert st.status is opstatus.Status.RUNNING
+                    assert opstatus.RetryPolicy().cap == opstatus.DEFAULT_CAP
+                except Exception as exc:
+                    errors.append(repr(exc))
+            threads = [threading.Thread(target=work) for _ in range(8)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            if errors:
+                print("trial", trial, errors[0]); sys.exit(1)
+        print("ok")
+    """ % ROOT), encoding="utf-8")
+    out = subprocess.run([sys.executable, str(script)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=60)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert out.stdout.strip() == b"ok"
