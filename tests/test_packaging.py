@@ -27,7 +27,7 @@ INVALID = '{"status": "paused", "createdTime": "2019-05-16T04:15:15Z"}'
 # Not to be loaded by ``import opstatus``: the network stack and plugins ...
 HEAVY = ["urllib.request", "http.client", "ssl", "socket", "email", "http.server", "pluggy"]
 # ... and modules that the CLI and other parts import only when they run.
-LAZY = ["asyncio", "argparse", "json", "logging", "threading"]
+LAZY = ["asyncio", "argparse", "json", "logging", "threading", "dataclasses", "inspect", "re"]
 
 def _run_import_only(code, *flags):
     out = subprocess.run(
