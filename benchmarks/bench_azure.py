@@ -71,13 +71,14 @@ import tempfile
 import threading
 import time
 
-# Use the opstatus.py of this checkout, not an installed copy.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+try:  # puts the opstatus.py of this checkout first on sys.path
+    from . import _common  # imported as benchmarks.<name>
+except ImportError:
+    import _common  # run as a script, or imported with benchmarks/ on sys.path
 
 import opstatus  # noqa: E402
 
+REPO_ROOT = _common.REPO_ROOT
 THIS_FILE = os.path.abspath(__file__)
 OPSTATUS_FILE = os.path.join(REPO_ROOT, "opstatus.py")
 
@@ -104,21 +105,6 @@ TARGET_THREADS = 16
 TARGET_LAG = 2.0
 
 
-def _distribution_version(dist, module=None):
-    """Installed version of *dist*, or the module's __version__, or '?'."""
-    try:
-        from importlib import metadata  # Python 3.8+
-    except ImportError:
-        metadata = None
-    if metadata is not None:
-        try:
-            return metadata.version(dist)
-        except Exception:
-            pass
-    version = getattr(module, "__version__", None)
-    return str(version) if version else "?"
-
-
 def azure_version():
     """azure-core's version, or None when it cannot be imported."""
     try:
@@ -126,7 +112,7 @@ def azure_version():
         import azure.core.polling  # noqa: F401
     except Exception:
         return None
-    return _distribution_version("azure-core", azure.core)
+    return _common.distribution_version("azure-core", azure.core)
 
 
 ###############################################################################
@@ -679,24 +665,6 @@ def time_import(statement, runs, path=REPO_ROOT, no_bytecode=False):
 # Report
 
 
-def _markdown_table(header, rows, align_right_from=1):
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells):
-        return "| " + " | ".join(
-            c.rjust(w) if i >= align_right_from else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
-        ) + " |"
-
-    rule = "|" + "|".join(
-        ("-" * (w + 1) + ":") if i >= align_right_from else ("-" * (w + 2))
-        for i, w in enumerate(widths)
-    ) + "|"
-    return [line(header), rule] + [line(r) for r in rows]
-
-
 def _ms(seconds):
     return "%.1f ms" % (seconds * 1e3) if seconds < 0.1 else "%.0f ms" % (seconds * 1e3)
 
@@ -735,9 +703,6 @@ def _loadavg():
 
 
 def header_lines(peer_version, settings, load_start):
-    impl = platform.python_implementation()
-    pypy = getattr(sys, "pypy_version_info", None)
-    compiler = platform.python_compiler()
     try:
         import pluggy
 
@@ -751,12 +716,7 @@ def header_lines(peer_version, settings, load_start):
     except ImportError:
         req = ""
     return [
-        "- Python: %s %s%s%s, %s %s, %d CPUs" % (
-            impl, platform.python_version(),
-            " (PyPy %d.%d.%d)" % tuple(pypy[:3]) if pypy is not None else "",
-            ", " + compiler if compiler else "",
-            platform.system() or "?", platform.machine() or "?", os.cpu_count() or 0,
-        ),
+        _common.python_line() + ", %d CPUs" % (os.cpu_count() or 0),
         "- opstatus %s (%s); %s" % (opstatus.__version__, opstatus.__file__, plug),
         "- peers: azure-core %s%s" % (peer_version or "(not installed)", req),
         "- load average at start / end: %s / %s (other processes skew wall times)"
@@ -974,8 +934,8 @@ def main(argv=None):
                                 TAKE_SECONDS))
     for line in header_lines(peer, settings, load_start):
         print(line)
-    for line in _markdown_table(["figure", "opstatus", "azure-core", "ratio", "target"],
-                                rows):
+    for line in _common.markdown_table(["figure", "opstatus", "azure-core", "ratio", "target"],
+                                       rows):
         print(line)
     print("")
     print("targets: " + "; ".join("%s %s" % (name, verdict) for name, verdict in verdicts))

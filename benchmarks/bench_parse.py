@@ -25,15 +25,14 @@ from __future__ import print_function
 
 import argparse
 import datetime
-import os
 import platform
 import sys
 import timeit
 
-# Use the opstatus.py of this checkout, not an installed copy.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+try:  # puts the opstatus.py of this checkout first on sys.path
+    from . import _common  # imported as benchmarks.<name>
+except ImportError:
+    import _common  # run as a script, or imported with benchmarks/ on sys.path
 
 import opstatus  # noqa: E402
 
@@ -63,21 +62,6 @@ REPEATS = 5
 QUICK_REPEATS = 2
 
 
-def _distribution_version(dist, module=None):
-    """Installed version of *dist*, or the module's __version__, or '?'."""
-    try:
-        from importlib import metadata  # Python 3.8+
-    except ImportError:
-        metadata = None
-    if metadata is not None:
-        try:
-            return metadata.version(dist)
-        except Exception:
-            pass
-    version = getattr(module, "__version__", None)
-    return str(version) if version else "?"
-
-
 def load_parsers():
     """Return ([(label, function)], [(label, version or None)]).
 
@@ -94,7 +78,7 @@ def load_parsers():
         versions.append(("python-dateutil", None))
     else:
         parsers.append(("dateutil.parser.isoparse", dateutil.parser.isoparse))
-        versions.append(("python-dateutil", _distribution_version("python-dateutil", dateutil)))
+        versions.append(("python-dateutil", _common.distribution_version("python-dateutil", dateutil)))
 
     try:
         import iso8601
@@ -102,7 +86,7 @@ def load_parsers():
         versions.append(("iso8601", None))
     else:
         parsers.append(("iso8601.parse_date", iso8601.parse_date))
-        versions.append(("iso8601", _distribution_version("iso8601", iso8601)))
+        versions.append(("iso8601", _common.distribution_version("iso8601", iso8601)))
 
     parsers.append(("datetime.fromisoformat", datetime.datetime.fromisoformat))
     versions.append(("datetime.fromisoformat", "stdlib " + platform.python_version()))
@@ -113,7 +97,7 @@ def load_parsers():
         versions.append(("ciso8601", None))
     else:
         parsers.append(("ciso8601.parse_datetime", ciso8601.parse_datetime))
-        versions.append(("ciso8601", _distribution_version("ciso8601", ciso8601)))
+        versions.append(("ciso8601", _common.distribution_version("ciso8601", ciso8601)))
 
     return parsers, versions
 
@@ -199,36 +183,9 @@ def _fmt_ratio(ratio):
     return ("%.2fx" if ratio < 10 else "%.1fx") % ratio
 
 
-def _markdown_table(header, rows, align_right_from=1):
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells):
-        return "| " + " | ".join(
-            c.rjust(w) if i >= align_right_from else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
-        ) + " |"
-
-    rule = "|" + "|".join(
-        ("-" * (w + 1) + ":") if i >= align_right_from else ("-" * (w + 2))
-        for i, w in enumerate(widths)
-    ) + "|"
-    return [line(header), rule] + [line(r) for r in rows]
-
-
 def report(results, parsers, versions, repeats, symbols):
     """The lines to print: header, table, notes about differences, targets."""
-    impl = platform.python_implementation()
-    out = []
-    pypy = getattr(sys, "pypy_version_info", None)
-    compiler = platform.python_compiler()
-    out.append("- Python: %s %s%s%s, %s %s" % (
-        impl, platform.python_version(),
-        " (PyPy %d.%d.%d)" % tuple(pypy[:3]) if pypy is not None else "",
-        ", " + compiler if compiler else "",
-        platform.system() or "?", platform.machine() or "?",
-    ))
+    out = [_common.python_line()]
     out.append("- opstatus %s (%s)" % (opstatus.__version__, opstatus.__file__))
     out.append("- peers: " + ", ".join(
         "%s %s" % (name, version if version is not None else "(not installed)")
@@ -260,7 +217,7 @@ def report(results, parsers, versions, repeats, symbols):
                 cell += " " + symbols.differs + str(len(notes))
             cells.append(cell)
         rows.append(cells)
-    out.extend(_markdown_table(header, rows))
+    out.extend(_common.markdown_table(header, rows))
 
     if notes:
         out.append("")
@@ -317,15 +274,8 @@ def main(argv=None):
 
     parsers, versions = load_parsers()
 
-    def progress(message):
-        if sys.stderr.isatty():
-            sys.stderr.write("\r\033[K" + message)
-            sys.stderr.flush()
-
-    results = run(parsers, INPUTS, repeats, progress)
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
-        sys.stderr.flush()
+    results = run(parsers, INPUTS, repeats, _common.progress)
+    _common.progress("")
     for line in report(results, parsers, versions, repeats, _Symbols(sys.stdout)):
         print(line)
     return 0

@@ -42,16 +42,14 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
 import random
 import sys
 import time
 
-# Use the opstatus.py of this checkout, not an installed copy.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+try:  # puts the opstatus.py of this checkout first on sys.path
+    from . import _common  # imported as benchmarks.<name>
+except ImportError:
+    import _common  # run as a script, or imported with benchmarks/ on sys.path
 
 import opstatus  # noqa: E402
 
@@ -77,21 +75,6 @@ OPERATION_URL = "https://westus.api.cognitive.microsoft.com/face/v1.0/operations
     "00000000-0000-0000-0000-000000000001"
 
 
-def _distribution_version(dist, module=None):
-    """Installed version of *dist*, or the module's __version__, or '?'."""
-    try:
-        from importlib import metadata  # Python 3.8+
-    except ImportError:
-        metadata = None
-    if metadata is not None:
-        try:
-            return metadata.version(dist)
-        except Exception:
-            pass
-    version = getattr(module, "__version__", None)
-    return str(version) if version else "?"
-
-
 def azure_interval():
     """(default polling interval of azure-core's LROBasePolling, version or None)."""
     try:
@@ -102,7 +85,7 @@ def azure_interval():
     except Exception:
         return AZURE_DEFAULT_INTERVAL, None
     default = inspect.signature(LROBasePolling.__init__).parameters["timeout"].default
-    return float(default), _distribution_version("azure-core", azure.core)
+    return float(default), _common.distribution_version("azure-core", azure.core)
 
 
 class FakeClock(object):
@@ -242,24 +225,6 @@ def default_timeout_check(seeds):
     return ended, seeds, error, shortest_failed
 
 
-def _markdown_table(header, rows, align_right_from=1):
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells):
-        return "| " + " | ".join(
-            c.rjust(w) if i >= align_right_from else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
-        ) + " |"
-
-    rule = "|" + "|".join(
-        ("-" * (w + 1) + ":") if i >= align_right_from else ("-" * (w + 2))
-        for i, w in enumerate(widths)
-    ) + "|"
-    return [line(header), rule] + [line(r) for r in rows]
-
-
 def _mean(values):
     return sum(values) / float(len(values))
 
@@ -289,16 +254,7 @@ def _lag_cell(samples):
 
 def report(results, seeds, azure_every, azure_version, timeout_check):
     """The lines to print: header, table, targets."""
-    impl = platform.python_implementation()
-    pypy = getattr(sys, "pypy_version_info", None)
-    compiler = platform.python_compiler()
-    out = []
-    out.append("- Python: %s %s%s%s, %s %s" % (
-        impl, platform.python_version(),
-        " (PyPy %d.%d.%d)" % tuple(pypy[:3]) if pypy is not None else "",
-        ", " + compiler if compiler else "",
-        platform.system() or "?", platform.machine() or "?",
-    ))
+    out = [_common.python_line()]
     out.append("- opstatus %s (%s): RetryPolicy() = floor %g s, cap %g s, growth %g, "
                "jitter %g" % (opstatus.__version__, opstatus.__file__, opstatus.DEFAULT_FLOOR,
                               opstatus.DEFAULT_CAP, opstatus.DEFAULT_GROWTH,
@@ -341,7 +297,7 @@ def report(results, seeds, azure_every, azure_version, timeout_check):
             "<= %s" % _fmt_s(lag_target(nominal)),
             verdict,
         ])
-    out.extend(_markdown_table(header, rows))
+    out.extend(_common.markdown_table(header, rows))
     out.append("")
 
     parts = []
@@ -384,17 +340,10 @@ def main(argv=None):
     seeds = QUICK_SEEDS if args.quick else SEEDS
     azure_every, azure_version = azure_interval()
 
-    def progress(message):
-        if sys.stderr.isatty():
-            sys.stderr.write("\r\033[K" + message)
-            sys.stderr.flush()
-
     started = time.perf_counter()
-    results = run(seeds, azure_every, progress)
+    results = run(seeds, azure_every, _common.progress)
     timeout_check = default_timeout_check(seeds)
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
-        sys.stderr.flush()
+    _common.progress("")
     for line in report(results, seeds, azure_every, azure_version, timeout_check):
         print(line)
     print("(run time %.1f s)" % (time.perf_counter() - started))

@@ -1,12 +1,15 @@
 """Shared test set-up: make the one-file module importable from the repo root,
-and give tests a fake clock and a simulator that runs on it.
+and give tests a fake clock, a simulator that runs on it, and the plumbing of
+the loopback servers some test files script.
 
 ``python -m pytest`` from the repo root already has it on ``sys.path``; the
 bare ``pytest`` command does not, so the root is put first here.
 """
 
 import os
+import socket
 import sys
+import threading
 
 import pytest
 
@@ -50,6 +53,11 @@ class FakeClock:
         return sum(self.sleeps)
 
 
+def fake_time(clock, rand=0.5):
+    """The keyword arguments that put a poller on *clock*."""
+    return {"clock": clock, "sleep": clock.sleep, "random": lambda: rand}
+
+
 @pytest.fixture
 def fake_clock():
     return FakeClock()
@@ -69,6 +77,48 @@ def sim(request, fake_clock):
         yield simulator
     finally:
         simulator.stop()
+
+
+class ServerThread:
+    """Base of a loopback test server: :meth:`_run_in_thread` runs an
+    ``http.server`` server in a thread. Its ``get_request`` must append each
+    socket it accepts to ``self._socks`` under ``self._lock``, so that
+    :meth:`stop` can unblock a handler stuck in a read."""
+
+    def _run_in_thread(self, httpd):
+        self.httpd = httpd
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            try:  # the raw socket (of a TLS one too): unblocks a handler stuck in a read
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def stopping(make):
+    """The body of a fixture that hands out servers: yields ``start(*args,
+    **kwargs)``, which returns ``make(*args, **kwargs)``; every server it made
+    is stopped when the test ends. Use as ``yield from stopping(Server)``."""
+    servers = []
+
+    def start(*args, **kwargs):
+        server = make(*args, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import opstatus
+from conftest import FakeClock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,26 +38,9 @@ SUCCEEDED = {"status": "succeeded", "createdTime": "2026-01-01T00:00:00Z",
 ###############################################################################
 
 
-class FakeClock:
-    """Monotonic seconds that move only when slept: ``clock()`` reads it,
-    ``clock.sleep(s)`` advances it and records *s* in :attr:`sleeps`."""
-
-    def __init__(self, start=5000.0):
-        self.now = float(start)
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0, "negative sleep %r" % (seconds,)
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(start=5000.0)
 
 
 @pytest.fixture

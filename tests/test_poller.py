@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import opstatus
-from conftest import FakeClock
+from conftest import FakeClock, fake_time
 from opstatus import (
     HTTPError,
     NetworkError,
@@ -50,11 +50,6 @@ ENDLESS = {"queue_seconds": 0.0, "take_seconds": 1e7}
 ###############################################################################
 # Helpers
 ###############################################################################
-
-
-def fake_time(clock, rand=0.5):
-    """The keyword arguments that put a poller on *clock*."""
-    return {"clock": clock, "sleep": clock.sleep, "random": lambda: rand}
 
 
 def take(sim, object_id="pg", object_type="PersonGroup", **kwargs):

@@ -37,6 +37,7 @@ import traceback
 import pytest
 
 import opstatus
+from conftest import FakeClock, ServerThread, fake_time, stopping
 
 ###############################################################################
 # Secrets and documents
@@ -109,28 +110,9 @@ def assert_exception_clean(exc):
 ###############################################################################
 
 
-class FakeClock:
-    """A monotonic clock that only moves when ``sleep`` is called."""
-
-    def __init__(self, start=1000.0):
-        self.now = float(start)
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock():
     return FakeClock()
-
-
-def fake_time(clock):
-    return {"clock": clock, "sleep": clock.sleep, "random": lambda: 0.5}
 
 
 ###############################################################################
@@ -188,7 +170,7 @@ class Recorded:
         self.body = body
 
 
-class HTTPServerThread:
+class HTTPServerThread(ServerThread):
     """A loopback ``http.server`` whose answers a test scripts:
     ``app(Recorded) -> (status, [(name, value)], body bytes)``."""
 
@@ -240,28 +222,12 @@ class HTTPServerThread:
             def handle_error(self, request, client_address):
                 pass  # a client that hangs up early is not a test failure
 
-        self.httpd = Server((host, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
+        self._run_in_thread(Server((host, 0), Handler))
 
     @property
     def origin(self):
         host = "[%s]" % self.host if ":" in self.host else self.host
         return "http://%s:%d" % (host, self.port)
-
-    def stop(self):
-        self.httpd.shutdown()
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 def read_request(conn, limit=65536):
@@ -330,16 +296,7 @@ class RawServer:
 
 @pytest.fixture
 def serve():
-    servers = []
-
-    def start(app, **kwargs):
-        server = HTTPServerThread(app, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from stopping(HTTPServerThread)
 
 
 @pytest.fixture
@@ -361,16 +318,7 @@ def listener():
 
 @pytest.fixture
 def raw_server():
-    servers = []
-
-    def start(script):
-        server = RawServer(script)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from stopping(RawServer)
 
 
 def free_port():

@@ -9,7 +9,6 @@ a certificate for another name is refused even from a trusted CA; no key is
 ever sent over a connection whose certificate was refused.
 """
 
-import socket
 import ssl
 import threading
 import time
@@ -19,6 +18,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 
 import opstatus
+from conftest import FakeClock, ServerThread, fake_time, stopping
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # cryptography warns on old Pythons
@@ -27,28 +27,9 @@ with warnings.catch_warnings():
 SCOPE = "0b8f5a5c-3f2d-4d9a-9c51-6a7e3a2b1c0d"
 
 
-class FakeClock:
-    """A monotonic clock that only moves when ``sleep`` is called."""
-
-    def __init__(self, start=1000.0):
-        self.now = float(start)
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock():
     return FakeClock()
-
-
-def fake_time(clock):
-    return {"clock": clock, "sleep": clock.sleep, "random": lambda: 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +44,7 @@ def ca_file(ca, tmp_path_factory):
     return str(path)
 
 
-class HTTPSSimulator:
+class HTTPSSimulator(ServerThread):
     """opstatus's simulator handler served over TLS with *cert*."""
 
     def __init__(self, cert):
@@ -103,41 +84,19 @@ class HTTPSSimulator:
 
                 outer.tls_errors.append(sys.exc_info()[1])
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
+        self._run_in_thread(Server(("127.0.0.1", 0), Handler))
 
     def endpoint(self, host="127.0.0.1"):
         return "https://%s:%d" % (host, self.port)
 
     def stop(self):
-        self.httpd.shutdown()
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            try:  # the raw socket: unblocks a handler stuck in a read
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().stop()
         self.sim.stop()
 
 
 @pytest.fixture
 def https_server():
-    servers = []
-
-    def start(cert):
-        server = HTTPSSimulator(cert)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from stopping(HTTPSSimulator)
 
 
 @pytest.fixture(scope="module")

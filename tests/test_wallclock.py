@@ -7,29 +7,15 @@ import time
 import pytest
 
 import opstatus
+from conftest import FakeClock
 
 freezegun = pytest.importorskip("freezegun")
-
-
-class _Clock:
-    """A monotonic clock that moves only when slept on."""
-
-    def __init__(self):
-        self.now = 50.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def _run(jump_seconds, timeout):
     """Poll an operation of 40 s on a shared fake clock; move the wall clock
     by *jump_seconds* at the second status seen. Returns (sleeps, outcome)."""
-    clock = _Clock()
+    clock = FakeClock(start=50.0)
     with freezegun.freeze_time("2030-01-01T00:00:00Z") as frozen:
         with opstatus.Simulator(clock=clock, queue_seconds=1.0, take_seconds=40.0) as sim:
             location = opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
