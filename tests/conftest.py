@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
@@ -56,6 +57,64 @@ class FakeClock:
 def fake_time(clock, rand=0.5):
     """The keyword arguments that put a poller on *clock*."""
     return {"clock": clock, "sleep": clock.sleep, "random": lambda: rand}
+
+
+class ConnectionCounter:
+    """Counts the TCP connections a simulator accepts and closes, by wrapping
+    its server's ``get_request`` / ``shutdown_request`` (both looked up on the
+    instance by ``socketserver``)."""
+
+    def __init__(self, sim):
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.closed = 0
+        server = sim._server
+        get_request, shutdown_request = server.get_request, server.shutdown_request
+
+        def counting_get_request():
+            pair = get_request()
+            with self._lock:
+                self.accepted += 1
+            return pair
+
+        def counting_shutdown_request(request):
+            try:
+                shutdown_request(request)
+            finally:
+                with self._lock:
+                    self.closed += 1
+
+        server.get_request = counting_get_request
+        server.shutdown_request = counting_shutdown_request
+
+    def reset(self):
+        with self._lock:
+            self.accepted = self.closed = 0
+
+    @property
+    def open(self):
+        with self._lock:
+            return self.accepted - self.closed
+
+    def wait_closed(self, bound=1.0):
+        """Wait up to *bound* seconds for every connection to close; returns
+        how many are still open."""
+        deadline = time.monotonic() + bound
+        while self.open > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open
+
+
+def take(sim, object_id="pg"):
+    """Start a take of PersonGroup *object_id* on *sim*; its Operation-Location."""
+    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                  object_id=object_id, apply_scope=[sim.subscription],
+                                  plugins=False)
+
+
+def gets(sim):
+    """The paths of the GETs *sim* received, in order."""
+    return [path for method, path in list(sim.requests) if method == "GET"]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import warnings
 import pytest
 
 import opstatus
-from conftest import FakeClock
+from conftest import ConnectionCounter, FakeClock, gets, take  # noqa: F401
 from opstatus import (
     OperationFailed,
     OperationNotFound,
@@ -41,60 +41,12 @@ def fake_time(clock, rand=0.5):
     return {"clock": clock, "sleep": clock.sleep, "random": lambda: rand, "plugins": False}
 
 
-def take(sim, object_id="pg"):
-    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
-                                  object_id=object_id, apply_scope=[sim.subscription],
-                                  plugins=False)
-
-
-def gets(sim):
-    return [path for method, path in list(sim.requests) if method == "GET"]
-
-
 def dedupe(statuses):
     out = []
     for status in statuses:
         if not out or out[-1] is not status:
             out.append(status)
     return out
-
-
-class ConnectionCounter:
-    """Counts the connections a simulator accepts and closes (wraps its
-    server's ``get_request`` / ``shutdown_request``)."""
-
-    def __init__(self, sim):
-        self._lock = threading.Lock()
-        self.accepted = self.closed = 0
-        server = sim._server
-        get_request, shutdown_request = server.get_request, server.shutdown_request
-
-        def counting_get_request():
-            pair = get_request()
-            with self._lock:
-                self.accepted += 1
-            return pair
-
-        def counting_shutdown_request(request):
-            try:
-                shutdown_request(request)
-            finally:
-                with self._lock:
-                    self.closed += 1
-
-        server.get_request = counting_get_request
-        server.shutdown_request = counting_shutdown_request
-
-    @property
-    def open(self):
-        with self._lock:
-            return self.accepted - self.closed
-
-    def wait_closed(self, bound=1.0):
-        deadline = time.monotonic() + bound
-        while self.open > 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.open
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import opstatus
-from conftest import FakeClock
+from conftest import FakeClock, gets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,10 +93,6 @@ def make_poller(sim, clock, plugins, location=None, **options):
                   random=lambda: 0.0, plugins=plugins, timeout=600)
     kwargs.update(options)
     return opstatus.Poller(location or start(sim), **kwargs)
-
-
-def gets(sim):
-    return [path for method, path in list(sim.requests) if method == "GET"]
 
 
 class RecordingServer:

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import opstatus
-from conftest import FakeClock, fake_time
+from conftest import FakeClock, fake_time, gets
 from opstatus import (
     HTTPError,
     NetworkError,
@@ -56,10 +56,6 @@ def take(sim, object_id="pg", object_type="PersonGroup", **kwargs):
     sim.add_object(object_type, object_id)
     return opstatus.take_snapshot(sim.endpoint, sim.key, object_type=object_type,
                                   object_id=object_id, apply_scope=[sim.subscription], **kwargs)
-
-
-def gets(sim):
-    return [path for method, path in list(sim.requests) if method == "GET"]
 
 
 def posts(sim):

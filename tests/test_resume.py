@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 import opstatus
-from conftest import FakeClock
+from conftest import FakeClock, gets, take  # noqa: F401
 from opstatus import (
     Poller,
     ResumeTokenError,
@@ -37,16 +37,6 @@ QUEUED = {"queue_seconds": 1000.0, "take_seconds": 5.0}
 
 def fake_time(clock, rand=0.0):
     return {"clock": clock, "sleep": clock.sleep, "random": lambda: rand, "plugins": False}
-
-
-def take(sim, object_id="pg"):
-    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
-                                  object_id=object_id, apply_scope=[sim.subscription],
-                                  plugins=False)
-
-
-def gets(sim):
-    return [path for method, path in list(sim.requests) if method == "GET"]
 
 
 def seal(doc, key):

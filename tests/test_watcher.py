@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 import opstatus
-from conftest import FakeClock
+from conftest import ConnectionCounter, FakeClock, gets, take  # noqa: F401
 from opstatus import (
     OperationFailed,
     OperationNotFound,
@@ -38,44 +38,6 @@ THREAD_BOUND = 3.0
 ###############################################################################
 # Helpers
 ###############################################################################
-
-
-class ConnectionCounter:
-    """Counts the TCP connections a simulator accepts and closes, by wrapping
-    its server's ``get_request`` / ``shutdown_request`` (both looked up on the
-    instance by ``socketserver``)."""
-
-    def __init__(self, sim):
-        self._lock = threading.Lock()
-        self.accepted = 0
-        self.closed = 0
-        server = sim._server
-        get_request, shutdown_request = server.get_request, server.shutdown_request
-
-        def counting_get_request():
-            pair = get_request()
-            with self._lock:
-                self.accepted += 1
-            return pair
-
-        def counting_shutdown_request(request):
-            try:
-                shutdown_request(request)
-            finally:
-                with self._lock:
-                    self.closed += 1
-
-        server.get_request = counting_get_request
-        server.shutdown_request = counting_shutdown_request
-
-    def reset(self):
-        with self._lock:
-            self.accepted = self.closed = 0
-
-    @property
-    def open(self):
-        with self._lock:
-            return self.accepted - self.closed
 
 
 @pytest.fixture
@@ -110,10 +72,6 @@ def start_ops(sim, count, *, seconds=0.0, fail=None, prefix="op"):
 
 def unknown_ops(count):
     return ["/operations/%s" % uuid.uuid4() for _ in range(count)]
-
-
-def gets(sim):
-    return [path for method, path in list(sim.requests) if method == "GET"]
 
 
 def settle_threads(baseline, bound=THREAD_BOUND):
