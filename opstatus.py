@@ -90,17 +90,17 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
-import _thread
 import io as _io
 import sys as _sys
 import types as _types
 from collections.abc import Mapping as _Mapping
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+# Real imports, not TYPE_CHECKING ones: typing.get_type_hints() on the
+# dataclasses must resolve their annotations.
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 
 ###############################################################################
@@ -108,8 +108,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 ###############################################################################
 #
 # ``import opstatus`` must stay cheap: a script that reads one status should
-# not pay for ``re`` patterns it never uses or for ``dataclasses`` (which
-# costs as much as this whole module). Both are made ready on first use.
+# not pay for ``re`` patterns it never uses. They compile on first use.
 
 
 class _LazyRegex:
@@ -128,70 +127,6 @@ class _LazyRegex:
 
     def __repr__(self):
         return "<_LazyRegex %r>" % (self._pattern,)
-
-
-class _FieldSpec:
-    """``dataclasses.field(**kwargs)``, written before ``dataclasses`` loads."""
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-
-
-class _DataclassMeta(type):
-    """The metaclass of this module's frozen dataclasses.
-
-    Each is completed by ``dataclasses.dataclass(frozen=True)``, in place, on
-    first use: its first instance, or the first look at its dataclass
-    attributes (``dataclasses.fields(cls)``, ``is_dataclass(cls)``). From then
-    on it is an ordinary frozen dataclass.
-    """
-
-    def __getattr__(cls, name):
-        if name.startswith("__dataclass_") and _complete_dataclass(cls):
-            return getattr(cls, name)
-        raise AttributeError("type object %r has no attribute %r" % (cls.__name__, name))
-
-
-_DATACLASS_LOCK = _thread.allocate_lock()
-
-
-def _complete_dataclass(cls):
-    # type: (type) -> bool
-    """Complete *cls* once; another thread that needs it meanwhile waits."""
-    state = cls.__dict__.get("_lazy_dataclass")
-    if state is not True and state != "completing":
-        return False  # not one of ours, or done
-    if state == "completing" and cls.__dict__.get("_lazy_owner") == _thread.get_ident():
-        return False  # dataclasses looking at the class it is completing
-    with _DATACLASS_LOCK:
-        if cls.__dict__.get("_lazy_dataclass") is not True:
-            return False  # another thread completed it while we waited
-        cls._lazy_owner = _thread.get_ident()
-        cls._lazy_dataclass = "completing"
-        try:
-            import dataclasses
-
-            for name, value in list(cls.__dict__.items()):
-                if isinstance(value, _FieldSpec):
-                    setattr(cls, name, dataclasses.field(**value.kwargs))
-            dataclasses.dataclass(frozen=True)(cls)
-        except BaseException:
-            cls._lazy_dataclass = True
-            raise
-        cls._lazy_dataclass = False
-    return True
-
-
-class _FrozenDataclass(metaclass=_DataclassMeta):
-    """Base of the module's frozen dataclasses (see :class:`_DataclassMeta`)."""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls._lazy_dataclass = True
-
-    def __new__(cls, *args, **kwargs):
-        _complete_dataclass(cls)
-        return object.__new__(cls)
 
 
 ###############################################################################
@@ -872,7 +807,8 @@ _WIRE_BY_FIELD = {
 _TARGET_TYPES = frozenset(("facelist", "largefacelist", "persongroup", "largepersongroup"))
 
 
-class ResourceRef(_FrozenDataclass):
+@_dataclasses.dataclass(frozen=True)
+class ResourceRef:
     """What a succeeded operation produced, read from ``resourceLocation``.
 
     ``kind`` is ``"snapshot"`` for a take, or the target's type for an apply
@@ -908,7 +844,8 @@ def _as_time(value, wire):
     return value
 
 
-class OperationStatus(_FrozenDataclass):
+@_dataclasses.dataclass(frozen=True)
+class OperationStatus:
     """The status of an asynchronous operation (take or apply a snapshot).
 
     Build one from the wire with :meth:`from_json` or :meth:`from_dict`; both
@@ -930,7 +867,7 @@ class OperationStatus(_FrozenDataclass):
     last_action_time: Optional[_datetime.datetime] = None
     message: Optional[str] = None
     resource_location: Optional[str] = None
-    extra: Mapping[str, Any] = _FieldSpec(
+    extra: Mapping[str, Any] = _dataclasses.field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
@@ -951,6 +888,15 @@ class OperationStatus(_FrozenDataclass):
                 )
         if not isinstance(self.extra, _types.MappingProxyType):
             setattr_(self, "extra", _types.MappingProxyType(dict(self.extra)))
+
+    def __reduce__(self):
+        # A read-only mapping does not pickle: rebuild from the init fields,
+        # so that pickle and copy.deepcopy give an equal status.
+        args = tuple(
+            dict(value) if isinstance(value, _types.MappingProxyType) else value
+            for value in (getattr(self, f.name) for f in _dataclasses.fields(self) if f.init)
+        )
+        return (type(self), args)
 
     # -- reading -------------------------------------------------------------
 
@@ -1358,7 +1304,8 @@ def _http_date_delay(raw, now):
     return max(0.0, delay) if delay <= _MAX_HINT else None
 
 
-class RetryPolicy(_FrozenDataclass):
+@_dataclasses.dataclass(frozen=True)
+class RetryPolicy:
     """When to poll again, and which errors are worth another try.
 
     Immutable, like urllib3's ``Retry``: derive a variant with
@@ -3208,7 +3155,8 @@ def _read_token(token, key):
 DEFAULT_WORKERS = 8
 
 
-class Outcome(_FrozenDataclass):
+@_dataclasses.dataclass(frozen=True)
+class Outcome:
     """How one operation watched by a :class:`Watcher` ended.
 
     ``index`` is its position in the list given; ``status`` the final (or
@@ -3219,7 +3167,7 @@ class Outcome(_FrozenDataclass):
     index: int
     location: str
     status: Optional[OperationStatus]
-    error: Optional[BaseException] = _FieldSpec(default=None, compare=False)
+    error: Optional[BaseException] = _dataclasses.field(default=None, compare=False)
 
     @property
     def ok(self):
