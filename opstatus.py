@@ -95,6 +95,7 @@ import datetime as _datetime
 import enum as _enum
 import io as _io
 import sys as _sys
+import time as _time
 import types as _types
 from collections.abc import Mapping as _Mapping
 
@@ -1672,6 +1673,12 @@ class _DeadlineReader(_io.RawIOBase):
         import socket
 
         owner = self._owner
+        if owner.probing:  # a look for bytes beyond the answer: never wait
+            owner._sock.settimeout(0.0)
+            try:
+                return owner._sock.recv_into(buffer)
+            except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
+                return None
         left = owner.deadline - owner._clock()
         if left <= 0:
             raise socket.timeout("timed out (request deadline)")
@@ -1682,6 +1689,25 @@ class _DeadlineReader(_io.RawIOBase):
         if not self.closed:
             super().close()
             self._owner._reader_closed()
+
+
+class _ProbingBuffer(_io.BufferedReader):
+    """The reader of one answer. http.client closes it once the answer is
+    read; anything still buffered or waiting then belongs to no request, and
+    marks the connection as not reusable."""
+
+    def close(self):
+        if not self.closed:
+            owner = self.raw._owner
+            owner.probing = True
+            try:
+                if self.peek(1):
+                    owner.dirty = True
+            except (OSError, ValueError):
+                owner.dirty = True
+            finally:
+                owner.probing = False
+        super().close()
 
 
 class _DeadlineSocket:
@@ -1696,11 +1722,13 @@ class _DeadlineSocket:
         self._readers = 0
         self._closing = False
         self.deadline = clock() + DEFAULT_REQUEST_TIMEOUT
+        self.probing = False
+        #: bytes came after an answer (in the buffer or on the socket): the
+        #: connection must not carry another request
+        self.dirty = False
 
     def makefile(self, mode="rb", *args, **kwargs):
-        import io
-
-        return io.BufferedReader(_DeadlineReader(self))
+        return _ProbingBuffer(_DeadlineReader(self))
 
     def _reader_closed(self):
         self._readers -= 1
@@ -1781,7 +1809,22 @@ class HTTPTransport:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.response_class = _final_response_class()
         return conn
+
+    def _idle_connection(self, origin):
+        """A kept-alive connection to *origin* that is provably idle, or None.
+
+        One that has anything to read (stray bytes of an earlier answer, or
+        the server's close) is dropped: a request sent on it could read an
+        answer that is not its own."""
+        while True:
+            with self._lock:
+                pool = self._idle.get(origin)
+                conn = pool.pop() if pool else None
+            if conn is None or not _readable_now(conn.sock):
+                return conn
+            conn.close()
 
     def send(self, request):
         # type: (Request) -> Response
@@ -1798,12 +1841,7 @@ class HTTPTransport:
         deadline = clock() + max(0.001, request.timeout)
         reuse = request.method == "GET"
         generation = self._generation
-        conn = None
-        if reuse:
-            with self._lock:
-                pool = self._idle.get(origin)
-                if pool:
-                    conn = pool.pop()
+        conn = self._idle_connection(origin) if reuse else None
         fresh = conn is None
         for attempt in (1, 2):
             if conn is None:
@@ -1857,12 +1895,20 @@ class HTTPTransport:
             if total > limit:
                 raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
             chunks.append(chunk)
+        if raw.length:  # http.client counts down Content-Length: bytes are missing
+            raise NetworkError(
+                "the body was cut short: %d of %d bytes, then the connection closed (%s)"
+                % (total, total + raw.length, redact_url(request.url)),
+                sent=True, url=redact_url(request.url))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         headers = {}
         for name, value in raw.getheaders():
             name = name.lower()
             headers[name] = headers[name] + ", " + value if name in headers else value
-        if reuse and not raw.will_close and raw.isclosed():
+        # Only a connection whose exchange ended cleanly goes back: the whole
+        # body read, a final (not 1xx) answer, no close announced.
+        if (reuse and raw.status >= 200 and not raw.will_close and raw.isclosed()
+                and not conn.sock.dirty):
             with self._lock:
                 if generation == self._generation:
                     self._idle.setdefault(origin, []).append(conn)
@@ -1885,6 +1931,55 @@ class HTTPTransport:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+#: Interim (1xx) answers skipped before the final one of one request.
+MAX_INTERIM_RESPONSES = 16
+
+_FINAL_RESPONSE = None
+
+
+def _final_response_class():
+    """``http.client.HTTPResponse`` that skips every interim 1xx answer (101
+    aside), as http.client itself skips ``100 Continue``.
+
+    Stock http.client returns ``102 Processing`` or ``103 Early Hints`` as if
+    final and leaves the real answer unread on the connection, where the
+    next request (another operation's) would read it."""
+    global _FINAL_RESPONSE
+    if _FINAL_RESPONSE is None:
+        import http.client
+
+        class _FinalResponse(http.client.HTTPResponse):
+            _interim = 0
+
+            def _read_status(self):
+                version, status, reason = super()._read_status()
+                if 100 <= status < 200 and status != 101:
+                    self._interim += 1
+                    if self._interim > MAX_INTERIM_RESPONSES:
+                        raise http.client.HTTPException(
+                            "more than %d interim (1xx) answers" % MAX_INTERIM_RESPONSES)
+                    return version, 100, reason  # begin() skips its headers, reads on
+                return version, status, reason
+
+        _FINAL_RESPONSE = _FinalResponse
+    return _FINAL_RESPONSE
+
+
+def _readable_now(sock):
+    """Whether *sock* has bytes or an end of stream waiting (urllib3 checks
+    the same before it reuses a connection)."""
+    import select
+
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _is_network_exception(exc):
@@ -2509,10 +2604,16 @@ class _Client:
         headers.setdefault("User-Agent", "opstatus/" + __version__)
         if content_type:
             headers["Content-Type"] = content_type
+        # One deadline for the exchange, redirects included: each hop gets
+        # only what is left of it.
+        deadline = _time.monotonic() + (self.request_timeout if timeout is None else timeout)
         for _hop in range(6):
             self._check_origin(url)
-            request = Request(method, url, dict(headers), body,
-                              timeout=self.request_timeout if timeout is None else timeout,
+            left = deadline - _time.monotonic()
+            if left <= 0:
+                raise NetworkError("timed out following redirects (%s)" % redact_url(url),
+                                   sent=True, url=redact_url(url))
+            request = Request(method, url, dict(headers), body, timeout=left,
                               max_bytes=self.max_bytes)
             self._prepare(request)
             response = self._transport(request)
