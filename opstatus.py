@@ -94,6 +94,7 @@ import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
 import io as _io
+import random as _random
 import sys as _sys
 import time as _time
 import types as _types
@@ -1206,6 +1207,9 @@ DEFAULT_TIMEOUT = 6 * 3600.0
 
 #: Timeout of one HTTP request (connect, send, each read), in seconds.
 DEFAULT_REQUEST_TIMEOUT = 10.0
+#: Default deadline, in seconds, of a request that starts an operation (its
+#: retries after 429 or an unsent request included).
+DEFAULT_START_TIMEOUT = 180.0
 
 #: Largest HTTP response body read, in bytes.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -2382,8 +2386,20 @@ def plugin_manager():
         _PM_LOCK = threading.Lock()
     with _PM_LOCK:
         if _PLUGIN_MANAGER is None:
-            _PLUGIN_MANAGER = make_plugin_manager(autoload=True)
+            _PLUGIN_MANAGER = make_plugin_manager(autoload=_autoload_wanted())
     return _PLUGIN_MANAGER
+
+
+def _autoload_wanted():
+    """Entry-point plugins are for the installed ``opstatus`` (or this file
+    run as a command). A copy vendored under another name
+    (``mylib._vendor.opstatus``) loads none unless
+    ``OPSTATUS_PLUGIN_AUTOLOAD=1`` asks for them: they were written against
+    another copy."""
+    import os
+
+    return __name__ in ("opstatus", "__main__") or os.environ.get(
+        "OPSTATUS_PLUGIN_AUTOLOAD", "") == "1"
 
 
 def make_plugin_manager(autoload=False):
@@ -2690,19 +2706,21 @@ def _call_transport(func, request, describe, scrub):
 def _checked_response(response, request, name):
     """A transport's answer, held to the core's rules: a Response, an HTTP
     status, str headers (lower-cased), a body within the cap."""
-    if not isinstance(response, Response):
-        raise PluginError("%s returned %s instead of an opstatus.Response"
-                          % (name, type(response).__name__), name)
-    status = response.status
+    # By shape, not class: a vendored copy's plugins return the installed
+    # opstatus's Response, an equal but other class.
+    try:
+        status, headers, body = response.status, response.headers, response.body
+    except AttributeError:
+        raise PluginError("%s returned %s instead of an opstatus.Response (an object with "
+                          "status, headers and body)" % (name, type(response).__name__),
+                          name) from None
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise PluginError("%s returned an invalid HTTP status %s" % (name, _short_repr(status)),
                           name)
-    headers = response.headers
     if not isinstance(headers, _Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
         raise PluginError("%s returned headers that are not a mapping of str to str" % name,
                           name)
-    body = response.body
     if not isinstance(body, (bytes, bytearray)):
         raise PluginError("%s returned a body of type %s, not bytes"
                           % (name, type(body).__name__), name)
@@ -2710,6 +2728,28 @@ def _checked_response(response, request, name):
         raise ResponseTooLarge("response body exceeds the cap of %d bytes" % request.max_bytes)
     return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body),
                     request.url)
+
+
+def _retry_wait(client, policy, url, exc, errors, rand, time_left):
+    """The wait before another try after *exc* (the *errors*-th in a row):
+    a plugin's ``opstatus_retry_delay``, else the server's hint, else the
+    policy's backoff; clamped by the policy and *time_left*. Raises *exc*
+    when it is not worth another try."""
+    if policy.max_errors is not None and errors > policy.max_errors:
+        raise exc  # the caller's bound holds whatever plugins say
+    hooks = client.hooks
+    if hooks is not None:
+        name, verdict = hooks.first("opstatus_retry_delay", client.scrub, skip_builtin=True,
+                                    url=url, error=exc, errors=errors, policy=policy)
+        if verdict is False:
+            raise exc
+        if verdict is not None and verdict is not True:
+            return policy.clamp(_plugin_number(verdict, name, "opstatus_retry_delay"), time_left)
+    if not policy.is_retryable(exc, errors):
+        raise exc
+    hint = getattr(exc, "retry_after", None)
+    delay = hint if hint is not None else policy.error_delay(errors, rand)
+    return policy.clamp(delay, time_left)
 
 
 class Poller:
@@ -2900,6 +2940,10 @@ class Poller:
             if response.status != 200:
                 raise _http_error(response, self._client.scrub, self.url)
             status = OperationStatus.from_json(response.body)
+            if status.message is not None:  # a key the service echoes stays hidden
+                clean = self._client.scrub(status.message)
+                if clean != status.message:
+                    status = _dataclasses.replace(status, message=clean)
         except (NetworkError, HTTPError) as exc:
             self._client.scrub_error(exc)
             self._errors_in_row += 1
@@ -2945,23 +2989,8 @@ class Poller:
 
     def _retry_delay(self, exc, errors):
         """The wait before retrying after *exc*, or raise it if not worth it."""
-        if self.policy.max_errors is not None and errors > self.policy.max_errors:
-            raise exc  # the caller's bound holds whatever plugins say
-        hooks = self._client.hooks
-        if hooks is not None:
-            name, verdict = hooks.first("opstatus_retry_delay", self._client.scrub, skip_builtin=True,
-                                        url=self.url, error=exc, errors=errors,
-                                        policy=self.policy)
-            if verdict is False:
-                raise exc
-            if verdict is not None and verdict is not True:
-                return self.policy.clamp(_plugin_number(verdict, name, "opstatus_retry_delay"),
-                                         self._time_left())
-        if not self.policy.is_retryable(exc, errors):
-            raise exc
-        hint = getattr(exc, "retry_after", None)
-        delay = hint if hint is not None else self.policy.error_delay(errors, self._rand)
-        return self.policy.clamp(delay, self._time_left())
+        return _retry_wait(self._client, self.policy, self.url, exc, errors, self._rand,
+                           self._time_left())
 
     def _next_delay(self, status):
         age = self._elapsed() + self._age0
@@ -3134,12 +3163,21 @@ class Poller:
         """
         doc = _read_token(token, key)
         token_endpoint = doc["endpoint"]
+        if key is None and endpoint is None:
+            # Sealed without a key, a token proves nothing: anyone can write
+            # one that points at their own host. Secrets (headers=, what
+            # plugins add) go only where the caller says.
+            raise ResumeTokenError(
+                "this token cannot be authenticated (no key): pass endpoint= (the "
+                "service's address) so that the token's URL is checked against it")
         if endpoint is not None and token_endpoint is not None:
             allow = bool(options.get("allow_http"))
             if _origin(_split_url(endpoint, allow_http=allow, what="endpoint")) != _origin(
                     _split_url(token_endpoint, allow_http=allow, what="token endpoint")):
                 raise ResumeTokenError("the token is for %s, not for the endpoint %s"
                                        % (redact_url(token_endpoint), redact_url(endpoint)))
+        # The token's URL, like any Operation-Location, must be on the
+        # endpoint's origin (UnsafeURLError otherwise).
         poller = cls(doc["url"], endpoint=endpoint or token_endpoint, key=key, **options)
         poller.polls = doc["polls"]
         poller._age0 = doc["age"]
@@ -3243,7 +3281,8 @@ def _read_token(token, key):
             raise ResumeTokenError("resume token field %s has the wrong type" % name)
     if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
         raise ResumeTokenError("resume token has an impossible schedule state")
-    if not hmac.compare_digest(doc["mac"], _token_mac(doc, key)):
+    if not hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
+                               _token_mac(doc, key).encode("ascii")):
         raise ResumeTokenError("resume token was altered, or sealed with another key")
     return doc
 
@@ -3456,61 +3495,85 @@ def _check_object_id(value, name="object_id"):
 
 
 def _start_operation(endpoint, key, path, payload, *, headers, allow_http, transport,
-                     ssl_context, cafile, request_timeout, retries=2, sleep=None, plugins=None):
+                     ssl_context, cafile, request_timeout, timeout, policy=None, clock=None,
+                     sleep=None, random=None, plugins=None):
     import json
 
     if endpoint is None:
         raise ValueError("endpoint is required")
+    if _finite_delay(timeout, float("inf")) is None:
+        raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
+    policy = policy if policy is not None else RetryPolicy()
+    now = clock if clock is not None else _time.monotonic
     client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
                      request_timeout, MAX_RESPONSE_BYTES, plugins)
     url = api_base(endpoint, allow_http=allow_http) + path
     body = json.dumps(payload).encode("utf-8")
-    try:
-        for attempt in range(retries + 1):
-            try:
-                response = client.send("POST", url, body=body,
-                                       content_type="application/json; charset=utf-8")
-            except OpStatusError as exc:
-                # Retried only when the request surely never reached the server.
-                client.scrub_error(exc)
-                if not isinstance(exc, NetworkError) or exc.sent or attempt == retries:
-                    raise
-                wait = 2.0 ** attempt
-            else:
-                if response.status == 202:
-                    location = response.headers.get("operation-location")
-                    if not location:
-                        raise HTTPError(202, None, "202 without an Operation-Location header",
-                                        url=redact_url(url))
-                    resolve_operation_url(location, endpoint, allow_http=allow_http)
-                    return location
-                error = client.scrub_error(_http_error(response, client.scrub, url))
-                if response.status != 429 or attempt == retries:
-                    raise error
-                wait = RetryPolicy().clamp(1.0 if error.retry_after is None else error.retry_after)
-            if sleep is not None:
-                sleep(wait)
-            else:
-                import time
+    start, slept, errors = now(), 0.0, 0
 
-                time.sleep(wait)
+    def time_left():  # the time slept counts even if the clock stands still
+        return timeout - max(now() - start, slept)
+
+    try:
+        while True:
+            try:
+                left = time_left()
+                if left <= 0.001:
+                    raise NetworkError("no time left to send the request (%s)"
+                                       % redact_url(url), sent=False, url=redact_url(url))
+                response = client.send("POST", url, body=body,
+                                       timeout=min(request_timeout, left),
+                                       content_type="application/json; charset=utf-8")
+                if response.status != 202:
+                    raise _http_error(response, client.scrub, url)
+                location = response.headers.get("operation-location")
+                if not location:
+                    raise HTTPError(202, None, "202 without an Operation-Location header",
+                                    url=redact_url(url))
+                resolve_operation_url(location, endpoint, allow_http=allow_http)
+                return location
+            except OpStatusError as exc:
+                client.scrub_error(exc)
+                # Sent again only when the service surely did not act on it:
+                # the request never left, or the service said 429.
+                if not ((isinstance(exc, NetworkError) and not exc.sent)
+                        or (isinstance(exc, HTTPError) and exc.status == 429)):
+                    raise
+                errors += 1
+                rand = random if random is not None else _random.random
+                wait = _retry_wait(client, policy, url, exc, errors, rand, None)
+                if wait >= time_left():
+                    raise PollTimeout("the request to start the operation got no answer "
+                                      "within %gs; last error: %s" % (timeout, exc),
+                                      timeout=timeout, last_error=exc) from None
+                if client.hooks is not None:
+                    client.hooks.each("opstatus_retry_scheduled", client.scrub, url=url,
+                                      error=exc, delay=wait, errors=errors)
+                slept += wait
+                (sleep if sleep is not None else _time.sleep)(wait)
     finally:
         client.close()
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_data=None,
                   headers=None, allow_http=False, transport=None, ssl_context=None,
-                  cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None,
-                  plugins=None):
+                  cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                  timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
+                  random=None, plugins=None):
     # type: (...) -> str
     """Start taking a snapshot of a face list or person group.
 
     ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's
     ``Operation-Location``, to give to :func:`poll` with the same endpoint
     and key. *apply_scope* lists the subscription ids (UUIDs) that may apply
-    it. The input is checked before anything is sent (``ValueError``).
-    Not retried once the server may have received it.
+    it, each once. The input is checked before anything is sent
+    (``ValueError``).
+
+    Sent again only when the service surely did not act on it (the request
+    never left, or a 429), with the waits of *policy* (a
+    :class:`RetryPolicy`) and the retry hooks, as polls are; all within
+    *timeout* seconds (:class:`PollTimeout` after). *clock*, *sleep* and
+    *random* can be injected as for :class:`Poller`.
     """
     kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
     if not isinstance(object_type, str) or object_type.lower() not in kinds:
@@ -3520,9 +3583,13 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
     if isinstance(apply_scope, str) or not apply_scope:
         raise ValueError("apply_scope must be a non-empty list of subscription ids (UUIDs)")
     scope = list(apply_scope)
+    seen = set()
     for item in scope:
         if not isinstance(item, str) or not _UUID.fullmatch(item):
             raise ValueError("apply_scope: %s is not a UUID" % _short_repr(item))
+        if item.lower() in seen:  # the service refuses it (400 BadArgument)
+            raise ValueError("apply_scope: %s is listed twice" % item)
+        seen.add(item.lower())
     payload = {"type": kinds[object_type.lower()], "objectId": object_id, "applyScope": scope}
     if user_data is not None:
         if not isinstance(user_data, str) or len(user_data) > MAX_USER_DATA:
@@ -3531,17 +3598,19 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
     return _start_operation(endpoint, key, "/snapshots", payload, headers=headers,
                             allow_http=allow_http, transport=transport,
                             ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, sleep=sleep, plugins=plugins)
+                            request_timeout=request_timeout, timeout=timeout, policy=policy,
+                            clock=clock, sleep=sleep, random=random, plugins=plugins)
 
 
 def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
                    allow_http=False, transport=None, ssl_context=None, cafile=None,
-                   request_timeout=DEFAULT_REQUEST_TIMEOUT, sleep=None, plugins=None):
+                   request_timeout=DEFAULT_REQUEST_TIMEOUT, timeout=DEFAULT_START_TIMEOUT,
+                   policy=None, clock=None, sleep=None, random=None, plugins=None):
     # type: (...) -> str
     """Start applying snapshot *snapshot_id* to a new object *object_id*.
 
     ``POST {endpoint}/face/v1.0/snapshots/{snapshot_id}/apply``; returns the
-    ``Operation-Location`` as :func:`take_snapshot` does.
+    ``Operation-Location``, and retries, as :func:`take_snapshot` does.
     """
     if not isinstance(snapshot_id, str) or not _SNAPSHOT_ID.fullmatch(snapshot_id):
         raise ValueError("snapshot_id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' "
@@ -3553,7 +3622,8 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
                             {"objectId": object_id, "mode": mode}, headers=headers,
                             allow_http=allow_http, transport=transport,
                             ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, sleep=sleep, plugins=plugins)
+                            request_timeout=request_timeout, timeout=timeout, policy=policy,
+                            clock=clock, sleep=sleep, random=random, plugins=plugins)
 
 
 ###############################################################################

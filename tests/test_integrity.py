@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
@@ -314,3 +315,162 @@ def test_operation_status_pickles_and_deep_copies_equal_to_itself():
     clone = copy.deepcopy(st)
     assert clone == st and dict(clone.extra) == dict(st.extra)
     assert pickle.loads(pickle.dumps(opstatus.RetryPolicy(cap=7))) == opstatus.RetryPolicy(cap=7)
+
+
+# -- 2 and 8. resume tokens -------------------------------------------------------
+
+
+def _forged_token(url, endpoint):
+    """A token as anyone can write one: sealed without a key."""
+    doc = {"type": "opstatus-resume", "version": 1, "url": url, "endpoint": endpoint,
+           "createdTime": None, "status": None, "polls": 0, "age": 0.0}
+    doc["mac"] = opstatus._token_mac(doc, None)
+    return json.dumps(doc)
+
+
+def test_a_token_without_a_key_cannot_send_headers_to_a_host_it_names(keepalive):
+    attacker = keepalive(lambda path, n: answer(status_body()))
+    token = _forged_token(attacker.origin + "/face/v1.0/operations/x", attacker.origin)
+    secret = {"Authorization": "Bearer top-secret-token"}
+    with pytest.raises(opstatus.ResumeTokenError, match="endpoint="):
+        opstatus.Poller.from_resume_token(token, headers=secret, plugins=False)
+    # Naming the real endpoint: the token's URL must be on it.
+    with pytest.raises((opstatus.ResumeTokenError, opstatus.UnsafeURLError)):
+        opstatus.Poller.from_resume_token(token, headers=secret, plugins=False,
+                                          endpoint="https://real.example")
+    token = _forged_token(attacker.origin + "/face/v1.0/operations/x", None)
+    with pytest.raises(opstatus.UnsafeURLError):
+        opstatus.Poller.from_resume_token(token, headers=secret, plugins=False,
+                                          endpoint="https://real.example")
+    assert attacker.requests == []
+
+
+def test_a_token_without_a_key_resumes_on_the_endpoint_the_caller_names(keepalive):
+    server = keepalive(lambda path, n: answer(status_body("succeeded", "/snapshots/s")))
+    token = _forged_token(server.origin + "/face/v1.0/operations/x", server.origin)
+    with opstatus.Poller.from_resume_token(token, endpoint=server.origin,
+                                           headers={"Authorization": "Bearer t"},
+                                           plugins=False) as poller:
+        assert poller.wait(5).snapshot_id == "s"
+
+
+@pytest.mark.parametrize("mac", ["\u00e9" * 64, "\udcff", "\x00", "A" * 64, "", "\U0001f600"])
+def test_a_token_with_any_mac_is_refused_with_resume_token_error(mac):
+    doc = json.loads(_forged_token("https://x.example/face/v1.0/operations/x",
+                                   "https://x.example"))
+    doc["mac"] = mac
+    with pytest.raises(opstatus.ResumeTokenError):
+        opstatus.Poller.from_resume_token(json.dumps(doc), key="k", plugins=False)
+
+
+# -- 7. take and apply within a deadline (more in test_poller) ----------------------
+
+
+def test_take_refuses_a_subscription_listed_twice_before_any_request(keepalive):
+    server = keepalive(lambda path, n: answer(b"", "202 Accepted"))
+    sub = "00000000-0000-0000-0000-000000000001"
+    with pytest.raises(ValueError, match="listed twice"):
+        opstatus.take_snapshot(server.origin, "k", object_type="PersonGroup", object_id="pg",
+                               apply_scope=[sub, sub.upper()], plugins=False)
+    assert server.requests == []
+
+
+def test_take_has_a_deadline_of_its_own(keepalive):
+    server = keepalive(lambda path, n: answer(
+        b'{"error": {"code": "429", "message": "Rate limit is exceeded."}}',
+        "429 Too Many Requests", [("Retry-After", "60")]))
+    clock = FakeClock()
+    with pytest.raises(opstatus.PollTimeout):
+        opstatus.take_snapshot(server.origin, "k", object_type="PersonGroup", object_id="pg",
+                               apply_scope=["00000000-0000-0000-0000-000000000001"],
+                               plugins=False, timeout=100, **fake_time(clock))
+    assert clock.slept <= 100 and len(server.requests) == 2
+
+
+# -- 4. a key the service echoes -----------------------------------------------------
+
+
+def test_a_key_echoed_in_a_failure_message_is_masked_in_the_status_repr(keepalive):
+    key = "5f2b0c1d9e8a7b6c5f2b0c1d9e8a7b6c"
+    body = json.dumps({"status": "failed", "createdTime": "2021-06-08T22:28:33Z",
+                       "message": "key %s is not allowed \x1b]0;PWNED\x07" % key}).encode()
+    server = keepalive(lambda path, n: answer(body))
+    with pytest.raises(opstatus.OperationFailed) as info:
+        opstatus.poll(server.origin + "/face/v1.0/operations/x", key=key, plugins=False,
+                      timeout=5)
+    for text in (str(info.value), repr(info.value.status), info.value.status.message,
+                 repr(info.value)):
+        assert key not in text and key[:12] not in text, text
+    assert "is not allowed" in info.value.status.message
+
+
+# -- 11. a vendored copy ---------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_copy(tmp_path, name):
+    import importlib.util
+
+    folder = tmp_path / name.replace(".", "_")
+    folder.mkdir()
+    shutil.copy(os.path.join(ROOT, "opstatus.py"), str(folder / "opstatus.py"))
+    spec = importlib.util.spec_from_file_location(name, str(folder / "opstatus.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+@pytest.mark.skipif(bool(os.environ.get("OPSTATUS_TEST_HIDE_PLUGGY")), reason="needs pluggy")
+@pytest.mark.parametrize("env, loads", [({}, False), ({"OPSTATUS_PLUGIN_AUTOLOAD": "1"}, True)])
+def test_a_copy_under_another_name_autoloads_no_plugins_unless_asked(tmp_path, env, loads):
+    vendor = tmp_path / "mylib" / "_vendor"
+    vendor.mkdir(parents=True)
+    (tmp_path / "mylib" / "__init__.py").write_text("")
+    (vendor / "__init__.py").write_text("")
+    shutil.copy(os.path.join(ROOT, "opstatus.py"), str(vendor / "opstatus.py"))
+    code = (
+        "import sys, pluggy\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "calls = []\n"
+        "pluggy.PluginManager.load_setuptools_entrypoints = lambda self, group: calls.append(group)\n"
+        "from mylib._vendor import opstatus\n"
+        "opstatus.plugin_manager()\n"
+        "print(calls)\n"
+    )
+    environ = dict(os.environ, **env)
+    environ.pop("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD", None)
+    if not env:
+        environ.pop("OPSTATUS_PLUGIN_AUTOLOAD", None)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=environ,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (b"['opstatus']" if loads else b"[]")
+
+
+def test_a_transport_returning_another_copy_s_response_is_accepted(tmp_path, keepalive):
+    other = _load_copy(tmp_path, "installed_opstatus")
+    assert other.Response is not opstatus.Response
+
+    class OtherCopyTransport:
+        def send(self, request):
+            return other.Response(200, {"Content-Type": "application/json"},
+                                  status_body("succeeded", "/snapshots/s"), request.url)
+
+    status = opstatus.poll("https://svc.example/face/v1.0/operations/x", key="k",
+                           transport=OtherCopyTransport(), plugins=False, timeout=5)
+    assert status.snapshot_id == "s"
+
+
+def test_a_transport_returning_something_else_names_what_it_returned():
+    class Bad:
+        def send(self, request):
+            return {"status": 200}
+
+    with pytest.raises(opstatus.PluginError, match="returned dict instead of an opstatus.Response"):
+        opstatus.poll("https://svc.example/face/v1.0/operations/x", key="k",
+                      transport=Bad(), plugins=False, timeout=5)

@@ -1245,7 +1245,7 @@ def test_operation_location_on_another_origin_is_refused():
 def test_take_429_is_retried(sim, fake_clock):
     sim.add_object("PersonGroup", "pg")
     sim.rate_limit = 1
-    location = opstatus.take_snapshot(sim.endpoint, sim.key, sleep=fake_clock.sleep,
+    location = opstatus.take_snapshot(sim.endpoint, sim.key, **fake_time(fake_clock, 1.0),
                                       object_type="PersonGroup", object_id="pg",
                                       apply_scope=[sim.subscription])
     assert OP_PATH.fullmatch(location)
@@ -1254,12 +1254,13 @@ def test_take_429_is_retried(sim, fake_clock):
     assert len(sim.operations) == 1
 
 
-def test_take_429_gives_up_after_the_retries(sim, fake_clock):
+def test_take_429_gives_up_after_the_policy_s_retries(sim, fake_clock):
     sim.add_object("PersonGroup", "pg")
     sim.rate_limit = 10
     sim.rate_limit_retry_after = "3"
     with pytest.raises(HTTPError) as info:
-        opstatus.take_snapshot(sim.endpoint, sim.key, sleep=fake_clock.sleep,
+        opstatus.take_snapshot(sim.endpoint, sim.key, **fake_time(fake_clock),
+                               policy=RetryPolicy(max_errors=2),
                                object_type="PersonGroup", object_id="pg",
                                apply_scope=[sim.subscription])
     assert info.value.status == 429
@@ -1267,6 +1268,43 @@ def test_take_429_gives_up_after_the_retries(sim, fake_clock):
     assert len(posts(sim)) == 3
     assert fake_clock.sleeps == [3.0, 3.0]
     assert sim.operations == {}
+
+
+def test_take_429_gives_up_at_its_deadline(sim, fake_clock):
+    # Issue 10: repeated 429s once slept 60 s, 60 s with no bound in all.
+    sim.add_object("PersonGroup", "pg")
+    sim.rate_limit = 100
+    sim.rate_limit_retry_after = "60"
+    with pytest.raises(PollTimeout) as info:
+        opstatus.take_snapshot(sim.endpoint, sim.key, **fake_time(fake_clock), timeout=150,
+                               object_type="PersonGroup", object_id="pg",
+                               apply_scope=[sim.subscription])
+    assert isinstance(info.value.last_error, HTTPError) and info.value.last_error.status == 429
+    assert fake_clock.sleeps == [60.0, 60.0]  # a third wait would pass the deadline
+    assert len(posts(sim)) == 3 and sim.operations == {}
+
+
+def test_take_retries_go_through_the_retry_hooks(sim, fake_clock):
+    sim.add_object("PersonGroup", "pg")
+    sim.rate_limit = 2
+    seen = []
+
+    class Pace:
+        @opstatus.hookimpl
+        def opstatus_retry_delay(self, url, error, errors, policy):
+            return 0.25 * errors
+
+        @opstatus.hookimpl
+        def opstatus_retry_scheduled(self, url, error, delay, errors):
+            seen.append((error.status, delay, errors))
+
+    pm = opstatus.make_plugin_manager()
+    pm.register(Pace())
+    opstatus.take_snapshot(sim.endpoint, sim.key, **fake_time(fake_clock), plugins=pm,
+                           object_type="PersonGroup", object_id="pg",
+                           apply_scope=[sim.subscription])
+    assert fake_clock.sleeps == [0.5, 0.5]  # the policy's floor holds
+    assert seen == [(429, 0.5, 1), (429, 0.5, 2)]
 
 
 def test_take_server_error_is_not_retried(sim, fake_clock):
@@ -1296,7 +1334,8 @@ def test_post_is_not_retried_once_the_server_may_have_received_it(fake_clock):
 def test_post_is_retried_when_the_connection_was_refused(fake_clock):
     endpoint = "http://127.0.0.1:%d" % free_port()
     with pytest.raises(NetworkError) as info:
-        opstatus.take_snapshot(endpoint, "k" * 32, sleep=fake_clock.sleep, **TAKE_OK)
+        opstatus.take_snapshot(endpoint, "k" * 32, **fake_time(fake_clock, 1.0),
+                               policy=RetryPolicy(max_errors=2), **TAKE_OK)
     assert info.value.sent is False
     assert fake_clock.sleeps == [1.0, 2.0]
 
