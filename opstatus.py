@@ -65,6 +65,7 @@ __all__ = [
     "Response",
     "HTTPTransport",
     "Poller",
+    "Step",
     "poll",
     "poll_async",
     "ResumeTokenError",
@@ -93,6 +94,7 @@ __version__ = "0.1.0"
 import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
+import heapq as _heapq
 import io as _io
 import random as _random
 import sys as _sys
@@ -1200,6 +1202,9 @@ DEFAULT_JITTER = 0.2
 
 #: First wait after a transient error, doubled on each consecutive one.
 DEFAULT_ERROR_BASE = 1.0
+#: Default bound, in seconds, on retrying an address that has never answered
+#: (connection refused, name not resolved, connect timeout).
+DEFAULT_UNREACHABLE = 30.0
 
 #: Overall deadline of :func:`poll`, in seconds (``None``: no deadline). An
 #: apply takes up to an hour and a take of a large group several hours.
@@ -1325,6 +1330,10 @@ class RetryPolicy:
     A server's ``Retry-After`` (and kin) replaces the computed wait, still
     within [``floor``, ``cap``] and the time left. ``max_errors`` bounds the
     consecutive transient errors (``None``: only the deadline does).
+    ``unreachable`` bounds, in seconds, the retries of a poll whose address
+    has never answered at all (refused, not resolved, connect timeout: a
+    wrong endpoint, most likely); ``None``: only the deadline does. Once
+    the service has answered, errors are retried up to the deadline.
     """
 
     floor: float = DEFAULT_FLOOR
@@ -1334,6 +1343,7 @@ class RetryPolicy:
     error_base: float = DEFAULT_ERROR_BASE
     max_errors: Optional[int] = None
     retry_statuses: frozenset = RETRY_STATUSES
+    unreachable: Optional[float] = DEFAULT_UNREACHABLE
 
     def __post_init__(self):
         for name in ("floor", "cap", "growth", "jitter", "error_base"):
@@ -1347,6 +1357,11 @@ class RetryPolicy:
                 or self.max_errors < 0):
             raise ValueError("RetryPolicy.max_errors must be None or an int >= 0, not %r"
                              % (self.max_errors,))
+        if self.unreachable is not None and (
+                isinstance(self.unreachable, bool) or not isinstance(self.unreachable, (int, float))
+                or _finite_delay(self.unreachable, float("inf")) is None):
+            raise ValueError("RetryPolicy.unreachable must be None or a finite number >= 0, "
+                             "not %r" % (self.unreachable,))
         if not 0 <= self.jitter <= 1:
             raise ValueError("RetryPolicy.jitter must be within 0..1, not %r" % (self.jitter,))
         if self.floor > self.cap:
@@ -2622,10 +2637,11 @@ class _Client:
             headers["Content-Type"] = content_type
         # One deadline for the exchange, redirects included: each hop gets
         # only what is left of it.
-        deadline = _time.monotonic() + (self.request_timeout if timeout is None else timeout)
-        for _hop in range(6):
+        budget = self.request_timeout if timeout is None else timeout
+        deadline = _time.monotonic() + budget
+        for hop in range(6):
             self._check_origin(url)
-            left = deadline - _time.monotonic()
+            left = budget if hop == 0 else deadline - _time.monotonic()
             if left <= 0:
                 raise NetworkError("timed out following redirects (%s)" % redact_url(url),
                                    sent=True, url=redact_url(url))
@@ -2730,6 +2746,27 @@ def _checked_response(response, request, name):
                     request.url)
 
 
+#: Seconds of errors in a row after which a poller logs one WARNING.
+ERRORS_WARNING_AFTER = 60.0
+
+
+@_dataclasses.dataclass(frozen=True)
+class Step:
+    """What one :meth:`Poller.step` saw, and when to come back.
+
+    ``status`` is the status read, or ``None`` when the request met a
+    transient error (then in ``error``, and retried). ``done`` says the
+    operation ended; ``error`` then holds the :class:`OperationFailed` of a
+    failure (not raised). ``delay`` is the wait before the next step, in
+    seconds, within the policy and the deadline (0 once done).
+    """
+
+    status: Optional[OperationStatus]
+    error: Optional[BaseException]
+    delay: float
+    done: bool
+
+
 def _retry_wait(client, policy, url, exc, errors, rand, time_left):
     """The wait before another try after *exc* (the *errors*-th in a row):
     a plugin's ``opstatus_retry_delay``, else the server's hint, else the
@@ -2813,6 +2850,10 @@ class Poller:
         self._age0 = 0.0  # age of the operation when a resumed poll started
         self._hint = None  # type: Optional[float]
         self._done = False
+        self._ever_answered = False  # an HTTP answer came since the poll began
+        self._errors_since = None  # type: Optional[float]  # elapsed at the first error in a row
+        self._warned = False
+        self._asked = 0.0  # the wait the last step asked for
         self._log = _logger()
 
     def __repr__(self):
@@ -2857,16 +2898,16 @@ class Poller:
             value = random.random()
         return value if 0.0 <= value <= 1.0 else 0.5
 
-    def _wait(self, seconds):
+    def _pause(self, seconds):
+        """Wait *seconds* (counted in :attr:`slept` by the next
+        :meth:`step`), or until :meth:`cancel`."""
         if seconds <= 0:
             return
         self._log.debug("opstatus: waiting %.3f s before the next poll", seconds)
-        self.slept += seconds
         if self._sleep is not None:
             self._sleep(seconds)
         else:
-            self._cancelled.wait(seconds)
-        self._check_cancel()
+            self._cancelled.wait(seconds)  # the next step raises PollCancelled
 
     def _check_cancel(self):
         if self._cancelled.is_set():
@@ -2897,9 +2938,6 @@ class Poller:
                 self._last_attempt = True
                 delay = left - reserve
         return max(0.0, delay)
-
-    def _sleep_before_next(self, delay, cause=None):
-        self._wait(self._plan_wait(delay, cause))
 
     # -- the steps -----------------------------------------------------------
 
@@ -2949,6 +2987,7 @@ class Poller:
             self._errors_in_row += 1
             self.errors += 1
             self._last_error = exc
+            self._erring(exc)
             delay = self._retry_delay(exc, self._errors_in_row)
             self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
             self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
@@ -2956,14 +2995,8 @@ class Poller:
             return None, delay, exc
         except OpStatusError as exc:
             raise self._client.scrub_error(exc)
-        self._errors_in_row = 0
-        self._last_error = None
-        self._hint = parse_retry_after(response.headers)
+        self._answered(response)
         self._observe(status)
-        if status.is_terminal:
-            self._done = True
-            self._finish(status.status.value,
-                         self._failure(status) if status.failed else None)
         return status, 0.0, None
 
     def _finish(self, outcome, error):
@@ -2978,14 +3011,83 @@ class Poller:
                    "cancelled" if isinstance(exc, PollCancelled) else "error")
         self._finish(outcome, exc)
 
-    def _poll_once(self):
-        # type: () -> OperationStatus
-        """GET the status, retrying transient errors within the deadline."""
-        while True:
+    def _answered(self, response):
+        """The service answered with a status: the errors in a row end."""
+        if self._warned:
+            self._log.info("opstatus: %s answers again", redact_url(self.url))
+        self._ever_answered = True
+        self._errors_in_row = 0
+        self._errors_since = None
+        self._warned = False
+        self._last_error = None
+        self._hint = parse_retry_after(response.headers)
+
+    def _erring(self, exc):
+        """Bookkeeping of a transient error: a WARNING once errors have lasted
+        a minute, and a short bound while the address has never answered."""
+        now = self._elapsed()
+        if self._errors_since is None:
+            self._errors_since = now
+        if isinstance(exc, HTTPError):
+            self._ever_answered = True
+        lasted = now - self._errors_since
+        if lasted >= ERRORS_WARNING_AFTER and not self._warned:
+            self._warned = True
+            self._log.warning("opstatus: %s: errors for %.0f s, still retrying: %s",
+                              redact_url(self.url), lasted, exc)
+        bound = self.policy.unreachable
+        if (bound is not None and not self._ever_answered and isinstance(exc, NetworkError)
+                and not exc.sent and now >= bound):
+            origin = "%s://%s" % _origin(_split_url(self.url, allow_http=True))[:2]
+            raise NetworkError(
+                "%s has not answered for %.0f s (%s): check the endpoint's address and that "
+                "the service is reachable from here" % (origin, now, exc),
+                sent=False, url=exc.url, retryable=False) from None
+
+    def start(self):
+        """Start the deadline's clock now (the first :meth:`step` does it
+        otherwise); a :class:`Watcher` starts all of its pollers together."""
+        if self._start is None:
+            self._start = self._now()
+
+    @property
+    def time_left(self):
+        # type: () -> Optional[float]
+        """Seconds left before the deadline (``None``: no deadline)."""
+        if self._start is None:
+            return self._limit()
+        return self._time_left()
+
+    def step(self):
+        # type: () -> Step
+        """Send one request; say what it saw and when to come back.
+
+        Returns a :class:`Step`. Raises what ends the poll (the deadline,
+        :meth:`cancel`, an error not worth another try); the plugins hear
+        of every end. :meth:`wait`, iteration, :class:`Watcher`, the
+        ``asyncio`` forms and the command line all poll through it.
+        """
+        if self._done:
+            return Step(self.latest, None, 0.0, True)
+        # The wait the last step asked for has passed (the clock may not
+        # show it: a frozen one must not make the deadline unreachable).
+        self.slept += self._asked
+        self._asked = 0.0
+        try:
             status, delay, error = self._attempt()
+            if status is not None and status.is_terminal:
+                self._done = True
+                failure = self._failure(status) if status.failed else None
+                self._finish(status.status.value, failure)
+                return Step(status, failure, 0.0, True)
             if status is not None:
-                return status
-            self._sleep_before_next(delay, cause=error)
+                delay = self._next_delay(status)
+            delay = self._plan_wait(delay, error)
+        except OpStatusError as exc:
+            self._finish_with(exc)
+            raise
+        self._asked = delay
+        return Step(status, error, delay, False)
 
     def _retry_delay(self, exc, errors):
         """The wait before retrying after *exc*, or raise it if not worth it."""
@@ -3027,13 +3129,10 @@ class Poller:
         # type: () -> Iterator[OperationStatus]
         try:
             while not self._done:
-                status = self._poll_once()
-                yield status
-                if not status.is_terminal:
-                    self._sleep_before_next(self._next_delay(status))
-        except OpStatusError as exc:
-            self._finish_with(exc)
-            raise
+                step = self.step()
+                if step.status is not None:
+                    yield step.status
+                self._pause(step.delay)
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 
@@ -3049,25 +3148,18 @@ class Poller:
         loop = asyncio.get_event_loop()
         try:
             while not self._done:
-                status, delay, error = await loop.run_in_executor(None, self._attempt)
-                if status is not None:
-                    yield status
-                    if status.is_terminal:
-                        return
-                    delay, error = self._next_delay(status), None
-                wait = self._plan_wait(delay, error)
-                self.slept += wait
+                step = await loop.run_in_executor(None, self.step)
+                if step.status is not None:
+                    yield step.status
+                if step.done:
+                    return
                 if self._sleep is not None:
-                    self._sleep(wait)
+                    self._sleep(step.delay)
                     await asyncio.sleep(0)
                 else:
-                    await asyncio.sleep(wait)
-                self._check_cancel()
+                    await asyncio.sleep(step.delay)
         except asyncio.CancelledError:
             self.cancel()
-            raise
-        except OpStatusError as exc:
-            self._finish_with(exc)
             raise
         finally:
             self._client.close()  # idle connections; a later poll reconnects
@@ -3182,6 +3274,13 @@ class Poller:
         poller.polls = doc["polls"]
         poller._age0 = doc["age"]
         return poller
+
+    def share_connections(self, other):
+        """Use the kept-alive connections of *other*, a :class:`Poller` of the
+        same service, when both use the built-in transport (a
+        :class:`Watcher` shares one pool between all of its pollers)."""
+        if self._client.transport is not None and other._client.transport is not None:
+            self._client.transport = other._client.transport
 
     def close(self):
         """Release the connections of the built-in transport."""
@@ -3357,14 +3456,8 @@ class Watcher:
             self.pollers.append(Poller(location, endpoint=endpoint, key=key, headers=headers,
                                        timeout=timeout, clock=clock, on_status=callback,
                                        **options))
-        shared = None
-        for poller in self.pollers:
-            if poller._client.transport is not None:
-                if shared is None:
-                    shared = poller._client.transport
-                else:
-                    poller._client.transport = shared
-        self._transport = shared
+        for poller in self.pollers[1:]:
+            poller.share_connections(self.pollers[0])
 
     def __repr__(self):
         return "<Watcher of %d operations, %d workers>" % (len(self.pollers), self.max_workers)
@@ -3389,81 +3482,84 @@ class Watcher:
 
     def __iter__(self):
         # type: () -> Iterator[Outcome]
-        import heapq
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         now = self._now()
         for poller in self.pollers:
-            poller._start = now
+            poller.start()  # one deadline for all
         heap = [(now, i) for i in range(len(self.pollers))]
-        running = {}  # future -> index
-        spacing = 1.0 / self.max_rate if self.max_rate else 0.0
-        next_send = now
+        running = {}  # type: Dict[Any, int]  # future -> index
+        self._next_send = now
         pool = ThreadPoolExecutor(max_workers=self.max_workers,
                                   thread_name_prefix="opstatus-watch")
         try:
             while heap or running:
                 if self._cancelled.is_set():
-                    for _due, index in sorted(heap):
-                        error = PollCancelled("watch cancelled", self.pollers[index].latest)
-                        self.pollers[index]._finish_with(error)
-                        yield self._outcome(index, error)
-                    heap = []
+                    while heap:  # each ends at once with PollCancelled, no request
+                        yield self._step_here(_heapq.heappop(heap)[1])
                 now = self._now()
-                while heap and heap[0][0] <= now:  # out of time: no request, no rate slot
-                    left = self.pollers[heap[0][1]]._time_left()
-                    if left is None or left > 0.001:
-                        break
-                    _due, index = heapq.heappop(heap)
-                    poller = self.pollers[index]
-                    error = poller._timeout(poller._last_error)
-                    poller._finish_with(error)
-                    yield self._outcome(index, poller._client.scrub_error(error))
-                while (heap and heap[0][0] <= now and len(running) < self.max_workers
-                       and next_send <= now):
-                    _due, index = heapq.heappop(heap)
-                    running[pool.submit(self.pollers[index]._attempt)] = index
-                    if spacing:
-                        next_send = max(next_send, now - spacing) + spacing
+                while heap and heap[0][0] <= now and self._out_of_time(heap[0][1]):
+                    yield self._step_here(_heapq.heappop(heap)[1])  # no request, no rate slot
+                self._submit(heap, running, pool, now)
                 idle = None
                 if heap and len(running) < self.max_workers:
-                    idle = max(0.0, heap[0][0] - now, next_send - now)
+                    idle = max(0.0, heap[0][0] - now, self._next_send - now)
                 if not running:
-                    if idle:
-                        if self._sleep is not None:
-                            self._sleep(idle)
-                        else:
-                            self._cancelled.wait(idle)
+                    self._pause(idle)
                     continue
                 done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
                 for future in done:
-                    index = running.pop(future)
-                    poller = self.pollers[index]
-                    try:
-                        status, delay, error = future.result()
-                        if status is not None and status.is_terminal:
-                            yield self._outcome(index, poller._failure(status)
-                                                if status.failed else None)
-                            continue
-                        if status is not None:
-                            delay, error = poller._next_delay(status), None
-                        wait_for = poller._plan_wait(delay, error)
-                    except OpStatusError as exc:
-                        if not isinstance(exc, OperationFailed):
-                            poller._finish_with(exc)
-                        yield self._outcome(index, exc)
-                        continue
-                    except Exception as exc:  # a bug must not stop the others
-                        yield self._outcome(index, exc)
-                        continue
-                    poller.slept += wait_for
-                    heapq.heappush(heap, (self._now() + wait_for, index))
+                    outcome = self._settle(future, running.pop(future), heap)
+                    if outcome is not None:
+                        yield outcome
         finally:
             if heap or running:
                 self.cancel()
             pool.shutdown(wait=True)
-            if self._transport is not None:
-                self._transport.close()
+            if self.pollers:
+                self.pollers[0].close()  # the connections all of them shared
+
+    def _out_of_time(self, index):
+        left = self.pollers[index].time_left
+        return left is not None and left <= 0.001
+
+    def _step_here(self, index):
+        """Step a poller that will end without a request (cancelled, or out
+        of time) in this thread: its outcome."""
+        try:
+            self.pollers[index].step()
+        except OpStatusError as exc:
+            return self._outcome(index, exc)
+        raise AssertionError("a cancelled or timed-out poller sent a request")  # pragma: no cover
+
+    def _submit(self, heap, running, pool, now):
+        """Start the steps that are due, within the workers and the rate."""
+        spacing = 1.0 / self.max_rate if self.max_rate else 0.0
+        while (heap and heap[0][0] <= now and len(running) < self.max_workers
+               and self._next_send <= now):
+            index = _heapq.heappop(heap)[1]
+            running[pool.submit(self.pollers[index].step)] = index
+            if spacing:
+                self._next_send = max(self._next_send, now - spacing) + spacing
+
+    def _pause(self, seconds):
+        if not seconds:
+            return
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._cancelled.wait(seconds)
+
+    def _settle(self, future, index, heap):
+        """The outcome of a finished step, or None once it is scheduled again."""
+        try:
+            step = future.result()
+        except Exception as exc:  # OpStatusError; and a bug must not stop the others
+            return self._outcome(index, exc)
+        if step.done:
+            return self._outcome(index, step.error)
+        _heapq.heappush(heap, (self._now() + step.delay, index))
+        return None
 
     def results(self):
         # type: () -> list
