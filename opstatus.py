@@ -96,6 +96,7 @@ import datetime as _datetime
 import enum as _enum
 import heapq as _heapq
 import io as _io
+import logging as _logging
 import random as _random
 import sys as _sys
 import time as _time
@@ -105,6 +106,8 @@ from collections.abc import Mapping as _Mapping
 # Real imports, not TYPE_CHECKING ones: typing.get_type_hints() on the
 # dataclasses must resolve their annotations.
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+
+_log = _logging.getLogger(__name__ if __name__ != "__main__" else "opstatus")
 
 
 ###############################################################################
@@ -2074,10 +2077,10 @@ def hookimpl(function=None, *, tryfirst=False, trylast=False, optionalhook=False
     return mark if function is None else mark(function)
 
 
-def _hookspec(firstresult=False):
+def _hookspec(firstresult=False, historic=False):
     def mark(func):
         setattr(func, "opstatus_spec", {
-            "firstresult": firstresult, "historic": False, "warn_on_impl": None,
+            "firstresult": firstresult, "historic": historic, "warn_on_impl": None,
             "warn_on_impl_args": None,
         })
         return func
@@ -2139,8 +2142,28 @@ class HookSpecs:
                     request.headers["Authorization"] = "Bearer " + get_token()
         """
 
+    @_hookspec(historic=True)
+    def opstatus_configure(self, environ):
+        """Configure a plugin, once, when it joins a plugin manager.
+
+        :param environ: the process environment (``os.environ``), where
+            plugins read their settings.
+        :return: nothing. Raise to refuse the plugin: its registration
+            fails with a :class:`PluginError` naming it.
+
+        Historic: a plugin registered later is configured at its
+        registration, so no plugin needs a lock or a "configured yet?" flag.
+
+        Example::
+
+            @opstatus.hookimpl
+            def opstatus_configure(environ):
+                global LIMIT
+                LIMIT = int(environ.get("MYPLUGIN_LIMIT", "10"))
+        """
+
     @_hookspec(firstresult=True)
-    def opstatus_next_delay(self, url, status, age, polls, policy):
+    def opstatus_next_delay(self, url, status, age, polls, policy, retry_after):
         """Choose the wait before the next poll of an operation still running.
 
         :param url: the operation's URL (may hold secrets in its query: do
@@ -2150,16 +2173,44 @@ class HookSpecs:
             age when the service reports a longer one.
         :param polls: requests sent so far for this operation.
         :param policy: the :class:`RetryPolicy` in force.
-        :return: seconds, or ``None`` for the policy's choice. The core clamps
-            the value to [floor, cap] and the time left.
+        :param retry_after: the wait the service asked for with its last
+            answer (``Retry-After`` and kin), in seconds, or ``None``.
+        :return: seconds, or ``None`` for the core's choice (the service's
+            ``retry_after``, else the policy's). The core clamps the value to
+            [floor, cap] and the time left.
 
         Stops at first non-None result.
 
         Example::
 
             @opstatus.hookimpl
-            def opstatus_next_delay(url, status, age, polls, policy):
-                return 5.0 if status.status is opstatus.Status.RUNNING else None
+            def opstatus_next_delay(url, status, age, polls, policy, retry_after):
+                if retry_after is None and status.status is opstatus.Status.RUNNING:
+                    return 5.0
+        """
+
+    @_hookspec(firstresult=True)
+    def opstatus_response_received(self, request, response):
+        """An answer arrived, before the core reads it: count it, log it, or
+        refresh a credential on a ``401``.
+
+        :param request: the :class:`Request` that was sent.
+        :param response: the :class:`Response` (``status``, ``headers``,
+            ``body``).
+        :return: ``True`` to have the core send the request once more (after
+            a plugin refreshed what ``opstatus_prepare_request`` adds, say),
+            or ``None``. The core sends one request again at most once.
+
+        Stops at first non-None result.
+
+        Example::
+
+            class RefreshingAuth:
+                @opstatus.hookimpl
+                def opstatus_response_received(self, request, response):
+                    if response.status == 401:
+                        self.token = fetch_new_token()
+                        return True
         """
 
     @_hookspec(firstresult=True)
@@ -2236,21 +2287,13 @@ class HookSpecs:
         """
 
 
-def _logger():
-    import logging
-
-    return logging.getLogger("opstatus")
-
-
 class _BuiltinPlugin:
-    """The built-in transport and retry policy, registered ``trylast`` (as
-    ``opstatus.builtin``) so that any other plugin wins.
-
-    A poller does not call these through pluggy but runs the same code
-    itself, with its own transport (its ``cafile``/``ssl_context``, its kept-
-    alive connections), random source and the server's ``Retry-After``;
-    calling the hooks directly gets the same answers with the defaults.
-    """
+    """The built-in transport, registered ``trylast`` (as
+    ``opstatus.builtin``) so that any other plugin wins; for those who call
+    ``pm.hook.opstatus_send_request`` themselves. A poller falls back on its
+    own transport instead (its ``cafile``/``ssl_context`` and kept-alive
+    connections), as it falls back on its own policy when no plugin chooses
+    a delay."""
 
     def __init__(self):
         self.transport = None
@@ -2261,105 +2304,84 @@ class _BuiltinPlugin:
             self.transport = HTTPTransport()
         return self.transport.send(request)
 
-    @hookimpl(trylast=True)
-    def opstatus_next_delay(self, status, age, policy):
-        import random
-
-        return policy.poll_delay(age, random.random)
-
-    @hookimpl(trylast=True)
-    def opstatus_retry_delay(self, error, errors, policy):
-        import random
-
-        if not policy.is_retryable(error, errors):
-            return False
-        hint = getattr(error, "retry_after", None)
-        return hint if hint is not None else policy.error_delay(errors, random.random)
-
 
 class _Hooks:
-    """Dispatch to pluggy hook implementations, attributing every failure to
-    the plugin that caused it. Hook order is pluggy's (LIFO, tryfirst,
-    trylast); only the public ``get_hookimpls()`` API is used. When a hook
-    has wrappers, pluggy itself runs it (wrappers and all), and a failure is
-    attributed to the hook rather than to one plugin."""
+    """The hooks of one pluggy ``PluginManager``, called through pluggy
+    (``pm.hook.<name>(...)``, wrappers and all); a failure is attributed to
+    the plugin whose code raised it (found in the traceback)."""
 
     def __init__(self, pm):
         self.pm = pm
 
-    def _impls(self, name):
-        caller = getattr(self.pm.hook, name, None)
-        if caller is None:
-            return [], False
-        impls = list(reversed(caller.get_hookimpls()))
-        wrapped = any(getattr(i, "hookwrapper", False) or getattr(i, "wrapper", False)
-                      for i in impls)
-        return impls, wrapped
-
     def has(self, name):
-        impls, _wrapped = self._impls(name)
-        return any(not isinstance(i.plugin, _BuiltinPlugin) for i in impls)
+        """Whether a plugin other than the built-in one implements *name*."""
+        caller = getattr(self.pm.hook, name, None)
+        return caller is not None and any(
+            not isinstance(i.plugin, _BuiltinPlugin) for i in caller.get_hookimpls())
 
-    def _via_pluggy(self, name, scrub, kwargs):
+    def names(self, name):
+        """The names of the plugins that implement *name*, in call order."""
+        return [i.plugin_name for i in reversed(getattr(self.pm.hook, name).get_hookimpls())
+                if not isinstance(i.plugin, _BuiltinPlugin)]
+
+    def _culprit(self, name, exc):
+        """The plugin (and its name) whose hook function raised *exc*."""
+        codes = {}
+        for impl in getattr(self.pm.hook, name).get_hookimpls():
+            code = getattr(impl.function, "__code__", None)
+            if code is not None:
+                codes[code] = impl
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            found = codes.get(tb.tb_frame.f_code, found)
+            tb = tb.tb_next
+        return (found.plugin, found.plugin_name) if found else (None, "(a hook wrapper)")
+
+    def call(self, name, scrub, **kwargs):
+        """``pm.hook.<name>(**kwargs)`` (the built-in transport left out):
+        its result; a failure is a :class:`PluginError` naming the plugin."""
+        caller = getattr(self.pm.hook, name)
+        if name == "opstatus_send_request":
+            builtins = [p for p in self.pm.get_plugins() if isinstance(p, _BuiltinPlugin)]
+            caller = self.pm.subset_hook_caller(name, remove_plugins=builtins)
         try:
-            return getattr(self.pm.hook, name)(**kwargs)
+            return caller(**kwargs)
         except (OpStatusError, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
-            raise _plugin_error("(a wrapped hook)", name, exc, scrub)
+            request = kwargs.get("request")
+            headers = getattr(request, "headers", None)
+            if isinstance(headers, dict):  # what the plugin set may be a secret too
+                scrub.add(*(v for k, v in headers.items() if isinstance(v, str)
+                            and isinstance(k, str) and k.lower() in SECRET_HEADERS))
+            raise _plugin_error(self._culprit(name, exc)[1], name, exc, scrub)
 
-    def first(self, name, scrub, skip_builtin=False, trace=None, **kwargs):
-        """The first non-None result and the name of the plugin that gave
-        it, as ``(name, result)``; ``(None, None)`` when none did."""
-        impls, wrapped = self._impls(name)
-        if wrapped:
-            result = self._via_pluggy(name, scrub, kwargs)
-            return ("(a wrapped hook)", result) if result is not None else (None, None)
-        for impl in impls:
-            if skip_builtin and isinstance(impl.plugin, _BuiltinPlugin):
-                continue
-            if trace is not None:
-                trace.append(impl.plugin_name)
-            args = [kwargs[a] for a in impl.argnames]
+    def notify(self, name, scrub, **kwargs):
+        """Call every implementation of a notification hook. One that fails
+        is logged (naming it) and those after it still run: pluggy stops at
+        the first exception, so the rest are then called one by one."""
+        try:
+            getattr(self.pm.hook, name)(**kwargs)
+            return
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            plugin, plugin_name = self._culprit(name, exc)
+            _log.warning("opstatus: plugin %s failed in %s: %s", plugin_name, name,
+                         scrub(_clip(exc, 300)))
+        order = list(reversed(getattr(self.pm.hook, name).get_hookimpls()))
+        after = [i.plugin for i in order].index(plugin) + 1 if plugin is not None else len(order)
+        for impl in order[after:]:
+            if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
+                continue  # a wrapper wraps a call that has failed already
             try:
-                result = impl.function(*args)
-            except (OpStatusError, KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:
-                raise _plugin_error(impl.plugin_name, name, exc, scrub)
-            if result is not None:
-                return impl.plugin_name, result
-        return None, None
-
-    def each(self, name, scrub, **kwargs):
-        """Call every implementation. A failing notifier is logged (naming
-        it) and the others still run; a failing ``prepare_request`` ends the
-        request with a :class:`PluginError`."""
-        impls, wrapped = self._impls(name)
-        request = kwargs.get("request")
-        if wrapped:
-            impls = [None]
-        for impl in impls:
-            try:
-                if impl is None:
-                    getattr(self.pm.hook, name)(**kwargs)
-                else:
-                    impl.function(*[kwargs[a] for a in impl.argnames])
+                impl.function(*[kwargs[arg] for arg in impl.argnames])
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
-                plugin = "(a wrapped hook)" if impl is None else impl.plugin_name
-                if request is not None:  # what the plugin set may be a secret too
-                    headers = getattr(request, "headers", None)
-                    if isinstance(headers, dict):
-                        scrub.add(*(v for k, v in headers.items() if isinstance(v, str)
-                                    and isinstance(k, str) and k.lower() in SECRET_HEADERS))
-                if name == "opstatus_prepare_request":
-                    if isinstance(exc, OpStatusError):
-                        raise
-                    raise _plugin_error(plugin, name, exc, scrub)
-                _logger().warning("opstatus: plugin %s failed in %s: %s",
-                                  plugin, name, scrub(_clip(exc, 300)))
+                _log.warning("opstatus: plugin %s failed in %s: %s", impl.plugin_name, name,
+                             scrub(_clip(exc, 300)))
 
 
 def _plugin_error(plugin, hook, exc, scrub):
@@ -2431,6 +2453,7 @@ def make_plugin_manager(autoload=False):
         )
     pm = pluggy.PluginManager("opstatus")
     pm.add_hookspecs(HookSpecs)
+    pm.hook.opstatus_configure.call_historic(kwargs={"environ": os.environ})
     pm.register(_BuiltinPlugin(), name="opstatus.builtin")
     for name in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(","):
         if name.strip():
@@ -2492,6 +2515,9 @@ def register_plugin(plugin, name=None):
     except ValueError as exc:  # already registered, or the name is taken or blocked
         raise PluginError("plugin %s cannot be registered: %s" % (name or plugin, exc),
                           name) from exc
+    except Exception as exc:  # its opstatus_configure refused
+        raise PluginError("plugin %s failed in opstatus_configure: %s"
+                          % (name or plugin, _clip(exc, 300)), name) from exc
 
 
 def _default_hooks(plugins):
@@ -2591,7 +2617,7 @@ class _Client:
         if self.hooks is None or not self.hooks.has("opstatus_prepare_request"):
             return
         url = request.url
-        self.hooks.each("opstatus_prepare_request", self.scrub, request=request)
+        self.hooks.call("opstatus_prepare_request", self.scrub, request=request)
         if not isinstance(request.headers, dict):
             raise PluginError("a plugin replaced request.headers with %s"
                               % type(request.headers).__name__)
@@ -2607,25 +2633,35 @@ class _Client:
             return self.explicit_transport.send(request)
         if self.explicit_transport is not None:
             name = type(self.explicit_transport).__name__
-            response = _call_transport(lambda: self.explicit_transport.send(request),
-                                       request, lambda: name, self.scrub)
+            response = _call_transport(self.explicit_transport.send, request, name, self.scrub)
         elif (self.hooks is not None and not self.explicit_tls
               and self.hooks.has("opstatus_send_request")):
-            trace = []
-
-            def dispatch():
-                return self.hooks.first("opstatus_send_request", self.scrub,
-                                        request=request, skip_builtin=True, trace=trace)
-
-            def running():
-                return "transport plugin %s" % (trace[-1] if trace else "(none yet)")
-
-            name, response = _call_transport(dispatch, request, running, self.scrub)
+            name = ", ".join(self.hooks.names("opstatus_send_request"))
+            response = _call_transport(
+                lambda req: self.hooks.call("opstatus_send_request", self.scrub, request=req),
+                request, "transport plugin " + name, self.scrub)
             if response is None:
                 return self.transport.send(request)
         else:
             return self.transport.send(request)
         return _checked_response(response, request, name)
+
+    def _exchange(self, request):
+        """Send *request*; once more if a plugin asks (``True`` from
+        ``opstatus_response_received``: after refreshing a credential on a
+        401, say). A POST is sent again only after a 401 (refused unread)."""
+        self._prepare(request)
+        response = self._transport(request)
+        if self.hooks is None or not self.hooks.has("opstatus_response_received"):
+            return response
+        again = self.hooks.call("opstatus_response_received", self.scrub, request=request,
+                                response=response)
+        if again is True and (request.method == "GET" or response.status == 401):
+            self._prepare(request)
+            response = self._transport(request)
+            self.hooks.call("opstatus_response_received", self.scrub, request=request,
+                            response=response)
+        return response
 
     def send(self, method, url, body=None, timeout=None, content_type=None):
         # type: (str, str, Optional[bytes], Optional[float], Optional[str]) -> Response
@@ -2647,8 +2683,7 @@ class _Client:
                                    sent=True, url=redact_url(url))
             request = Request(method, url, dict(headers), body, timeout=left,
                               max_bytes=self.max_bytes)
-            self._prepare(request)
-            response = self._transport(request)
+            response = self._exchange(request)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 target = response.headers["location"].strip()
                 from urllib.parse import urljoin
@@ -2690,17 +2725,17 @@ class _Client:
             self.transport.close()
 
 
-def _call_transport(func, request, describe, scrub):
-    """Run a third-party transport in a worker thread, so that one that hangs
-    cannot hold the caller past the request's timeout (the thread is left to
-    finish on its own). *describe()* names what ran, for errors."""
+def _call_transport(send, request, name, scrub):
+    """``send(request)`` by a third-party transport, in a worker thread, so
+    that one that hangs cannot hold the caller past the request's timeout
+    (the thread is left to finish on its own). *name* names it in errors."""
     import threading
 
     box = {}
 
     def run():
         try:
-            box["result"] = func()
+            box["result"] = send(request)
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
 
@@ -2709,13 +2744,13 @@ def _call_transport(func, request, describe, scrub):
     worker.join(max(0.0, request.timeout) + 0.25)
     if worker.is_alive():
         raise NetworkError("%s did not answer within %.1f s (%s)"
-                           % (describe(), request.timeout, redact_url(request.url)),
+                           % (name, request.timeout, redact_url(request.url)),
                            sent=True, url=redact_url(request.url))
     if "error" in box:
         exc = box["error"]
         if isinstance(exc, (OpStatusError, KeyboardInterrupt, SystemExit)):
             raise exc
-        raise _plugin_error(describe(), "send", exc, scrub)
+        raise _plugin_error(name, "send", exc, scrub)
     return box.get("result")
 
 
@@ -2776,12 +2811,12 @@ def _retry_wait(client, policy, url, exc, errors, rand, time_left):
         raise exc  # the caller's bound holds whatever plugins say
     hooks = client.hooks
     if hooks is not None:
-        name, verdict = hooks.first("opstatus_retry_delay", client.scrub, skip_builtin=True,
-                                    url=url, error=exc, errors=errors, policy=policy)
+        verdict = hooks.call("opstatus_retry_delay", client.scrub, url=url, error=exc,
+                             errors=errors, policy=policy)
         if verdict is False:
             raise exc
         if verdict is not None and verdict is not True:
-            return policy.clamp(_plugin_number(verdict, name, "opstatus_retry_delay"), time_left)
+            return policy.clamp(_plugin_number(verdict, hooks, "opstatus_retry_delay"), time_left)
     if not policy.is_retryable(exc, errors):
         raise exc
     hint = getattr(exc, "retry_after", None)
@@ -2854,7 +2889,7 @@ class Poller:
         self._errors_since = None  # type: Optional[float]  # elapsed at the first error in a row
         self._warned = False
         self._asked = 0.0  # the wait the last step asked for
-        self._log = _logger()
+        self._log = _log
 
     def __repr__(self):
         state = self.latest.status.value if self.latest else "not polled"
@@ -3101,11 +3136,11 @@ class Poller:
         delay = None
         hooks = self._client.hooks
         if hooks is not None:
-            name, value = hooks.first("opstatus_next_delay", self._client.scrub, skip_builtin=True, url=self.url,
-                                      status=status, age=age, polls=self.polls,
-                                      policy=self.policy)
+            value = hooks.call("opstatus_next_delay", self._client.scrub, url=self.url,
+                               status=status, age=age, polls=self.polls, policy=self.policy,
+                               retry_after=self._hint)
             if value is not None:
-                delay = _plugin_number(value, name, "opstatus_next_delay")
+                delay = _plugin_number(value, hooks, "opstatus_next_delay")
         if delay is None:
             delay = self._hint if self._hint is not None else self.policy.poll_delay(
                 age, self._rand)
@@ -3113,7 +3148,7 @@ class Poller:
 
     def _notify(self, hook, **kwargs):
         if self._client.hooks is not None:
-            self._client.hooks.each(hook, self._client.scrub, **kwargs)
+            self._client.hooks.notify(hook, self._client.scrub, **kwargs)
 
     def _observe(self, status):
         previous = self.latest
@@ -3293,9 +3328,10 @@ class Poller:
         self.close()
 
 
-def _plugin_number(value, plugin, hook):
+def _plugin_number(value, hooks, hook):
     """A delay a plugin returned: a real number (the core clamps it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        plugin = ", ".join(hooks.names(hook))
         raise PluginError("plugin %s returned %s from %s, not a number of seconds"
                           % (plugin, _short_repr(value), hook), plugin)
     return value
@@ -3643,7 +3679,7 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
                                       "within %gs; last error: %s" % (timeout, exc),
                                       timeout=timeout, last_error=exc) from None
                 if client.hooks is not None:
-                    client.hooks.each("opstatus_retry_scheduled", client.scrub, url=url,
+                    client.hooks.notify("opstatus_retry_scheduled", client.scrub, url=url,
                                       error=exc, delay=wait, errors=errors)
                 slept += wait
                 (sleep if sleep is not None else _time.sleep)(wait)

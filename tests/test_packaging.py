@@ -27,9 +27,9 @@ INVALID = '{"status": "paused", "createdTime": "2019-05-16T04:15:15Z"}'
 # Not to be loaded by ``import opstatus``: the network stack and plugins ...
 HEAVY = ["urllib.request", "http.client", "ssl", "socket", "email", "http.server", "pluggy"]
 # ... and modules that the CLI and other parts import only when they run.
-# (``dataclasses`` is imported at the top, and brings ``re`` and ``inspect``:
-# the model is plain frozen dataclasses.)
-LAZY = ["asyncio", "argparse", "json", "logging", "threading"]
+# (Light standard modules -- dataclasses, json, logging, os, re, time -- are
+# imported once at the top, as bottle does.)
+LAZY = ["asyncio", "argparse", "concurrent.futures"]
 
 def _run_import_only(code, *flags):
     out = subprocess.run(
