@@ -55,6 +55,9 @@ __all__ = [
     "Status",
     "OperationStatus",
     "ResourceRef",
+    "Vocabulary",
+    "VOCABULARIES",
+    "vocabulary",
     # timestamps
     "parse_datetime",
     "format_datetime",
@@ -293,7 +296,7 @@ def _clip(text, limit=MAX_MESSAGE_CHARS):
 
 
 class Status(str, _enum.Enum):
-    """The four states of an operation.
+    """The states of an operation.
 
     Values are the spec's lower-case strings; reading one is case-insensitive,
     because the wire sends ``notStarted`` and ``NotStarted``::
@@ -311,6 +314,9 @@ class Status(str, _enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    #: Ended at someone's request (services other than Face snapshots; the
+    #: ``"face"`` vocabulary refuses the word).
+    CANCELED = "canceled"
 
     @classmethod
     def _missing_(cls, value):
@@ -330,8 +336,9 @@ class Status(str, _enum.Enum):
     @property
     def is_terminal(self):
         # type: () -> bool
-        """True for :attr:`SUCCEEDED` and :attr:`FAILED`: nothing changes after."""
-        return self is Status.SUCCEEDED or self is Status.FAILED
+        """True for :attr:`SUCCEEDED`, :attr:`FAILED` and :attr:`CANCELED`:
+        nothing changes after."""
+        return self is Status.SUCCEEDED or self is Status.FAILED or self is Status.CANCELED
 
     def __str__(self):
         return self.value
@@ -829,6 +836,236 @@ class ResourceRef:
     path: str
 
 
+#: Largest status document read under a vocabulary other than ``"face"``,
+#: in bytes: Read and Document Intelligence put their (often several MB)
+#: result in the final status.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+def _words(value, what):
+    if isinstance(value, str) or not all(isinstance(w, str) and w for w in value):
+        raise ValueError("Vocabulary.%s must be a sequence of non-empty str, not %r"
+                         % (what, value))
+    return tuple(w.lower() for w in value)
+
+
+@_dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    """How one family of services writes its status documents: data, no code.
+
+    A user who meets a service not built in describes it in a few lines::
+
+        MY_SERVICE = opstatus.Vocabulary(
+            "my-service", succeeded=["done"], failed=["broken"],
+            running=["queued", "working"], created_fields=["submittedAt"],
+            error_paths=["problem.detail"])
+        opstatus.poll(url, key=key, vocabulary=MY_SERVICE)
+
+    Words are matched case-insensitively. ``unknown`` says what any other
+    word means: ``"error"`` (fail closed: :class:`StatusDocumentError`
+    naming the word and the known ones) or ``"running"`` (ARM's contract;
+    the deadline still ends it). ``created_fields`` / ``updated_fields``
+    name the time fields, first found wins. ``error_paths`` are dotted
+    paths to a failure message (``error.message``, ``errors.0.message``);
+    the ``code`` beside it, if any, is the failure code. ``url_headers``
+    name the headers of the answer that started an operation which may hold
+    its URL, in order of preference. With ``accepted_means_running``, a
+    ``202`` is "still running" and a ``200``/``201``/``204`` without a
+    status word ends it, its body being the result (ARM ``Location``).
+    """
+
+    name: str
+    succeeded: Tuple[str, ...] = ("succeeded",)
+    failed: Tuple[str, ...] = ("failed",)
+    canceled: Tuple[str, ...] = ()
+    running: Tuple[str, ...] = ("notstarted", "running")
+    unknown: str = "error"
+    status_field: str = "status"
+    created_fields: Tuple[str, ...] = ("createdDateTime",)
+    updated_fields: Tuple[str, ...] = ("lastUpdatedDateTime",)
+    created_required: bool = False
+    error_paths: Tuple[str, ...] = ("error.message",)
+    url_headers: Tuple[str, ...] = ("Operation-Location",)
+    accepted_means_running: bool = False
+    max_bytes: int = MAX_RESULT_BYTES
+
+    def __post_init__(self):
+        setattr_ = object.__setattr__
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("Vocabulary.name must be a non-empty str")
+        seen = {}  # type: Dict[str, str]
+        for what in ("succeeded", "failed", "canceled", "running"):
+            words = _words(getattr(self, what), what)
+            for word in words:
+                if seen.setdefault(word, what) != what:
+                    raise ValueError("Vocabulary %r: %r is both %s and %s"
+                                     % (self.name, word, seen[word], what))
+            setattr_(self, what, words)
+        if self.unknown not in ("error", "running"):
+            raise ValueError("Vocabulary.unknown must be 'error' or 'running', not %r"
+                             % (self.unknown,))
+        for what in ("created_fields", "updated_fields", "error_paths", "url_headers"):
+            value = getattr(self, what)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError("Vocabulary.%s must be a sequence of non-empty str" % what)
+            setattr_(self, what, tuple(value))
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) \
+                or self.max_bytes < 1:
+            raise ValueError("Vocabulary.max_bytes must be an int >= 1")
+        outcomes = {}  # type: Dict[str, Status]
+        for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
+                             ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
+            for word in getattr(self, what):
+                outcomes[word] = Status.NOTSTARTED if word == "notstarted" else member
+        setattr_(self, "_outcomes", outcomes)
+
+    def outcome(self, word):
+        # type: (Any) -> Status
+        """The :class:`Status` that *word* means here; an unknown word is a
+        :class:`StatusDocumentError` (or running, if ``unknown="running"``)."""
+        if not isinstance(word, str):
+            raise StatusDocumentError("expected a string, got %s" % type(word).__name__,
+                                      self.status_field)
+        member = self._outcomes.get(word.lower())  # type: ignore[attr-defined]
+        if member is not None:
+            return member
+        if self.unknown == "running":
+            return Status.RUNNING
+        raise StatusDocumentError(
+            "unknown status %s; known: %s" % (_short_repr(word), ", ".join(self._known())),
+            self.status_field)
+
+    def _known(self):
+        return self.running + self.succeeded + self.failed + self.canceled
+
+
+#: Face v1.0 snapshots (the default): exactly as strict as the service.
+FACE = Vocabulary("face", running=("notstarted", "running"), created_fields=("createdTime",),
+                  updated_fields=("lastActionTime",), created_required=True,
+                  error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES)
+
+#: The built-in vocabularies by name (see ``docs`` in the README).
+VOCABULARIES = {
+    "face": FACE,
+    # The Azure REST guidelines' status monitor: Computer Vision Read, Form
+    # Recognizer / Document Intelligence (``completed`` is a success), Speech
+    # batch transcription, Language jobs without partial results, Face v1.2.
+    "azure": Vocabulary(
+        "azure", succeeded=("succeeded", "completed"), failed=("failed",),
+        canceled=("canceled", "cancelled"), running=("notstarted", "running"),
+        created_fields=("createdDateTime", "createdTime"),
+        updated_fields=("lastUpdatedDateTime", "lastActionDateTime", "lastActionTime"),
+        error_paths=("error.message", "properties.error.message", "errors.0.message",
+                     "message"),
+        url_headers=("Operation-Location", "Location")),
+    # Translator document batches: ValidationFailed fails, Cancelling runs.
+    "translator": Vocabulary(
+        "translator", succeeded=("succeeded",), failed=("failed", "validationfailed"),
+        canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
+        created_fields=("createdDateTimeUtc",), updated_fields=("lastActionDateTimeUtc",),
+        error_paths=("error.message",)),
+    # Language analyze-text jobs: partial results are a success, errors kept.
+    "language": Vocabulary(
+        "language", succeeded=("succeeded", "partiallycompleted", "partiallysucceeded"),
+        failed=("failed",), canceled=("cancelled", "canceled"),
+        running=("notstarted", "running", "cancelling"),
+        created_fields=("createdDateTime",), updated_fields=("lastUpdatedDateTime",),
+        error_paths=("errors.0.message", "error.message")),
+    # Azure Resource Manager: Azure-AsyncOperation status documents, or
+    # Location polling (202 until done). Only three words end it.
+    "arm": Vocabulary(
+        "arm", succeeded=("succeeded",), failed=("failed",), canceled=("canceled",),
+        running=("notstarted", "accepted", "inprogress", "running", "creating", "updating",
+                 "deleting"),
+        unknown="running", created_fields=("startTime",), updated_fields=(),
+        error_paths=("error.message", "properties.error.message"),
+        url_headers=("Azure-AsyncOperation", "Location"), accepted_means_running=True),
+}
+
+
+def vocabulary(name):
+    # type: (str) -> Vocabulary
+    """The built-in :class:`Vocabulary` called *name* (case-insensitive);
+    ``ValueError`` listing the known ones otherwise."""
+    if isinstance(name, str):
+        found = VOCABULARIES.get(name.lower())
+        if found is not None:
+            return found
+    raise ValueError("unknown vocabulary %s; known: %s"
+                     % (_short_repr(name), ", ".join(VOCABULARIES)))
+
+
+def _vocabulary_of(value):
+    # type: (Any) -> Vocabulary
+    if value is None:
+        return FACE
+    if isinstance(value, Vocabulary):
+        return value
+    return vocabulary(value)
+
+
+def _field(index, names):
+    """The value of the first of *names* (case-insensitive) in *index*."""
+    for name in names:
+        found = index.get(name.lower())
+        if found is not None and found[1] is not None:
+            return found
+    return None
+
+
+def _at_path(data, path):
+    """The value at a dotted *path* (``errors.0.message``), and its parent."""
+    parent, node = None, data
+    for step in path.split("."):
+        parent = node
+        if isinstance(node, _Mapping):
+            node = node.get(step)
+        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        else:
+            return None, None
+    return node, parent
+
+
+def _failure_reason(data, vocab):
+    """(code, message) from the first error path that holds a message."""
+    for path in vocab.error_paths:
+        message, parent = _at_path(data, path)
+        if isinstance(message, str):
+            code = parent.get("code") if isinstance(parent, _Mapping) else None
+            return (code if isinstance(code, str) else None), message
+    return None, None
+
+
+def _read_document(cls, data, vocab):
+    """A status document read under *vocab* (any but ``"face"``)."""
+    index = {}  # type: Dict[str, Tuple[str, Any]]
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise StatusDocumentError("keys must be strings, got %r" % (key,))
+        lower = key.lower()
+        if lower in index:
+            raise StatusDocumentError("duplicate key (%s and %s)"
+                                      % (_short_repr(index[lower][0]), _short_repr(key)), key)
+        index[lower] = (key, value)
+    found = _field(index, (vocab.status_field,))
+    if found is None:
+        raise StatusDocumentError("missing (a required field)", vocab.status_field)
+    raw = found[1]
+    status = vocab.outcome(raw)
+    times = []
+    for names in (vocab.created_fields, vocab.updated_fields):
+        hit = _field(index, names)
+        times.append(None if hit is None else _as_time(hit[1], hit[0]))
+    if times[0] is None and vocab.created_required:
+        raise StatusDocumentError("missing (a required field)", vocab.created_fields[0])
+    code, message = _failure_reason(data, vocab)
+    location = _field(index, ("resourceLocation",))
+    location = location[1] if location is not None and isinstance(location[1], str) else None
+    return cls(status, times[0], times[1], message, location, raw_status=raw, document=data,
+               error_code=code)
+
+
 def _as_time(value, wire):
     # type: (Any, str) -> _datetime.datetime
     if isinstance(value, str):
@@ -870,31 +1107,43 @@ class OperationStatus:
     """
 
     status: Status
-    created_time: _datetime.datetime
+    created_time: Optional[_datetime.datetime]
     last_action_time: Optional[_datetime.datetime] = None
     message: Optional[str] = None
     resource_location: Optional[str] = None
     extra: Mapping[str, Any] = _dataclasses.field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
+    #: The status word exactly as the service sent it (``"notStarted"``,
+    #: ``"InProgress"``); ``None`` when there was none (ARM ``Location``).
+    raw_status: Optional[str] = _dataclasses.field(default=None, compare=False, repr=False)
+    #: The whole document as read (read-only at its top level).
+    document: Mapping[str, Any] = _dataclasses.field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+    #: The failure's code, where the vocabulary's error paths found one.
+    error_code: Optional[str] = _dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         setattr_ = object.__setattr__
         setattr_(self, "status", _status_of(self.status))
-        setattr_(self, "created_time", _as_time(self.created_time, "createdTime"))
+        if self.created_time is not None:
+            setattr_(self, "created_time", _as_time(self.created_time, "createdTime"))
         if self.last_action_time is not None:
             setattr_(
                 self, "last_action_time", _as_time(self.last_action_time, "lastActionTime")
             )
-        for name in ("message", "resource_location"):
+        for name in ("message", "resource_location", "raw_status", "error_code"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise StatusDocumentError(
                     "expected a string, got %s" % type(value).__name__,
-                    _WIRE_BY_FIELD[name],
+                    _WIRE_BY_FIELD.get(name, name),
                 )
-        if not isinstance(self.extra, _types.MappingProxyType):
-            setattr_(self, "extra", _types.MappingProxyType(dict(self.extra)))
+        for name in ("extra", "document"):
+            value = getattr(self, name)
+            if not isinstance(value, _types.MappingProxyType):
+                setattr_(self, name, _types.MappingProxyType(dict(value)))
 
     def __reduce__(self):
         # A read-only mapping does not pickle: rebuild from the init fields,
@@ -908,18 +1157,25 @@ class OperationStatus:
     # -- reading -------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data):
-        # type: (Mapping[str, Any]) -> OperationStatus
+    def from_dict(cls, data, *, vocabulary=None):
+        # type: (Mapping[str, Any], Any) -> OperationStatus
         """Read a decoded status document.
 
-        Keys are matched case-insensitively; ``null`` is the same as absent;
-        ``location`` is read as ``resourceLocation`` (which wins if both are
-        there). Raises :class:`StatusDocumentError` naming the field.
+        *vocabulary* (a :class:`Vocabulary` or a built-in's name; default
+        ``"face"``) says how the service writes it. Keys are matched
+        case-insensitively; ``null`` is the same as absent. Under
+        ``"face"``, ``location`` is read as ``resourceLocation`` (which wins
+        if both are there) and ``createdTime`` is required. Raises
+        :class:`StatusDocumentError` naming the field.
         """
         if not isinstance(data, _Mapping):
             raise StatusDocumentError(
                 "expected a JSON object, got %s" % _json_type_name(data)
             )
+        if vocabulary is not None and vocabulary is not FACE:
+            vocab = _vocabulary_of(vocabulary)
+            if vocab is not FACE:
+                return _read_document(cls, data, vocab)
         known = {}  # type: Dict[str, Tuple[str, Any]]  # lower wire name -> (key, value)
         extra = {}  # type: Dict[str, Any]
         for key, value in data.items():
@@ -951,22 +1207,30 @@ class OperationStatus:
         }
         if "status" not in fields:
             raise StatusDocumentError("missing (a required field)", "status")
-        fields["status"] = _status_of(fields["status"])
+        raw = fields["status"]
+        fields["status"] = FACE.outcome(raw)
         if "created_time" not in fields:
             raise StatusDocumentError("missing (a required field)", "createdTime")
         fields["extra"] = extra
+        fields["raw_status"] = raw
+        fields["document"] = data
         return cls(**fields)
 
     @classmethod
-    def from_json(cls, document, *, max_bytes=None):
-        # type: (Union[str, bytes, bytearray], Optional[int]) -> OperationStatus
+    def from_json(cls, document, *, max_bytes=None, vocabulary=None):
+        # type: (Union[str, bytes, bytearray], Optional[int], Any) -> OperationStatus
         """Read a status document from JSON text or bytes (UTF-8, -16 or -32).
 
-        Documents larger than *max_bytes* (default :data:`MAX_DOCUMENT_BYTES`)
-        or nested deeper than :data:`MAX_DOCUMENT_DEPTH` are refused, as are
-        ``NaN``, ``Infinity`` and duplicate keys.
+        Documents larger than *max_bytes* (default: the vocabulary's cap,
+        :data:`MAX_DOCUMENT_BYTES` for ``"face"``) or nested deeper than
+        :data:`MAX_DOCUMENT_DEPTH` are refused, as are ``NaN``, ``Infinity``
+        and duplicate keys. *vocabulary* as for :meth:`from_dict`.
         """
-        return cls.from_dict(_load_json_object(document, max_bytes))
+        if vocabulary is None or vocabulary is FACE:
+            return cls.from_dict(_load_json_object(document, max_bytes))
+        vocab = _vocabulary_of(vocabulary)
+        limit = vocab.max_bytes if max_bytes is None else max_bytes
+        return cls.from_dict(_load_json_object(document, limit), vocabulary=vocab)
 
     # -- writing -------------------------------------------------------------
 
@@ -977,10 +1241,9 @@ class OperationStatus:
         ``OperationStatus.from_dict(s.to_dict()) == s``. With
         *include_extra*, the unknown keys read from the wire come too.
         """
-        out = {
-            "status": self.status.value,
-            "createdTime": format_datetime(self.created_time),
-        }  # type: Dict[str, Any]
+        out = {"status": self.status.value}  # type: Dict[str, Any]
+        if self.created_time is not None:
+            out["createdTime"] = format_datetime(self.created_time)
         if self.last_action_time is not None:
             out["lastActionTime"] = format_datetime(self.last_action_time)
         if self.message is not None:
@@ -1016,6 +1279,11 @@ class OperationStatus:
     def failed(self):
         # type: () -> bool
         return self.status is Status.FAILED
+
+    @property
+    def canceled(self):
+        # type: () -> bool
+        return self.status is Status.CANCELED
 
     @property
     def resource(self):
@@ -1060,7 +1328,7 @@ class OperationStatus:
     def duration(self):
         # type: () -> Optional[_datetime.timedelta]
         """``lastActionTime - createdTime``, when the service sent both."""
-        if self.last_action_time is None:
+        if self.last_action_time is None or self.created_time is None:
             return None
         return self.last_action_time - self.created_time
 
