@@ -49,6 +49,7 @@ __all__ = [
     "HTTPError",
     "OperationNotFound",
     "OperationFailed",
+    "OperationCanceled",
     "PollTimeout",
     "PollCancelled",
     # model
@@ -226,19 +227,34 @@ class OperationNotFound(HTTPError):
 
 
 class OperationFailed(OpStatusError):
-    """The operation ended with status ``failed``.
+    """The operation ended with status ``failed`` (or ``canceled``: see
+    :class:`OperationCanceled`).
 
-    :attr:`status` is the final :class:`OperationStatus`; :attr:`message`
-    the service's failure message (``None`` if it sent none).
+    :attr:`status` is the final :class:`OperationStatus`; :attr:`code` and
+    :attr:`message` the service's failure code and message (``None`` where
+    it sent none). The text says the service's own word when it is not
+    plain ``failed`` (``ValidationFailed``), then the reason.
     """
 
     def __init__(self, status):
         self.status = status
         self.message = status.message
-        text = "operation failed"
+        self.code = getattr(status, "error_code", None)
+        outcome = getattr(status.status, "value", "failed")
+        text = "operation " + outcome
+        raw = getattr(status, "raw_status", None)
+        if raw and raw.lower() != outcome:
+            text += " (%s)" % _clip(raw, 60)
+        if self.code and self.code != status.message:
+            text += ": " + _clip(self.code, 100)
         if status.message:
             text += ": " + _clip(status.message)
         super().__init__(text)
+
+
+class OperationCanceled(OperationFailed):
+    """The operation ended with status ``canceled`` (services other than Face
+    snapshots); :attr:`status` ``.status`` is :attr:`Status.CANCELED`."""
 
 
 class PollTimeout(OpStatusError, TimeoutError):
@@ -841,6 +857,10 @@ class ResourceRef:
 #: result in the final status.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 
+#: Longest wait a service's ``Retry-After`` is honoured for, in seconds,
+#: even above the policy's ``cap`` (ARM sends 10 s to 10 minutes).
+MAX_SERVER_WAIT = 600.0
+
 
 def _words(value, what):
     if isinstance(value, str) or not all(isinstance(w, str) and w for w in value):
@@ -872,6 +892,8 @@ class Vocabulary:
     its URL, in order of preference. With ``accepted_means_running``, a
     ``202`` is "still running" and a ``200``/``201``/``204`` without a
     status word ends it, its body being the result (ARM ``Location``).
+    ``max_bytes`` caps a document; ``max_server_wait`` is the longest
+    ``Retry-After`` honoured, above the policy's cap (``None``: the cap).
     """
 
     name: str
@@ -888,6 +910,7 @@ class Vocabulary:
     url_headers: Tuple[str, ...] = ("Operation-Location",)
     accepted_means_running: bool = False
     max_bytes: int = MAX_RESULT_BYTES
+    max_server_wait: Optional[float] = MAX_SERVER_WAIT
 
     def __post_init__(self):
         setattr_ = object.__setattr__
@@ -912,6 +935,10 @@ class Vocabulary:
         if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) \
                 or self.max_bytes < 1:
             raise ValueError("Vocabulary.max_bytes must be an int >= 1")
+        wait = self.max_server_wait
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
+                                 or not 0 <= wait <= 366 * 86400.0):
+            raise ValueError("Vocabulary.max_server_wait must be None or seconds >= 0")
         outcomes = {}  # type: Dict[str, Status]
         for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
                              ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
@@ -942,7 +969,7 @@ class Vocabulary:
 #: Face v1.0 snapshots (the default): exactly as strict as the service.
 FACE = Vocabulary("face", running=("notstarted", "running"), created_fields=("createdTime",),
                   updated_fields=("lastActionTime",), created_required=True,
-                  error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES)
+                  error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES, max_server_wait=None)
 
 #: The built-in vocabularies by name (see ``docs`` in the README).
 VOCABULARIES = {
@@ -1658,6 +1685,20 @@ class RetryPolicy:
         if isinstance(error, HTTPError):
             return error.status in self.retry_statuses
         return isinstance(error, NetworkError) and error.retryable
+
+    def clamp_hint(self, delay, time_left=None, ceiling=MAX_SERVER_WAIT):
+        # type: (Any, Optional[float], Optional[float]) -> float
+        """A wait the *service* asked for (``Retry-After``): honoured above
+        ``cap`` up to *ceiling* (ARM asks for up to 10 minutes; ``None``: the
+        cap), never below ``floor`` nor past the time left."""
+        if ceiling is None:
+            return self.clamp(delay, time_left)
+        ceiling = max(ceiling, self.cap)
+        value = _finite_delay(delay, ceiling)
+        value = self.floor if value is None else max(self.floor, value)
+        if time_left is not None:
+            value = min(value, max(0.0, time_left))
+        return value
 
     def clamp(self, delay, time_left=None):
         # type: (Any, Optional[float]) -> float
@@ -3070,7 +3111,7 @@ class Step:
     done: bool
 
 
-def _retry_wait(client, policy, url, exc, errors, rand, time_left):
+def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None):
     """The wait before another try after *exc* (the *errors*-th in a row):
     a plugin's ``opstatus_retry_delay``, else the server's hint, else the
     policy's backoff; clamped by the policy and *time_left*. Raises *exc*
@@ -3088,8 +3129,51 @@ def _retry_wait(client, policy, url, exc, errors, rand, time_left):
     if not policy.is_retryable(exc, errors):
         raise exc
     hint = getattr(exc, "retry_after", None)
-    delay = hint if hint is not None else policy.error_delay(errors, rand)
-    return policy.clamp(delay, time_left)
+    if hint is not None:
+        return policy.clamp_hint(hint, time_left, ceiling)
+    return policy.clamp(policy.error_delay(errors, rand), time_left)
+
+
+#: HTTP statuses that say who is asking is at fault, not the operation.
+_AUTH_STATUSES = frozenset((401, 403, 407))
+
+
+def _read_answer(response, vocab, scrub, url, policy):
+    # type: (Response, Vocabulary, Callable[[str], str], str, RetryPolicy) -> OperationStatus
+    """The status that an answer to a poll means under *vocab*; raises the
+    :class:`HTTPError` of an answer that is not one."""
+    code = response.status
+    if vocab.accepted_means_running:  # ARM: Location polling, or a status document
+        if code == 202:
+            return OperationStatus(Status.RUNNING, None, document=_lenient_body(response))
+        if code in (200, 201, 204):
+            doc = _lenient_body(response)
+            if any(k.lower() == vocab.status_field.lower() for k in doc):
+                return OperationStatus.from_dict(doc, vocabulary=vocab)
+            return OperationStatus(Status.SUCCEEDED, None, document=doc)
+        if code >= 400 and code not in policy.retry_statuses and code not in _AUTH_STATUSES:
+            doc = _lenient_body(response)  # the operation failed: the error is the body
+            error_code, message = _error_details(response, scrub)
+            return OperationStatus(Status.FAILED, None, message=message, document=doc,
+                                   error_code=error_code, raw_status="HTTP %d" % code)
+    if code != 200:
+        raise _http_error(response, scrub, url)
+    if vocab is FACE:
+        return OperationStatus.from_json(response.body)
+    return OperationStatus.from_json(response.body, vocabulary=vocab,
+                                     max_bytes=max(vocab.max_bytes, len(response.body)))
+
+
+def _lenient_body(response):
+    """The body as a JSON object where it is one, else ``{}`` (a 202 of
+    ARM's Location polling may carry anything, or nothing)."""
+    if not response.body.strip():
+        return {}
+    try:
+        doc = _load_json_object(response.body, len(response.body))
+    except StatusDocumentError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 class Poller:
@@ -3115,13 +3199,22 @@ class Poller:
     :func:`make_plugin_manager`), ``False`` for none, or ``None`` (default)
     for the process-wide one when pluggy is installed. An explicit
     *transport* or *policy* wins over plugins; plugins win over built-ins.
+
+    *vocabulary* (a :class:`Vocabulary` or a built-in's name, default
+    ``"face"``) says how the service writes its status documents;
+    *max_bytes* caps a response body (default 1 MiB for ``"face"``, the
+    vocabulary's cap, 64 MiB, for the others, whose final status may hold
+    a large result).
     """
 
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
                  timeout=DEFAULT_TIMEOUT, policy=None, transport=None, allow_http=False,
                  ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
-                 max_bytes=MAX_RESPONSE_BYTES, clock=None, sleep=None, random=None,
-                 on_status=None, plugins=None):
+                 max_bytes=None, clock=None, sleep=None, random=None,
+                 on_status=None, plugins=None, vocabulary=None):
+        self.vocabulary = _vocabulary_of(vocabulary)
+        if max_bytes is None:
+            max_bytes = MAX_RESPONSE_BYTES if self.vocabulary is FACE else self.vocabulary.max_bytes
         if timeout is not None and _finite_delay(timeout, float("inf")) is None:
             raise ValueError("timeout must be a finite number >= 0 or None, not %r" % (timeout,))
         if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
@@ -3278,9 +3371,8 @@ class Poller:
                 "opstatus: GET %s -> %d (poll %d)", redact_url(self.url), response.status,
                 self.polls,
             )
-            if response.status != 200:
-                raise _http_error(response, self._client.scrub, self.url)
-            status = OperationStatus.from_json(response.body)
+            status = _read_answer(response, self.vocabulary, self._client.scrub, self.url,
+                                  self.policy)
             if status.message is not None:  # a key the service echoes stays hidden
                 clean = self._client.scrub(status.message)
                 if clean != status.message:
@@ -3307,7 +3399,8 @@ class Poller:
                      status=self.latest, error=error)
 
     def _failure(self, status):
-        return self._client.scrub_error(OperationFailed(status))
+        cls = OperationCanceled if status.status is Status.CANCELED else OperationFailed
+        return self._client.scrub_error(cls(status))
 
     def _finish_with(self, exc):
         outcome = ("timeout" if isinstance(exc, PollTimeout) else
@@ -3380,7 +3473,7 @@ class Poller:
             status, delay, error = self._attempt()
             if status is not None and status.is_terminal:
                 self._done = True
-                failure = self._failure(status) if status.failed else None
+                failure = self._failure(status) if status.failed or status.canceled else None
                 self._finish(status.status.value, failure)
                 return Step(status, failure, 0.0, True)
             if status is not None:
@@ -3395,11 +3488,11 @@ class Poller:
     def _retry_delay(self, exc, errors):
         """The wait before retrying after *exc*, or raise it if not worth it."""
         return _retry_wait(self._client, self.policy, self.url, exc, errors, self._rand,
-                           self._time_left())
+                           self._time_left(), self.vocabulary.max_server_wait)
 
     def _next_delay(self, status):
         age = self._elapsed() + self._age0
-        if status.last_action_time is not None:
+        if status.last_action_time is not None and status.created_time is not None:
             age = max(age, (status.last_action_time - status.created_time).total_seconds())
         delay = None
         hooks = self._client.hooks
@@ -3409,9 +3502,11 @@ class Poller:
                                retry_after=self._hint)
             if value is not None:
                 delay = _plugin_number(value, hooks, "opstatus_next_delay")
+        if delay is None and self._hint is not None:
+            return self.policy.clamp_hint(self._hint, self._time_left(),
+                                          self.vocabulary.max_server_wait)
         if delay is None:
-            delay = self._hint if self._hint is not None else self.policy.poll_delay(
-                age, self._rand)
+            delay = self.policy.poll_delay(age, self._rand)
         return self.policy.clamp(delay, self._time_left())
 
     def _notify(self, hook, **kwargs):
@@ -3508,7 +3603,7 @@ class Poller:
         final = self.latest
         if final is None or not final.is_terminal:  # pragma: no cover - loop ends terminal
             raise self._timeout()
-        if final.status is Status.FAILED:
+        if final.status is Status.FAILED or final.status is Status.CANCELED:
             raise self._failure(final)
         return final
 
