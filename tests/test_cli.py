@@ -959,9 +959,12 @@ def test_take_prints_the_operation_location(live):
     assert [m for m, _path in live.requests] == ["POST"]
 
 
+SCOPE_2 = "00000000-0000-0000-0000-000000000002"
+
+
 def test_take_json(live):
     result = cli(["take", "--json", "--type", "LargePersonGroup", "--object-id", "big_1",
-                  "--apply-scope", live.subscription, "--apply-scope", live.subscription],
+                  "--apply-scope", live.subscription, "--apply-scope", SCOPE_2],
                  sim_env(live))
     assert result.returncode == 0, result
     doc = json.loads(result.out)
@@ -1112,7 +1115,8 @@ def serve():
 
     def start(*options, env=None):
         server = Running(["serve", "--queue-seconds", "0.05", "--take-seconds", "0.3",
-                          "--apply-seconds", "0.3"] + list(options), env or clean_env())
+                          "--apply-seconds", "0.3", "--no-require-objects"] + list(options),
+                         env or clean_env())
         started.append(server)
         server.banner = server.next_line()
         exports = {}
@@ -1187,9 +1191,9 @@ def test_serve_fail(serve):
 
 def test_serve_rate_limit(serve):
     server = serve("--rate-limit", "3")
-    # take tries three times, waiting the Retry-After (1 s) between: all 429.
+    # take tries three times, waiting the 1 s the 429 text asks for between: all 429.
     first = cli(TAKE, server.env)
-    assert_error_line(first, 4, "429", "Try again in 1 seconds")
+    assert_error_line(first, 4, "429", "Please retry after 1 second(s)")
     assert first.seconds >= 1.8, first
     # The next request is past the N = 3.
     second = cli(TAKE + ["--wait"], server.env)
