@@ -559,3 +559,53 @@ def test_simulator_time_follows_its_clock(sim, fake_clock):
     fake_clock.advance(12.5)
     assert sim.wall() == pytest.approx(wall + 12.5)
     assert abs(wall - time.time()) < 60
+
+
+###############################################################################
+# Many operations (issue 15): a request costs the same with 10 or 10,000
+###############################################################################
+
+
+class _Watched:
+    """Stands in for an operation and counts every look at its attributes."""
+
+    looks = 0
+
+    def __init__(self, finish):
+        self.finish = finish
+        self.on_success = lambda finished: None
+        self.fail = None
+
+    def __getattribute__(self, name):
+        type(self).looks += 1
+        return object.__getattribute__(self, name)
+
+
+def test_a_request_does_not_look_at_every_operation_held(sim, fake_clock):
+    for i in range(10000):
+        sim.operations["held-%d" % i] = _Watched(fake_clock() - 1.0)
+    _Watched.looks = 0
+    for _ in range(3):
+        assert fetch(sim, "GET", "/face/v1.0/snapshots").status == 200
+    assert _Watched.looks == 0  # a scan would look at each, on every request
+
+
+def test_settle_examines_only_the_operations_that_are_due(sim, fake_clock):
+    done = []
+    for i in range(10000):  # held, none due for a long while
+        sim._new_operation("take", 1000.0 + i, "/snapshots/%d" % i,
+                           lambda finished, i=i: done.append(i))
+    location = start_take(sim).header("Operation-Location")  # due after 1.3 s
+    before = sim.settle_examined
+    for _ in range(5):
+        op_doc(sim, location)
+    assert sim.settle_examined == before  # nothing due: nothing examined
+    fake_clock.advance(sim.queue_seconds + 1000.5)  # the take and the first held one
+    assert op_doc(sim, location).json()["status"] == "succeeded"
+    assert sim.settle_examined == before + 2
+    assert done == [0] and len(sim.snapshots) == 1
+    op_doc(sim, location)
+    assert sim.settle_examined == before + 2
+    fake_clock.advance(10.0)
+    fetch(sim, "GET", "/face/v1.0/snapshots")
+    assert sim.settle_examined == before + 12 and done == list(range(11))
