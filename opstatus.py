@@ -3743,6 +3743,9 @@ class Simulator:
         (``0.0.0.0`` -> ``127.0.0.1``, ``::`` -> ``[::1]``): a URL clients
         can use, where ``http://0.0.0.0:P`` is refused by most.
         """
+        if self._server is None:
+            raise RuntimeError("the simulator is not running: start() it, or use it in a "
+                               "with block")
         host, port = self._server.server_address[:2]
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
