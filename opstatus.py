@@ -1522,7 +1522,10 @@ RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 
 #: Largest delay a server may ask for and still be heard (then clamped).
 _MAX_HINT = 366 * 86400.0
-_FACE_429 = _LazyRegex(r"(?i)try again in ([0-9]{1,7}(?:\.[0-9]{1,6})?) seconds?")
+#: The wait a Face 429 states in its text: "Try again in N seconds." (2019) or
+#: "Please retry after N second(s)." (2021).
+_FACE_429 = _LazyRegex(
+    r"(?i)(?:try again in|retry after) ([0-9]{1,7}(?:\.[0-9]{1,6})?) second(?:s|\(s\))?")
 
 
 def _finite_delay(value, cap):
@@ -1546,7 +1549,8 @@ def parse_retry_after(headers, body=None, *, now=None):
     Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After``
     (delta-seconds or an HTTP-date, compared with *now*, a POSIX time that
     defaults to the wall clock) from *headers* (lower-case keys), then the
-    Face 429 text "Try again in N seconds." from *body*. Anything that is not
+    Face 429 text from *body*: "Try again in N seconds." or, as the 2021
+    service wrote it, "Please retry after N second(s).". Anything that is not
     a sane, finite, non-negative number is ignored, never raised.
     """
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
@@ -4129,6 +4133,22 @@ _SIM_401 = ("Access denied due to invalid subscription key or wrong API endpoint
             "sure to provide a valid key for an active subscription and use a correct "
             "regional API endpoint for your resource.")
 _TICKS = 10_000_000  # .NET ticks per second
+#: What each object type is called in the service's documented error texts.
+_SIM_OBJECT_NAMES = {"facelist": "Face list", "largefacelist": "Large face list",
+                     "persongroup": "Person group", "largepersongroup": "Large person group"}
+#: Gap between ``createdTime`` and ``lastActionTime`` of a 2021 operation that
+#: has not started (as recorded: 39 ms).
+_SIM_2021_FIRST_ACTION = 0.0391674
+#: Compact JSON, as the service writes it.
+_SIM_JSON_SEPARATORS = (",", ":")
+#: Kinds of the other Azure operations the simulator plays (:meth:`Simulator.start_job`).
+_SIM_JOB_KINDS = ("azure", "read", "arm-async", "arm-location")
+#: How a job ends.
+_SIM_JOB_OUTCOMES = ("succeeded", "failed", "canceled")
+_SIM_ARM_KINDS = ("arm-async", "arm-location")
+_SIM_ARM_API_VERSION = "2023-01-01"
+_SIM_READ_PATH = "/vision/v3.2/read"
+_SIM_DEFAULT = object()  # "not given", where None means something
 
 
 def _wire_time(posix):
@@ -4146,9 +4166,13 @@ def _wire_time(posix):
 
 
 class _SimOperation:
-    __slots__ = ("id", "kind", "created", "start", "finish", "fail", "result", "on_success")
+    """A Face take or apply; *source* is the snapshot an apply reads."""
 
-    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success):
+    __slots__ = ("id", "kind", "created", "start", "finish", "fail", "result", "on_success",
+                 "source")
+
+    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success,
+                 source=None):
         self.id = op_id
         self.kind = kind
         self.created = created
@@ -4157,6 +4181,48 @@ class _SimOperation:
         self.fail = fail
         self.result = result
         self.on_success = on_success
+        self.source = source
+
+
+class _SimJob:
+    """An operation of another Azure service (:meth:`Simulator.start_job`)."""
+
+    __slots__ = ("id", "kind", "outcome", "created", "start", "finish", "retry_after",
+                 "result", "error")
+
+    def __init__(self, job_id, kind, outcome, created, start, finish, retry_after, result,
+                 error):
+        self.id = job_id
+        self.kind = kind
+        self.outcome = outcome
+        self.created = created
+        self.start = start
+        self.finish = finish
+        self.retry_after = retry_after
+        self.result = result
+        self.error = error
+
+    def state(self, now):
+        """``"notStarted"``, ``"running"`` or the outcome, at *now*."""
+        if now < self.start:
+            return "notStarted"
+        return "running" if now < self.finish else self.outcome
+
+
+def _sim_job_error(outcome, error):
+    # type: (str, Any) -> Optional[Dict[str, str]]
+    """The ``{"code", "message"}`` a job that ends *outcome* reports."""
+    if outcome == "succeeded":
+        return None
+    if isinstance(error, dict):
+        return {"code": str(error.get("code", "")), "message": str(error.get("message", ""))}
+    if isinstance(error, (tuple, list)) and len(error) == 2:
+        return {"code": str(error[0]), "message": str(error[1])}
+    if isinstance(error, str):
+        return {"code": "JobFailed" if outcome == "failed" else "Canceled", "message": error}
+    if outcome == "failed":
+        return {"code": "InternalServerError", "message": "The job failed."}
+    return {"code": "Canceled", "message": "The operation was canceled."}
 
 
 class Simulator:
@@ -4165,47 +4231,70 @@ class Simulator:
     A standard-library HTTP server on 127.0.0.1 (port 0: a free one), run in
     a thread of its own while the ``with`` block lasts::
 
-        with Simulator() as sim:
+        with Simulator(objects=[("PersonGroup", "sample")]) as sim:
             location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
                                      object_id="sample", apply_scope=[sim.subscription])
             status = poll(location, endpoint=sim.endpoint, key=sim.key)
 
     It serves take, apply, operation status, get, list, update and delete
-    snapshot with the real paths, bodies and status codes, checks the key
-    (401 otherwise) and answers a relative ``Operation-Location``. Operations
-    go notStarted -> running -> succeeded after *queue_seconds* and
-    *take_seconds* / *apply_seconds*, with 7-digit timestamps. *dialect* is
-    ``"2019"`` (PascalCase, nulls) or ``"2021"`` (camelCase, finishedTime).
+    snapshot with the real paths (under ``/face/v1.0`` and, as the 2021
+    service did, ``/face/v1.0-preview``), bodies, headers and status codes,
+    checks the key (401 otherwise, before any body is read) and answers a
+    relative ``Operation-Location``. Operations go notStarted -> running ->
+    succeeded after *queue_seconds* and *take_seconds* / *apply_seconds*,
+    with 7-digit timestamps. *dialect* is ``"2019"`` (PascalCase, nulls) or
+    ``"2021"`` (camelCase, finishedTime); ``docs/face-sdk.md`` lists what each
+    one puts on the wire.
+
+    As on the service, a take needs its object to exist (404
+    ``PersonGroupNotFound`` and kin otherwise): pass *objects* (pairs of
+    type and objectId), call :meth:`add_object`, or apply a snapshot to
+    create one; ``require_objects=False`` lets any objectId be taken.
 
     Faults, set at construction or on the attributes at any time:
     *fail* (a message: operations end failed), *rate_limit* (the next N
-    requests answer 429), *rate_limit_retry_after* (the Retry-After header
-    value sent with them, or None for the Face text only), *server_errors*
-    (the next N requests answer *server_error_status*), *slow* (seconds
-    before each answer), *snapshot_ttl* (seconds a snapshot lives; 48 h).
+    requests answer 429 with the service's text, "Try again in N seconds."
+    in 2019 and "Please retry after N second(s)." in 2021, N being
+    *rate_limit_seconds*), *rate_limit_retry_after* (a ``Retry-After``
+    header to send with them, which the Face service never did; None by
+    default), *server_errors* (the next N requests answer
+    *server_error_status*), *slow* (seconds before each answer),
+    *snapshot_ttl* (seconds a snapshot lives; 48 h).
 
     *clock* (monotonic seconds) is injectable so that a test can share a fake
-    clock with a :class:`Poller`; *wall* maps it to POSIX time.
+    clock with a :class:`Poller`; *wall* maps it to POSIX time. *host* may
+    be an IPv6 address (``"::1"``); bound to every interface (``0.0.0.0``,
+    ``::``) :attr:`endpoint` still names loopback. A connection idle for
+    *idle_timeout* seconds is closed. *account* is the ARM resource path
+    that snapshots name as their ``account``.
 
-    With *require_objects*, a take answers 404 (``PersonGroupNotFound`` and
-    kin, as the service does) unless its object was made to exist with
-    :meth:`add_object` or by an earlier apply; by default any objectId can
-    be taken, which keeps quick experiments short.
+    Beside Face, :meth:`start_job` (or ``POST /jobs``) plays the operations
+    of other Azure services: the REST guidelines' status monitor (Computer
+    Vision Read and kin) and both forms of Azure Resource Manager polling.
     """
 
     def __init__(self, *, key=None, dialect="2021", host="127.0.0.1", port=0,
                  queue_seconds=0.3, take_seconds=1.0, apply_seconds=1.0, fail=None,
-                 rate_limit=0, rate_limit_retry_after="1", server_errors=0,
-                 server_error_status=503, slow=0.0, snapshot_ttl=48 * 3600.0,
-                 clock=None, api_path=FACE_API_PATH, require_objects=False):
+                 rate_limit=0, rate_limit_retry_after=None, rate_limit_seconds=1,
+                 server_errors=0, server_error_status=503, slow=0.0, snapshot_ttl=48 * 3600.0,
+                 clock=None, api_path=FACE_API_PATH, require_objects=True, objects=(),
+                 account=None, idle_timeout=5.0, max_body=1 << 20):
         if dialect not in ("2019", "2021"):
             raise ValueError("dialect must be '2019' or '2021', not %r" % (dialect,))
+        if not (isinstance(idle_timeout, (int, float)) and 0 < idle_timeout < 1e9):
+            raise ValueError("idle_timeout must be a positive number of seconds, not %r"
+                             % (idle_timeout,))
+        import heapq
+        import itertools
         import secrets
         import threading
         import uuid
 
         self.key = key if key is not None else secrets.token_hex(16)
         self.subscription = str(uuid.uuid4())
+        self.account = account or (
+            "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
+            "Microsoft.CognitiveServices/accounts/face-simulator" % self.subscription)
         self.dialect = dialect
         self.queue_seconds = queue_seconds
         self.take_seconds = take_seconds
@@ -4213,23 +4302,35 @@ class Simulator:
         self.fail = fail
         self.rate_limit = rate_limit
         self.rate_limit_retry_after = rate_limit_retry_after
+        self.rate_limit_seconds = rate_limit_seconds
         self.server_errors = server_errors
         self.server_error_status = server_error_status
         self.slow = slow
         self.snapshot_ttl = snapshot_ttl
         self.api_path = api_path
         self.require_objects = require_objects
+        self.idle_timeout = idle_timeout
+        self.max_body = max_body
         self._clock = clock
         self._wall0 = None  # type: Optional[float]
         self._mono0 = None  # type: Optional[float]
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self.operations = {}  # type: Dict[str, _SimOperation]
+        self.jobs = {}  # type: Dict[str, _SimJob]
         self.snapshots = {}  # type: Dict[str, Dict[str, Any]]
         self.objects = set()  # type: set  # (type, objectId) that exist
         self.requests = []  # type: list  # (method, path) of each request
+        #: How many operations :meth:`_settle` has looked at, in all: it
+        #: looks only at those due (a heap by finish time), never at all.
+        self.settle_examined = 0
+        self._due = []  # type: list  # heap of (finish, seq, op) still to settle
+        self._heappush, self._heappop = heapq.heappush, heapq.heappop
+        self._seq = itertools.count()
         self._server = None
         self._thread = None
+        for object_type, object_id in objects:
+            self.add_object(object_type, object_id)
 
     # -- time ----------------------------------------------------------------
 
@@ -4250,21 +4351,34 @@ class Simulator:
 
     @property
     def endpoint(self):
-        """The resource endpoint, as users know it (``http://127.0.0.1:PORT``)."""
+        """The resource endpoint, as users know it (``http://127.0.0.1:PORT``).
+
+        Bound to every interface, it names loopback of the same family
+        (``0.0.0.0`` -> ``127.0.0.1``, ``::`` -> ``[::1]``): a URL clients
+        can use, where ``http://0.0.0.0:P`` is refused by most.
+        """
+        if self._server is None:
+            raise RuntimeError("the simulator is not running: start() it, or use it in a "
+                               "with block")
         host, port = self._server.server_address[:2]
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = "[%s]" % host
         return "http://%s:%d" % (host, port)
 
     def start(self):
         import threading
         import time
-        from http.server import ThreadingHTTPServer
 
         self._mono0 = self.now()
         self._wall0 = time.time()
-        handler = type("_Handler", (_make_sim_handler(),), {"sim": self})
-        server_class = type("_Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
-        self._server = server_class((self._host, self._port), handler)
-        self._server.daemon_threads = True
+        host = self._host.strip("[]") if self._host else self._host
+        handler = type("_Handler", (_make_sim_handler(),),
+                       {"sim": self, "timeout": self.idle_timeout})
+        self._server = _sim_server_class(host)((host, self._port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name="opstatus-simulator", daemon=True)
@@ -4291,46 +4405,78 @@ class Simulator:
     # -- the model -------------------------------------------------------------
 
     def add_object(self, object_type, object_id):
-        """Make an object exist: with *require_objects* a take needs its
-        source to exist (404 ``PersonGroupNotFound`` and kin otherwise), and
-        an apply always refuses a target that exists (409)."""
+        """Make an object exist: a take needs its source to exist (404
+        ``PersonGroupNotFound`` and kin otherwise, unless *require_objects*
+        is off), and an apply always refuses a target that exists (409)."""
         self.objects.add((object_type.lower(), object_id))
 
-    def _new_operation(self, kind, seconds, result, on_success):
+    def _new_operation(self, kind, seconds, result, on_success, source=None):
         import uuid
 
         now = self.now()
         op = _SimOperation(str(uuid.uuid4()), kind, now, now + self.queue_seconds,
-                           now + self.queue_seconds + seconds, self.fail, result, on_success)
+                           now + self.queue_seconds + seconds, self.fail, result, on_success,
+                           source)
         self.operations[op.id] = op
+        if on_success is not None:
+            self._heappush(self._due, (op.finish, next(self._seq), op))
         return op
+
+    def _face_bases(self):
+        """The API bases Face answers under: *api_path*, and the 2021
+        ``-preview`` one beside the default."""
+        base = self.api_path.rstrip("/")
+        return (base, base + "-preview") if base == FACE_API_PATH else (base,)
 
     def _location_header(self):
         # The 2019 recordings spell it Operation-Location, the 2021 ones
         # operation-location.
         return "Operation-Location" if self.dialect == "2019" else "operation-location"
 
+    def _accepted_headers(self, op):
+        """The headers of a 202 that started *op*, as each dialect sent them."""
+        location = (self._location_header(), "/operations/" + op.id)
+        if self.dialect == "2019":
+            return (("Cache-Control", "no-cache"), ("Pragma", "no-cache"),
+                    location, ("Expires", "-1"))
+        return (location, ("CSP-Billing-Usage", "CognitiveServices.Face.Transaction=1"))
+
     def _settle(self):
         """Bring about what finished operations produced (a take's snapshot),
-        as of the moment they finished, whether or not anyone polled them."""
+        as of the moment they finished, whether or not anyone polled them.
+
+        Only the operations that are due are looked at (a heap by finish
+        time), so a request costs the same with 10 or 10,000 operations held.
+        """
         now = self.now()
-        for op in self.operations.values():
-            if op.on_success is not None and now >= op.finish:
+        due = self._due
+        while due and due[0][0] <= now:
+            op = self._heappop(due)[2]
+            self.settle_examined += 1
+            if op.on_success is not None:
                 if not op.fail:
                     op.on_success(op.finish)
                 op.on_success = None
+
+    def _placeholder(self, op):
+        """``resourceLocation`` before success: 2019 sent null; 2021 sent
+        ``/snapshots/`` for a take and the source snapshot for an apply."""
+        if self.dialect == "2019":
+            return None
+        return "/snapshots/" + (op.source or "") if op.kind in ("take", "apply") else None
 
     def operation_document(self, op):
         # type: (_SimOperation) -> Dict[str, Any]
         now = self.now()
         if now < op.start:
             status, last = "notStarted", op.created
+            if self.dialect == "2021":
+                last = min(op.created + _SIM_2021_FIRST_ACTION, op.start)
         elif now < op.finish:
             status, last = "running", now
         else:
             status, last = ("failed" if op.fail else "succeeded"), op.finish
-        location = op.result if status == "succeeded" else (
-            "/snapshots/" if op.kind == "take" else None)
+        location = op.result if status == "succeeded" else self._placeholder(op)
         message = op.fail if status == "failed" else None
         if self.dialect == "2019":
             return {"CreatedTime": _wire_time(self.wall(op.created)),
@@ -4338,17 +4484,219 @@ class Simulator:
                     "Message": message, "ResourceLocation": location, "Status": status}
         doc = {"status": status, "createdTime": _wire_time(self.wall(op.created)),
                "lastActionTime": _wire_time(self.wall(last))}
+        if status in ("succeeded", "failed"):
+            doc["finishedTime"] = _wire_time(self.wall(op.finish) - 0.0000003)
         if location is not None:
             doc["resourceLocation"] = location
         if message is not None:
             doc["message"] = message
-        if status in ("succeeded", "failed"):
-            doc["finishedTime"] = _wire_time(self.wall(op.finish) - 0.0000003)
         return doc
+
+    # -- other Azure services --------------------------------------------------
+
+    def start_job(self, kind="azure", *, outcome="succeeded", seconds=None,
+                  queue_seconds=None, retry_after=_SIM_DEFAULT, result=None, error=None,
+                  base=None):
+        # type: (str, str, Optional[float], Optional[float], Any, Any, Any, Optional[str]) -> str
+        """Start an operation of another Azure service; returns the absolute
+        URL a client polls (the header its 202 would carry).
+
+        *kind* is the form it takes on the wire:
+
+        - ``"azure"``: the REST guidelines' status monitor. ``GET
+          /jobs/{id}`` answers ``{"status", "createdDateTime",
+          "lastUpdatedDateTime"}`` with ``status`` notStarted, running,
+          succeeded (with ``"result"``), failed (with ``"error": {"code",
+          "message"}``) or canceled. No ``Retry-After`` unless asked.
+        - ``"read"``: the same on Computer Vision Read 3.2's paths
+          (``/vision/v3.2/read/analyzeResults/{id}``), the result in
+          ``"analyzeResult"``.
+        - ``"arm-async"``: Resource Manager's ``Azure-AsyncOperation``:
+          ``GET .../operationStatuses/{id}`` answers 200 ``{"id", "name",
+          "status", "startTime"}`` with ``status`` InProgress, then
+          Succeeded, Failed or Canceled (adding ``"endTime"``, and
+          ``"error"`` unless it succeeded), with ``Retry-After`` (integer
+          seconds) while it runs.
+        - ``"arm-location"``: Resource Manager's ``Location``: ``GET
+          .../operationResults/{id}`` answers bare 202s (``Location``,
+          ``Retry-After``) until done, then 200 with the resource body, or
+          400 with ``{"error": {"code", "message"}}`` if it failed or was
+          canceled (code ``Canceled``). An ``arm-async`` job answers there
+          too.
+
+        The job waits *queue_seconds* (default: the simulator's) then runs
+        *seconds* (default: *take_seconds*) and ends *outcome*
+        (``"succeeded"``, ``"failed"`` or ``"canceled"``); *error* (a
+        message, a ``(code, message)`` pair or a dict) and *result* (any
+        JSON value) replace the defaults. *retry_after* is the
+        ``Retry-After`` in whole seconds (None: no header); by default 1
+        for ARM and none for the others. *base* replaces :attr:`endpoint`
+        in the URL.
+        """
+        with self._lock:
+            job = self._add_job(kind, outcome=outcome, seconds=seconds,
+                                queue_seconds=queue_seconds, retry_after=retry_after,
+                                result=result, error=error)
+        return self.job_url(job, base)
+
+    def _add_job(self, kind, *, outcome="succeeded", seconds=None, queue_seconds=None,
+                 retry_after=_SIM_DEFAULT, result=None, error=None):
+        """:meth:`start_job` under the lock; returns the job."""
+        if kind not in _SIM_JOB_KINDS:
+            raise ValueError("kind must be one of %s, not %r" % (", ".join(_SIM_JOB_KINDS), kind))
+        if outcome not in _SIM_JOB_OUTCOMES:
+            raise ValueError("outcome must be one of %s, not %r"
+                             % (", ".join(_SIM_JOB_OUTCOMES), outcome))
+        seconds = self.take_seconds if seconds is None else seconds
+        queue = self.queue_seconds if queue_seconds is None else queue_seconds
+        for name, value in (("seconds", seconds), ("queue_seconds", queue)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value < 1e9:
+                raise ValueError("%s must be a number of seconds, not %r" % (name, value))
+        if retry_after is _SIM_DEFAULT:
+            retry_after = 1 if kind in _SIM_ARM_KINDS else None
+        if retry_after is not None and (isinstance(retry_after, bool)
+                                        or not isinstance(retry_after, int)
+                                        or not 0 <= retry_after < 1e9):
+            raise ValueError("retry_after must be a whole number of seconds or None, not %r"
+                             % (retry_after,))
+        import uuid
+
+        now = self.now()
+        job = _SimJob(str(uuid.uuid4()), kind, outcome, now, now + queue, now + queue + seconds,
+                      retry_after, result, _sim_job_error(outcome, error))
+        self.jobs[job.id] = job
+        return job
+
+    def job_url(self, job, base=None, form=None):
+        # type: (_SimJob, Optional[str], Optional[str]) -> str
+        """The URL a client polls *job* at, in the *form* of a kind (default:
+        its own): ``Operation-Location``, ``Azure-AsyncOperation`` or
+        ``Location``."""
+        base = (base or self.endpoint).rstrip("/")
+        form = form or job.kind
+        if form == "azure":
+            return "%s/jobs/%s" % (base, job.id)
+        if form == "read":
+            return "%s%s/analyzeResults/%s" % (base, _SIM_READ_PATH, job.id)
+        what = "operationStatuses" if form == "arm-async" else "operationResults"
+        return "%s%s/%s/%s?api-version=%s" % (base, self._arm_prefix(), what, job.id,
+                                             _SIM_ARM_API_VERSION)
+
+    def _arm_prefix(self):
+        return "/subscriptions/%s/providers/Microsoft.Simulator/locations/local" % (
+            self.subscription,)
+
+    def _job_resource(self, job):
+        """What an ARM job made: the body its ``Location`` answers at the end."""
+        return {"id": "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
+                      "Microsoft.Simulator/jobs/%s" % (self.subscription, job.id),
+                "name": job.id, "type": "Microsoft.Simulator/jobs",
+                "properties": {"provisioningState": "Succeeded",
+                               "result": job.result if job.result is not None else {}}}
+
+    def job_document(self, job):
+        # type: (_SimJob) -> Dict[str, Any]
+        """The status document of an ``azure``, ``read`` or ``arm-async`` job."""
+        now = self.now()
+        state = job.state(now)
+        if job.kind == "arm-async":
+            doc = {"id": "%s/operationStatuses/%s" % (self._arm_prefix(), job.id),
+                   "name": job.id,
+                   "status": "InProgress" if state in ("notStarted", "running")
+                   else state.capitalize(),
+                   "startTime": _wire_time(self.wall(job.created))}
+            if state in _SIM_JOB_OUTCOMES:
+                doc["endTime"] = _wire_time(self.wall(job.finish))
+            if state in ("failed", "canceled"):
+                doc["error"] = dict(job.error)
+            return doc
+        last = {"notStarted": job.created, "running": now}.get(state, job.finish)
+        doc = {"status": state,
+               "createdDateTime": _wire_time(int(self.wall(job.created))),
+               "lastUpdatedDateTime": _wire_time(int(self.wall(last)))}
+        if state == "succeeded":
+            doc["analyzeResult" if job.kind == "read" else "result"] = (
+                job.result if job.result is not None else _sim_default_result(job))
+        elif state == "failed":
+            doc["error"] = dict(job.error)
+        return doc
+
+
+def _sim_default_result(job):
+    if job.kind != "read":
+        return {"jobId": job.id}
+    return {"version": "3.2.0", "modelVersion": "2022-04-30", "readResults": [
+        {"page": 1, "angle": 0, "width": 338, "height": 479, "unit": "pixel",
+         "lines": [{"boundingBox": [25, 14, 318, 14, 318, 59, 25, 59],
+                    "text": "NOTHING", "appearance": {"style": {"name": "other",
+                                                                 "confidence": 0.971}},
+                    "words": [{"boundingBox": [27, 15, 294, 15, 294, 60, 27, 60],
+                               "text": "NOTHING", "confidence": 0.994}]}]}]}
 
 
 def _sim_error(status, code, message):
     return status, {"error": {"code": code, "message": message}}
+
+
+def _sim_server_class(host):
+    """An ``http.server`` class for *host*: IPv6 when it has a colon; skips
+    ``getfqdn`` (a DNS lookup) on bind; one log line for a client that went
+    away."""
+    import socket
+    import socketserver
+    from http.server import ThreadingHTTPServer
+
+    class _Server(ThreadingHTTPServer):
+        request_queue_size = 128
+        daemon_threads = True
+        address_family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+
+        def server_bind(self):
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = str(self.server_address[0]), \
+                self.server_address[1]
+
+        def handle_error(self, request, client_address):
+            _sim_log_error(client_address)
+
+    return _Server
+
+
+def _sim_log_error(client_address):
+    """Log why a connection ended badly: one line when the client went away
+    (or stalled), the traceback only for an error of the simulator itself."""
+    import logging
+
+    exc = _sys.exc_info()[1]
+    log = logging.getLogger("opstatus.simulator")
+    where = "%s:%s" % tuple(client_address[:2]) if client_address else "?"
+    if isinstance(exc, OSError):
+        log.info("opstatus simulator: client %s went away (%s: %s)", where,
+                 exc.__class__.__name__, exc)
+    else:
+        log.error("opstatus simulator: error while answering %s: %r", where, exc,
+                  exc_info=True)
+
+
+def _sim_number(text, name, integer=False):
+    """A query parameter of ``POST /jobs`` as a non-negative number."""
+    try:
+        value = int(text) if integer else float(text)
+    except (TypeError, ValueError):
+        value = -1
+    if not 0 <= value < 1e9:
+        raise ValueError("'%s' must be a non-negative %s, not %r"
+                         % (name, "integer" if integer else "number", text))
+    return value
+
+
+#: Bodies up to this size that come with a refused request are read and
+#: dropped, to keep the connection; a larger one closes it.
+_SIM_DRAIN = 64 * 1024
+#: Snapshot types by their lower-case spelling.
+_SIM_TYPES = {t.lower(): t for t in SNAPSHOT_TYPES}
+_SIM_HOST = _LazyRegex(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def _make_sim_handler():
@@ -4359,176 +4707,429 @@ def _make_sim_handler():
         disable_nagle_algorithm = True  # headers and body go in two writes
         server_version = "FaceSimulator/1.0"
         sim = None  # type: Simulator
+        timeout = 5.0  # seconds a connection may idle (the simulator sets its own)
 
         def log_message(self, format, *args):  # silent
             pass
 
-        def _answer(self, status, doc=None, headers=()):
-            body = b"" if doc is None else __import__("json").dumps(doc).encode("utf-8")
+        def __getattr__(self, name):
+            # Every method goes to the router, which answers 404 or 405 in
+            # the service's JSON shape (http.server would send an HTML 501).
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
+
+        # -- answering ------------------------------------------------------
+
+        def _answer(self, status, doc=None, headers=(), close=False):
+            import json
+
+            body = b"" if doc is None else json.dumps(
+                doc, separators=_SIM_JSON_SEPARATORS).encode("utf-8")
             self.send_response(status)
             if doc is not None:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             for name, value in headers:
                 self.send_header(name, value)
+            if close:
+                self.send_header("Connection", "close")
             self.end_headers()
             if body and self.command != "HEAD":
                 self.wfile.write(body)
 
-        def _handle(self):
-            import json
+        def send_error(self, code, message=None, explain=None):
+            """http.server's own errors (a bad request line, headers too
+            long), in the service's JSON shape rather than an HTML page."""
+            short = self.responses.get(code, ("Error",))[0]
+            if getattr(self, "request_version", "") == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"
+            self.command = getattr(self, "command", None)
+            self._answer(code, {"error": {"code": str(code), "message": message or short}},
+                         close=True)
 
+        # -- one request ----------------------------------------------------
+
+        def _handle(self):
             sim = self.sim
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(min(length, 1 << 20)) if length else b""
-            path = self.path.split("?", 1)[0]
             with sim._lock:
                 sim.requests.append((self.command, self.path))
             if sim.slow:
                 import time
 
                 time.sleep(sim.slow)
+            refusal = self._refusal()
+            if refusal is not None:
+                return self._refuse(refusal)
+            length, error = self._body_length()
+            if error is not None:
+                return self._answer(*error, close=True)
+            body, error = self._read_json(length)
+            if error is not None:
+                return self._answer(*error)
+            with sim._lock:
+                sim._settle()
+                answer = self._dispatch(body)
+            self._answer(*answer)
+
+        def _refusal(self):
+            """The answer of a fault or a wrong key, decided before the body
+            is read; None to go on."""
+            sim = self.sim
             with sim._lock:
                 if sim.server_errors > 0:
                     sim.server_errors -= 1
-                    return self._answer(*_sim_error(sim.server_error_status, "InternalServerError",
-                                                     "The service is temporarily unavailable."))
-            if self.headers.get("Ocp-Apim-Subscription-Key") != sim.key:
-                return self._answer(*_sim_error(401, "401", _SIM_401))
+                    return _sim_error(sim.server_error_status, "InternalServerError",
+                                      "The service is temporarily unavailable.")
+            if not self._key_ok():
+                return _sim_error(401, "401", _SIM_401)
             with sim._lock:
                 if sim.rate_limit > 0:
                     sim.rate_limit -= 1
-                    headers = ()
-                    if sim.rate_limit_retry_after is not None:
-                        headers = (("Retry-After", sim.rate_limit_retry_after),)
-                    return self._answer(*_sim_error(
-                        429, "429", "Rate limit is exceeded. Try again in 1 seconds."),
-                        headers=headers)
-            base = sim.api_path.rstrip("/")
-            if not (path == base or path.startswith(base + "/")):
-                return self._answer(*_sim_error(404, "404", "Resource not found"))
-            parts = [p for p in path[len(base):].split("/") if p]
-            body = None
-            if raw:
-                try:
-                    body = json.loads(raw.decode("utf-8"))
-                except ValueError:
-                    return self._answer(*_sim_error(400, "BadArgument", "Invalid request body."))
-            with sim._lock:
-                sim._settle()
-                return self._answer(*self._route(sim, parts, body))
+                    return self._throttled()
+            return None
 
-        def _route(self, sim, parts, body):
-            method = self.command
-            if parts == ["snapshots"] and method == "POST":
-                return self._take(sim, body)
-            if parts == ["snapshots"] and method == "GET":
-                from urllib.parse import parse_qs
+        def _refuse(self, answer):
+            """Answer without reading the body; then drop a small one (the
+            connection stays usable) or close the connection."""
+            length, error = self._body_length()
+            close = error is not None or length > _SIM_DRAIN
+            self._answer(*answer, close=close)
+            while not close and length > 0:
+                chunk = self.rfile.read(min(length, 16384))
+                if not chunk:
+                    break
+                length -= len(chunk)
 
-                query = parse_qs(self.path.partition("?")[2])
-                kind = (query.get("type") or [""])[0].lower()
-                scopes = set(",".join(query.get("applyScope") or []).split(",")) - {""}
-                snaps = [self._snapshot_doc(s) for s in sim.snapshots.values()
-                         if not self._expired(sim, s)
-                         and (not kind or s["type"].lower() == kind)
-                         and (not scopes or scopes & set(s["applyScope"]))]
-                return 200, snaps
-            if len(parts) == 3 and parts[0] == "snapshots" and parts[2] == "apply" \
-                    and method == "POST":
-                return self._apply(sim, parts[1], body)
+        def _key_ok(self):
+            """The key, compared in constant time: the subscription-key
+            header, or (beside Face) ``Authorization: Bearer <key>``."""
+            import hmac
+
+            got = self.headers.get("Ocp-Apim-Subscription-Key")
+            if got is None and self._face_parts(self.path.partition("?")[0]) is None:
+                auth = self.headers.get("Authorization") or ""
+                if auth[:7].lower() == "bearer ":
+                    got = auth[7:].strip()
+            return hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
+                                       self.sim.key.encode("utf-8", "surrogateescape"))
+
+        def _throttled(self):
+            sim = self.sim
+            wait = sim.rate_limit_seconds
+            if sim.dialect == "2019":
+                text = "Rate limit is exceeded. Try again in %s seconds." % (wait,)
+            else:
+                text = "Rate limit is exceeded. Please retry after %s second(s)." % (wait,)
+            headers = ()
+            if sim.rate_limit_retry_after is not None:
+                headers = (("Retry-After", str(sim.rate_limit_retry_after)),)
+            return 429, {"error": {"code": "429", "message": text}}, headers
+
+        def _body_length(self):
+            """(Content-Length, None), or (0, the error answer) for a body
+            the simulator does not read."""
+            if self.headers.get("Transfer-Encoding") is not None:
+                return 0, _sim_error(411, "LengthRequired",
+                                     "Send the request body with a Content-Length.")
+            raw = (self.headers.get("Content-Length") or "0").strip()
+            if not (0 < len(raw) <= 15 and raw.isascii() and raw.isdigit()):
+                return 0, _sim_error(400, "BadArgument", "Content-Length is invalid.")
+            length = int(raw)
+            if length > self.sim.max_body:
+                return length, _sim_error(413, "BadArgument", "Request body is too large.")
+            return length, None
+
+        def _read_json(self, length):
+            """(the JSON body or None, None), or (None, the error answer)."""
+            if not length:
+                return None, None
+            raw = self.rfile.read(length)
+            if len(raw) < length:
+                raise ConnectionAbortedError("the request body ended early")
+            import json
+
+            try:
+                return json.loads(raw.decode("utf-8")), None
+            except (ValueError, RecursionError):
+                return None, _sim_error(400, "BadArgument", "JSON parsing error.")
+
+        # -- routing --------------------------------------------------------
+
+        def _dispatch(self, body):
+            path = self.path.partition("?")[0]
+            parts = self._face_parts(path)
+            routes = self._face_routes(parts) if parts is not None else self._job_routes(path)
+            if routes is None:
+                return _sim_error(404, "404", "Resource not found")
+            route = routes.get("GET" if self.command == "HEAD" else self.command)
+            if route is None:
+                return (405, {"error": {"code": "405", "message": "Method not allowed"}},
+                        (("Allow", ", ".join(sorted(routes))),))
+            return route(body)
+
+        def _face_parts(self, path):
+            for base in self.sim._face_bases():
+                if path == base or path.startswith(base + "/"):
+                    return [p for p in path[len(base):].split("/") if p]
+            return None
+
+        def _face_routes(self, parts):
+            if parts == ["snapshots"]:
+                return {"POST": self._take, "GET": self._list}
+            if len(parts) == 3 and parts[0] == "snapshots" and parts[2] == "apply":
+                return {"POST": lambda body: self._apply(parts[1], body)}
             if len(parts) == 2 and parts[0] == "snapshots":
-                snap = sim.snapshots.get(parts[1])
-                if snap is None or self._expired(sim, snap):
-                    return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
-                if method == "GET":
-                    return 200, self._snapshot_doc(snap)
-                if method == "DELETE":
-                    del sim.snapshots[parts[1]]
-                    return 200, None
-                if method == "PATCH":
-                    if isinstance(body, dict):
-                        if "userData" in body:
-                            snap["userData"] = body["userData"]
-                        if "applyScope" in body:
-                            snap["applyScope"] = body["applyScope"]
-                    return 200, None
-            if len(parts) == 2 and parts[0] == "operations" and method == "GET":
-                op = sim.operations.get(parts[1])
-                if op is None:
-                    return _sim_error(404, "OperationNotFound", "Operation is not found.")
-                return 200, sim.operation_document(op)
-            return _sim_error(404, "404", "Resource not found")
+                return {"GET": lambda body: self._get_snapshot(parts[1]),
+                        "PATCH": lambda body: self._patch(parts[1], body),
+                        "DELETE": lambda body: self._delete(parts[1])}
+            if len(parts) == 2 and parts[0] == "operations":
+                return {"GET": lambda body: self._operation(parts[1])}
+            return None
 
-        @staticmethod
-        def _expired(sim, snap):
-            return sim.now() >= snap["_created"] + sim.snapshot_ttl
+        def _job_routes(self, path):
+            parts = [p for p in path.split("/") if p]
+            if parts == ["jobs"]:
+                return {"POST": lambda body: self._start_job(None, body)}
+            if len(parts) == 2 and parts[0] == "jobs":
+                return {"GET": lambda body: self._job_status(parts[1], ("azure",))}
+            if path == _SIM_READ_PATH + "/analyze":
+                return {"POST": lambda body: self._start_job("read", body)}
+            if path.startswith(_SIM_READ_PATH + "/analyzeResults/") and len(parts) == 5:
+                return {"GET": lambda body: self._job_status(parts[4], ("read",))}
+            prefix = self.sim._arm_prefix() + "/"
+            rest = path[len(prefix):].split("/") if path.startswith(prefix) else ()
+            if len(rest) == 2 and rest[0] == "operationStatuses":
+                return {"GET": lambda body: self._job_status(rest[1], _SIM_ARM_KINDS)}
+            if len(rest) == 2 and rest[0] == "operationResults":
+                return {"GET": lambda body: self._job_result(rest[1])}
+            return None
+
+        # -- Face snapshots -------------------------------------------------
+
+        def _expired(self, snap):
+            return self.sim.now() >= snap["_created"] + self.sim.snapshot_ttl
+
+        def _live_snapshot(self, snap_id):
+            snap = self.sim.snapshots.get(snap_id)
+            return None if snap is None or self._expired(snap) else snap
 
         @staticmethod
         def _snapshot_doc(snap):
             return {k: v for k, v in snap.items() if not k.startswith("_")}
 
-        def _take(self, sim, body):
+        def _take(self, body):
             import uuid
 
-            if not isinstance(body, dict):
-                return _sim_error(400, "BadArgument", "Request body is invalid.")
-            kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
-            kind = body.get("type")
-            if not isinstance(kind, str) or kind.lower() not in kinds:
-                return _sim_error(400, "BadArgument", "Snapshot type is invalid.")
-            object_id = body.get("objectId")
-            if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
-                return _sim_error(400, "BadArgument", "Object id is invalid.")
-            scope = body.get("applyScope")
-            if not isinstance(scope, list) or not scope or not all(
-                    isinstance(s, str) and _UUID.fullmatch(s) for s in scope):
-                return _sim_error(400, "BadArgument", "Apply scope is invalid.")
-            if sim.require_objects and (kind.lower(), object_id) not in sim.objects:
-                return _sim_error(404, "%sNotFound" % kinds[kind.lower()],
-                                  "%s is not found." % kinds[kind.lower()])
-            user_data = body.get("userData")
-            if user_data is not None and (not isinstance(user_data, str)
-                                          or len(user_data) > MAX_USER_DATA):
-                return _sim_error(400, "BadArgument", "User data is too long.")
+            error = self._take_error(body)
+            if error is not None:
+                return error
+            sim = self.sim
+            kind = _SIM_TYPES[body["type"].lower()]
+            scope, user_data = body["applyScope"], body.get("userData")
             snap_id = str(uuid.uuid4())
             created = sim.now()
 
             def done(finished):
                 sim.snapshots[snap_id] = {
-                    "id": snap_id, "account": sim.subscription, "type": kinds[kind.lower()],
+                    "id": snap_id, "account": sim.account, "type": kind,
                     "applyScope": scope, "userData": user_data,
                     "createdTime": _wire_time(sim.wall(created)),
                     "lastUpdateTime": _wire_time(sim.wall(finished)), "_created": finished}
 
             op = sim._new_operation("take", sim.take_seconds, "/snapshots/" + snap_id, done)
-            return 202, None, ((sim._location_header(), "/operations/" + op.id),)
+            return 202, None, sim._accepted_headers(op)
 
-        def _apply(self, sim, snap_id, body):
+        def _take_error(self, body):
+            """The 400 or 404 a take gets, or None: checked in the order the
+            service documents them."""
             if not isinstance(body, dict):
                 return _sim_error(400, "BadArgument", "Request body is invalid.")
-            snap = sim.snapshots.get(snap_id)
-            if snap is None or self._expired(sim, snap):
-                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            kind = body.get("type")
+            if not isinstance(kind, str) or kind.lower() not in _SIM_TYPES:
+                return _sim_error(400, "BadArgument", "Snapshot type is invalid.")
+            kind = kind.lower()
             object_id = body.get("objectId")
             if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
-                return _sim_error(400, "BadArgument", "Object id is invalid.")
+                return _sim_error(400, "BadArgument",
+                                  "%s ID is invalid." % _SIM_OBJECT_NAMES[kind])
+            error = _sim_scope_error(body.get("applyScope")) or \
+                _sim_user_data_error(body.get("userData"))
+            if error is not None:
+                return error
+            sim = self.sim
+            if sim.require_objects and (kind, object_id) not in sim.objects:
+                return _sim_error(404, "%sNotFound" % _SIM_TYPES[kind],
+                                  "%s is not found." % _SIM_OBJECT_NAMES[kind])
+            return None
+
+        def _list(self, body):
+            from urllib.parse import parse_qs
+
+            query = parse_qs(self.path.partition("?")[2])
+            kind = (query.get("type") or [""])[0].lower()
+            scopes = set(",".join(query.get("applyScope") or []).lower().split(",")) - {""}
+            return 200, [self._snapshot_doc(s) for s in self.sim.snapshots.values()
+                         if not self._expired(s)
+                         and (not kind or s["type"].lower() == kind)
+                         and (not scopes or scopes & {a.lower() for a in s["applyScope"]})]
+
+        def _get_snapshot(self, snap_id):
+            snap = self._live_snapshot(snap_id)
+            if snap is None:
+                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            return 200, self._snapshot_doc(snap)
+
+        def _delete(self, snap_id):
+            if self._live_snapshot(snap_id) is None:
+                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            del self.sim.snapshots[snap_id]
+            return 200, None
+
+        def _patch(self, snap_id, body):
+            snap = self._live_snapshot(snap_id)
+            if snap is None:
+                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            if not isinstance(body, dict):
+                return _sim_error(400, "BadArgument", "Request body is invalid.")
+            error = _sim_user_data_error(body.get("userData"))
+            if error is None and "applyScope" in body:
+                error = _sim_scope_error(body["applyScope"])
+            if error is not None:
+                return error
+            if "userData" in body:
+                snap["userData"] = body["userData"]
+            if "applyScope" in body:
+                snap["applyScope"] = body["applyScope"]
+            snap["lastUpdateTime"] = _wire_time(self.sim.wall())
+            return 200, None
+
+        def _apply(self, snap_id, body):
+            sim = self.sim
+            if not isinstance(body, dict):
+                return _sim_error(400, "BadArgument", "Request body is invalid.")
+            snap = self._live_snapshot(snap_id)
+            if snap is None:
+                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            kind = snap["type"].lower()
+            object_id = body.get("objectId")
+            if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
+                return _sim_error(400, "BadArgument",
+                                  "%s ID is invalid." % _SIM_OBJECT_NAMES[kind])
             if body.get("mode", "CreateNew") != "CreateNew":
                 return _sim_error(400, "BadArgument", "Apply mode is invalid.")
-            kind = snap["type"].lower()
             if (kind, object_id) in sim.objects:
                 return _sim_error(409, "ConcurrentOperationConflict",
-                                  "The target object already exists or is being created.")
+                                  "There is a conflict operation on resource %s, please "
+                                  "try later." % object_id)
             sim.objects.add((kind, object_id))
-            op = sim._new_operation("apply", sim.apply_seconds,
-                                    "/%s/%s" % (kind, object_id), None)
-            return 202, None, ((sim._location_header(), "/operations/" + op.id),)
+            op = sim._new_operation("apply", sim.apply_seconds, "/%s/%s" % (kind, object_id),
+                                    None, source=snap_id)
+            return 202, None, sim._accepted_headers(op)
 
-        def do_GET(self):
-            self._handle()
+        def _operation(self, op_id):
+            op = self.sim.operations.get(op_id)
+            if op is None:
+                return _sim_error(404, "OperationNotFound", "Operation is not found.")
+            return 200, self.sim.operation_document(op)
 
-        do_POST = do_PATCH = do_DELETE = do_GET
+        # -- other Azure services -------------------------------------------
+
+        def _base(self):
+            """The origin this request came to (its Host, when sane), so the
+            URLs handed out work from wherever the client is."""
+            host = self.headers.get("Host") or ""
+            if _SIM_HOST.fullmatch(host):
+                return "http://" + host
+            return self.sim.endpoint
+
+        def _start_job(self, kind, body):
+            from urllib.parse import parse_qsl
+
+            sim = self.sim
+            options = dict(body) if isinstance(body, dict) else {}
+            options.update(parse_qsl(self.path.partition("?")[2]))
+            try:
+                job = sim._add_job(kind or options.get("kind", "azure"),
+                                   **_sim_job_options(options))
+            except ValueError as exc:
+                return _sim_error(400, "InvalidRequest", str(exc))
+            base = self._base()
+            headers = []
+            if job.kind in ("azure", "read"):
+                headers.append(("Operation-Location", sim.job_url(job, base)))
+            else:
+                if job.kind == "arm-async":
+                    headers.append(("Azure-AsyncOperation", sim.job_url(job, base)))
+                headers.append(("Location", sim.job_url(job, base, "arm-location")))
+            if job.retry_after is not None:
+                headers.append(("Retry-After", str(job.retry_after)))
+            return 202, None, tuple(headers)
+
+        def _find_job(self, job_id, kinds):
+            job = self.sim.jobs.get(job_id)
+            return job if job is not None and job.kind in kinds else None
+
+        def _job_status(self, job_id, kinds):
+            sim = self.sim
+            job = self._find_job(job_id, kinds)
+            if job is None:
+                return _sim_error(404, "NotFound", "The operation was not found.")
+            headers = ()
+            if job.retry_after is not None and job.state(sim.now()) not in _SIM_JOB_OUTCOMES:
+                headers = (("Retry-After", str(job.retry_after)),)
+            return 200, sim.job_document(job), headers
+
+        def _job_result(self, job_id):
+            sim = self.sim
+            job = self._find_job(job_id, _SIM_ARM_KINDS)
+            if job is None:
+                return _sim_error(404, "NotFound", "The operation was not found.")
+            state = job.state(sim.now())
+            if state == "succeeded":
+                return 200, sim._job_resource(job)
+            if state in _SIM_JOB_OUTCOMES:
+                return 400, {"error": dict(job.error)}
+            headers = [("Location", sim.job_url(job, self._base(), "arm-location"))]
+            if job.retry_after is not None:
+                headers.append(("Retry-After", str(job.retry_after)))
+            return 202, None, tuple(headers)
 
     return _Handler
+
+
+def _sim_scope_error(scope):
+    """The 400 of a bad ``applyScope`` (repeated ids included), or None."""
+    if not isinstance(scope, list) or not scope or not all(
+            isinstance(s, str) and _UUID.fullmatch(s) for s in scope):
+        return _sim_error(400, "BadArgument", "Apply scope is invalid.")
+    if len({s.lower() for s in scope}) != len(scope):
+        return _sim_error(400, "BadArgument", "Apply scope has duplicate subscription ids.")
+    return None
+
+
+def _sim_user_data_error(user_data):
+    if user_data is not None and not isinstance(user_data, str):
+        return _sim_error(400, "BadArgument", "Request body is invalid.")
+    if user_data is not None and len(user_data) > MAX_USER_DATA:
+        return _sim_error(400, "BadArgument", "'userData' is too long.")
+    return None
+
+
+def _sim_job_options(options):
+    """The keyword arguments of :meth:`Simulator._add_job` that the query
+    or JSON body of ``POST /jobs`` asks for."""
+    kwargs = {"outcome": options.get("outcome", "succeeded"),
+              "error": options.get("error"), "result": options.get("result")}
+    if "seconds" in options:
+        kwargs["seconds"] = _sim_number(options["seconds"], "seconds")
+    if "queueSeconds" in options:
+        kwargs["queue_seconds"] = _sim_number(options["queueSeconds"], "queueSeconds")
+    if "retryAfter" in options:
+        value = options["retryAfter"]
+        kwargs["retry_after"] = None if value in (None, "", "none") else _sim_number(
+            value, "retryAfter", integer=True)
+    return kwargs
 
 
 ###############################################################################
@@ -4965,37 +5566,65 @@ def _started(location, endpoint, key, args, out):
 
 
 def _cmd_serve(args, out):
-    sim = Simulator(key=args.key_value, dialect=args.dialect, host=args.host, port=args.port,
+    host = args.host.strip("[]")
+    sim = Simulator(key=args.key_value, dialect=args.dialect, host=host, port=args.port,
                     queue_seconds=args.queue_seconds, take_seconds=args.take_seconds,
                     apply_seconds=args.apply_seconds, fail=args.fail,
                     rate_limit=args.rate_limit, server_errors=args.server_errors,
-                    slow=args.slow)
+                    slow=args.slow, require_objects=args.require_objects,
+                    objects=args.objects or (), idle_timeout=args.idle_timeout,
+                    rate_limit_retry_after=args.rate_limit_retry_after)
     try:
         sim.start()
     except (OSError, OverflowError) as exc:
         raise _UsageError("cannot listen on %s port %s: %s"
                           % (args.host, args.port, getattr(exc, "strerror", None) or exc))
     with sim:
-        out.write("Face snapshot simulator (dialect %s) listening; Ctrl-C stops it.\n"
-                  % args.dialect)
-        out.write("export OPSTATUS_ENDPOINT=%s\n" % sim.endpoint)
-        out.write("export OPSTATUS_KEY=%s\n" % sim.key)
-        out.flush()
-        import time
+        import logging
 
-        while True:
-            time.sleep(3600)
+        log = logging.getLogger("opstatus.simulator")
+        level, handler = log.level, logging.StreamHandler(_sys.stderr)
+        log.setLevel(logging.INFO)  # one line for each client that went away
+        log.addHandler(handler)
+        try:
+            out.write("Face snapshot simulator (dialect %s) listening; Ctrl-C stops it.\n"
+                      % args.dialect)
+            if not _is_loopback(host):
+                _sys.stderr.write("opstatus: warning: listening on %s: other hosts can reach "
+                                  "this simulator (plain http)\n" % (args.host or "*"))
+            out.write("export OPSTATUS_ENDPOINT=%s\n" % sim.endpoint)
+            out.write("export OPSTATUS_KEY=%s\n" % sim.key)
+            out.flush()
+            import time
+
+            while True:
+                time.sleep(3600)
+        finally:
+            log.removeHandler(handler)
+            log.setLevel(level)
+
+
+def _sim_object(text):
+    """``TYPE:ID`` of ``serve --object``."""
+    kind, sep, object_id = text.partition(":")
+    if not sep or kind.lower() not in {t.lower() for t in SNAPSHOT_TYPES} \
+            or not _OBJECT_ID.fullmatch(object_id):
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            "expected TYPE:ID (TYPE one of %s, ID of [a-z0-9-_], at most 64), not %r"
+            % (", ".join(SNAPSHOT_TYPES), text))
+    return kind, object_id
 
 
 def _cmd_demo(args, out):
     import time
 
     sim = Simulator(dialect=args.dialect, take_seconds=1.0, apply_seconds=1.0,
-                    queue_seconds=0.3, require_objects=True)
+                    queue_seconds=0.3, objects=[("PersonGroup", "sample-group")])
     started = time.monotonic()
     polls = 0
     with sim:
-        sim.add_object("PersonGroup", "sample-group")
         out.write("Face snapshot simulator at %s (wire dialect %s)\n\n"
                   % (sim.endpoint, args.dialect))
         steps = [("take", "take a snapshot of PersonGroup 'sample-group'")]
@@ -5215,9 +5844,14 @@ def _build_parser():
 
     p = command("serve", "run the Face snapshot simulator in the foreground",
                 "Run the built-in simulator of the Face snapshot API on loopback and "
-                "print its endpoint and key, for other programs to use.",
-                "  opstatus serve --port 8080\n"
-                "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3",
+                "print its endpoint and key, for other programs to use. A take needs "
+                "its object to exist, as on the service (--object, or "
+                "--no-require-objects). It also plays other Azure operations: POST "
+                "/jobs?kind=azure|arm-async|arm-location&outcome=succeeded|failed|"
+                "canceled&seconds=S, or POST /vision/v3.2/read/analyze.",
+                "  opstatus serve --port 8080 --object PersonGroup:group1\n"
+                "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3\n"
+                "  opstatus serve --host ::1 --no-require-objects",
                 _cmd_serve)
     p.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
@@ -5234,6 +5868,15 @@ def _build_parser():
                    help="answer the next N requests with 503")
     p.add_argument("--slow", type=_seconds, default=0.0, metavar="S",
                    help="wait S seconds before each answer")
+    p.add_argument("--object", dest="objects", action="append", type=_sim_object,
+                   metavar="TYPE:ID", help="make an object exist, e.g. PersonGroup:group1 "
+                   "(repeat for more)")
+    p.add_argument("--no-require-objects", dest="require_objects", action="store_false",
+                   help="let a take of any objectId succeed (the service answers 404)")
+    p.add_argument("--rate-limit-retry-after", type=int, metavar="S",
+                   help="send Retry-After: S with each 429 (the Face service sent none)")
+    p.add_argument("--idle-timeout", type=_positive_seconds, default=5.0, metavar="S",
+                   help="close a connection idle for S seconds (default: %(default)s)")
 
     p = command("plugins", "list the plugins loaded, with version and origin",
                 "List the plugins of the 'opstatus' entry-point group and the built-in "

@@ -131,7 +131,7 @@ class SimulatorProcess(object):
 
     def __init__(self, take_seconds, queue_seconds=QUEUE_SECONDS, nodelay=True):
         serve = ["serve", "--take-seconds", repr(take_seconds), "--queue-seconds",
-                 repr(queue_seconds)]
+                 repr(queue_seconds), "--no-require-objects"]
         if nodelay:
             # The simulator writes the headers and the body of each answer in
             # two send()s; with Nagle's algorithm on, the body then waits for

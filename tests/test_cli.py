@@ -959,10 +959,12 @@ def test_take_prints_the_operation_location(live):
     assert [m for m, _path in live.requests] == ["POST"]
 
 
+SCOPE_2 = "00000000-0000-0000-0000-000000000002"
+
+
 def test_take_json(live):
     result = cli(["take", "--json", "--type", "LargePersonGroup", "--object-id", "big_1",
-                  "--apply-scope", live.subscription,
-                  "--apply-scope", "00000000-0000-0000-0000-00000000000a"],
+                  "--apply-scope", live.subscription, "--apply-scope", SCOPE_2],
                  sim_env(live))
     assert result.returncode == 0, result
     doc = json.loads(result.out)
@@ -1113,7 +1115,8 @@ def serve():
 
     def start(*options, env=None):
         server = Running(["serve", "--queue-seconds", "0.05", "--take-seconds", "0.3",
-                          "--apply-seconds", "0.3"] + list(options), env or clean_env())
+                          "--apply-seconds", "0.3", "--no-require-objects"] + list(options),
+                         env or clean_env())
         started.append(server)
         server.banner = server.next_line()
         exports = {}
@@ -1188,8 +1191,8 @@ def test_serve_fail(serve):
 
 def test_serve_rate_limit(serve):
     server = serve("--rate-limit", "3")
-    # take rides out the three 429s within its deadline, waiting the hint
-    # ("Try again in 1 seconds") between them.
+    # take rides out the three 429s within its deadline, waiting the 1 s
+    # the 429 text asks for ("Please retry after 1 second(s)") between them.
     first = cli(TAKE + ["--wait"], server.env)
     assert first.returncode == 0, first
     assert first.seconds >= 2.8, first

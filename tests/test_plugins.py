@@ -1223,7 +1223,8 @@ class Counting:
         return self.inner.send(request)
 
 clock, seen, transport = Clock(), [], Counting()
-with opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0) as sim:
+with opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0,
+                        objects=[("PersonGroup", "g")]) as sim:
     loc = opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
                                  object_id="g", apply_scope=[sim.subscription])
     final = opstatus.poll(loc, endpoint=sim.endpoint, key=sim.key, transport=transport,

@@ -126,11 +126,12 @@ def test_the_key_is_random_and_can_be_chosen():
 
 
 @pytest.mark.parametrize("path", ["/snapshots", "/face/v2.0/snapshots", "/face/v1.0/nope",
-                                  "/face/v1.0/operations", "/face/v1.0-preview/snapshots"])
+                                  "/face/v1.0/operations", "/face/v1.0-preview2/snapshots",
+                                  "/face/v1.0-preview/nope"])
 def test_unknown_paths_are_404(sim, path):
     answer = fetch(sim, "GET", path)
     assert answer.status == 404
-    assert "error" in answer.json()
+    assert answer.json() == {"error": {"code": "404", "message": "Resource not found"}}
 
 
 @pytest.mark.parametrize("sim", [{"api_path": "/face/v1.0-preview"}], indirect=True)
@@ -206,12 +207,14 @@ def test_take_answers_202_with_an_empty_body_and_operation_location(sim):
 
 @pytest.mark.parametrize("doc, message", [
     ({"type": "Person", "objectId": "pg"}, "Snapshot type is invalid."),
-    ({"type": "PersonGroup", "objectId": "PG"}, "Object id is invalid."),
-    ({"type": "PersonGroup", "objectId": "a" * 65}, "Object id is invalid."),
+    ({"type": "PersonGroup", "objectId": "PG"}, "Person group ID is invalid."),
+    ({"type": "PersonGroup", "objectId": "a" * 65}, "Person group ID is invalid."),
+    ({"type": "LargeFaceList", "objectId": "a b"}, "Large face list ID is invalid."),
     ({"type": "PersonGroup", "objectId": "pg", "applyScope": []}, "Apply scope is invalid."),
     ({"type": "PersonGroup", "objectId": "pg", "applyScope": ["x"]}, "Apply scope is invalid."),
     ({"type": "PersonGroup", "objectId": "pg", "userData": "u" * 16385},
-     "User data is too long."),
+     "'userData' is too long."),
+    ({"type": "PersonGroup", "objectId": "pg", "userData": 5}, "Request body is invalid."),
     ([], "Request body is invalid."),
 ])
 def test_take_refuses_a_bad_body_with_400(sim, doc, message):
@@ -223,14 +226,15 @@ def test_take_refuses_a_bad_body_with_400(sim, doc, message):
     assert sim.operations == {}
 
 
-def test_invalid_json_is_400(sim):
-    answer = fetch(sim, "POST", "/face/v1.0/snapshots", raw_body=b"{not json")
+@pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe", b"[" * 100000])
+def test_invalid_json_is_400(sim, raw):
+    answer = fetch(sim, "POST", "/face/v1.0/snapshots", raw_body=raw)
     assert answer.status == 400
-    assert answer.json()["error"]["code"] == "BadArgument"
+    assert answer.json() == {"error": {"code": "BadArgument", "message": "JSON parsing error."}}
 
 
 def test_take_of_a_missing_object_is_404(sim):
-    sim.require_objects = True
+    assert sim.require_objects is True  # the default, as on the service
     doc = {"type": "PersonGroup", "objectId": "nobody", "applyScope": [sim.subscription]}
     answer = fetch(sim, "POST", "/face/v1.0/snapshots", doc)
     assert answer.status == 404
@@ -287,7 +291,7 @@ def test_2019_documents(sim, fake_clock):
     assert set(doc) == KEYS_2019
     assert doc["Status"] == "notStarted"
     assert doc["Message"] is None  # explicit null
-    assert doc["ResourceLocation"] == "/snapshots/"  # the placeholder
+    assert doc["ResourceLocation"] is None  # null until it succeeded, as recorded
     assert doc["LastActionTime"] == doc["CreatedTime"]
 
     fake_clock.advance(sim.queue_seconds + 0.25)
@@ -295,7 +299,7 @@ def test_2019_documents(sim, fake_clock):
     docs.append(doc)
     assert set(doc) == KEYS_2019
     assert doc["Status"] == "running"
-    assert doc["Message"] is None and doc["ResourceLocation"] == "/snapshots/"
+    assert doc["Message"] is None and doc["ResourceLocation"] is None
 
     fake_clock.advance(sim.take_seconds)
     raw = op_doc(sim, location).body
@@ -317,7 +321,9 @@ def test_2021_documents(sim, fake_clock):
     assert set(doc) == {"status", "createdTime", "lastActionTime", "resourceLocation"}
     assert doc["status"] == "notStarted"
     assert doc["resourceLocation"] == "/snapshots/"
-    assert doc["lastActionTime"] == doc["createdTime"]
+    # a little after createdTime, as recorded (39 ms)
+    gap = parse_datetime(doc["lastActionTime"]) - parse_datetime(doc["createdTime"])
+    assert 0 < gap.total_seconds() < 0.1
 
     fake_clock.advance(sim.queue_seconds + 0.25)
     doc = op_doc(sim, location).json()
@@ -341,8 +347,9 @@ def test_apply_documents(sim, fake_clock):
     doc = op_doc(sim, location).json()
     if sim.dialect == "2019":
         assert doc["ResourceLocation"] is None and doc["Status"] == "notStarted"
-    else:
-        assert "resourceLocation" not in doc and doc["status"] == "notStarted"
+    else:  # the source snapshot's path, as the 2021 service sent it
+        assert doc["resourceLocation"] == "/snapshots/" + snapshot_id
+        assert doc["status"] == "notStarted"
     fake_clock.advance(sim.queue_seconds + sim.apply_seconds + 0.1)
     status = opstatus.OperationStatus.from_json(op_doc(sim, location).body)
     assert status.status is Status.SUCCEEDED
@@ -424,7 +431,8 @@ def test_get_list_patch_delete_snapshot(sim, fake_clock):
     assert snap["type"] == "PersonGroup"
     assert snap["applyScope"] == [sim.subscription]
     assert snap["userData"] == "first"
-    assert snap["account"] == sim.subscription
+    assert snap["account"] == sim.account
+    assert snap["account"].startswith("/subscriptions/%s/resourceGroups/" % sim.subscription)
     assert WIRE_TIME.fullmatch(snap["createdTime"]) and WIRE_TIME.fullmatch(snap["lastUpdateTime"])
     assert not any(k.startswith("_") for k in snap)
 
@@ -432,10 +440,13 @@ def test_get_list_patch_delete_snapshot(sim, fake_clock):
     assert listed.status == 200 and listed.json() == [snap]
 
     other = str(uuid.uuid4())
+    fake_clock.advance(5.0)
     patched = fetch(sim, "PATCH", path, {"userData": "second", "applyScope": [other]})
     assert patched.status == 200
-    snap = fetch(sim, "GET", path).json()
+    before, snap = snap, fetch(sim, "GET", path).json()
     assert snap["userData"] == "second" and snap["applyScope"] == [other]
+    assert snap["createdTime"] == before["createdTime"]
+    assert parse_datetime(snap["lastUpdateTime"]) > parse_datetime(before["lastUpdateTime"])
 
     assert fetch(sim, "DELETE", path).status == 200
     gone = fetch(sim, "GET", path)
@@ -485,13 +496,16 @@ def test_snapshot_expires(sim, fake_clock):
 
 
 @pytest.mark.parametrize("retry_after", ["7", None])
+@DIALECTS
 def test_rate_limit_fault(sim, retry_after):
+    assert sim.rate_limit_retry_after is None  # no Face recording has the header
     sim.rate_limit = 2
     sim.rate_limit_retry_after = retry_after
     answers = [fetch(sim, "GET", "/face/v1.0/snapshots") for _ in range(3)]
     assert [a.status for a in answers] == [429, 429, 200]
-    assert answers[0].json() == {"error": {
-        "code": "429", "message": "Rate limit is exceeded. Try again in 1 seconds."}}
+    text = {"2019": "Rate limit is exceeded. Try again in 1 seconds.",
+            "2021": "Rate limit is exceeded. Please retry after 1 second(s)."}[sim.dialect]
+    assert answers[0].json() == {"error": {"code": "429", "message": text}}
     assert answers[0].header("Retry-After") == retry_after
     assert sim.rate_limit == 0
 
@@ -545,3 +559,53 @@ def test_simulator_time_follows_its_clock(sim, fake_clock):
     fake_clock.advance(12.5)
     assert sim.wall() == pytest.approx(wall + 12.5)
     assert abs(wall - time.time()) < 60
+
+
+###############################################################################
+# Many operations (issue 15): a request costs the same with 10 or 10,000
+###############################################################################
+
+
+class _Watched:
+    """Stands in for an operation and counts every look at its attributes."""
+
+    looks = 0
+
+    def __init__(self, finish):
+        self.finish = finish
+        self.on_success = lambda finished: None
+        self.fail = None
+
+    def __getattribute__(self, name):
+        type(self).looks += 1
+        return object.__getattribute__(self, name)
+
+
+def test_a_request_does_not_look_at_every_operation_held(sim, fake_clock):
+    for i in range(10000):
+        sim.operations["held-%d" % i] = _Watched(fake_clock() - 1.0)
+    _Watched.looks = 0
+    for _ in range(3):
+        assert fetch(sim, "GET", "/face/v1.0/snapshots").status == 200
+    assert _Watched.looks == 0  # a scan would look at each, on every request
+
+
+def test_settle_examines_only_the_operations_that_are_due(sim, fake_clock):
+    done = []
+    for i in range(10000):  # held, none due for a long while
+        sim._new_operation("take", 1000.0 + i, "/snapshots/%d" % i,
+                           lambda finished, i=i: done.append(i))
+    location = start_take(sim).header("Operation-Location")  # due after 1.3 s
+    before = sim.settle_examined
+    for _ in range(5):
+        op_doc(sim, location)
+    assert sim.settle_examined == before  # nothing due: nothing examined
+    fake_clock.advance(sim.queue_seconds + 1000.5)  # the take and the first held one
+    assert op_doc(sim, location).json()["status"] == "succeeded"
+    assert sim.settle_examined == before + 2
+    assert done == [0] and len(sim.snapshots) == 1
+    op_doc(sim, location)
+    assert sim.settle_examined == before + 2
+    fake_clock.advance(10.0)
+    fetch(sim, "GET", "/face/v1.0/snapshots")
+    assert sim.settle_examined == before + 12 and done == list(range(11))

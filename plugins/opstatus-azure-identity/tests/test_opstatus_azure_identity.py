@@ -350,7 +350,7 @@ def test_with_the_simulator_and_a_key_too(pm, credential):
     wall = WallClock()
     pm.register(Spy(), name="spy")
     pm.register(AzureIdentityAuth(credential, hosts=["127.0.0.1"], clock=wall), name="aad")
-    with opstatus.Simulator(queue_seconds=0, take_seconds=0) as sim:
+    with opstatus.Simulator(queue_seconds=0, take_seconds=0, require_objects=False) as sim:
         location = opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
                                           object_id="g", apply_scope=[sim.subscription],
                                           plugins=pm)

@@ -39,7 +39,8 @@ def clock():
 
 @pytest.fixture
 def sim(clock):
-    simulator = opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0).start()
+    simulator = opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0,
+                                   require_objects=False).start()
     try:
         yield simulator
     finally:
