@@ -10,8 +10,9 @@ Needs azure-core (``python -m pip install azure-core``); without it the
 azure-core column says so. Linux (peak RSS from /proc).
 
 Every cell of the table comes from running the client against servers of
-this script on 127.0.0.1 (raw sockets, port 0, one thread per connection):
-nothing is mocked on the client side. Each client starts the operation the
+this script on 127.0.0.1 (raw sockets, port 0, one thread per connection,
+one request per connection unless a scenario keeps them alive): nothing is
+mocked on the client side. Each client starts the operation the
 way its users do (a POST to ``{endpoint}/snapshots`` that answers 202 with an
 ``Operation-Location``) and then polls that URL to its end:
 
@@ -126,20 +127,22 @@ class Req(object):
 HOLD = object()  # the handler's answer: keep the connection open, say nothing
 
 
-def http_response(status, headers=(), body=b"", reason=None):
-    reasons = {200: "OK", 202: "Accepted", 302: "Found", 404: "Not Found",
-               429: "Too Many Requests", 500: "Internal Server Error"}
+def http_response(status, headers=(), body=b"", reason=None, close=True):
+    reasons = {200: "OK", 202: "Accepted", 302: "Found", 307: "Temporary Redirect",
+               404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
     if isinstance(body, str):
         body = body.encode("utf-8")
     lines = ["HTTP/1.1 %d %s" % (status, reason or reasons.get(status, "Status"))]
     lines += ["%s: %s" % (k, v) for k, v in headers]
-    lines += ["Content-Length: %d" % len(body), "Connection: close", "", ""]
+    lines += ["Content-Length: %d" % len(body)] + (["Connection: close"] if close else [])
+    lines += ["", ""]
     return "\r\n".join(lines).encode("latin-1") + body
 
 
-def json_response(status, document, headers=()):
+def json_response(status, document, headers=(), close=True):
     body = document if isinstance(document, str) else json.dumps(document)
-    return http_response(status, list(headers) + [("Content-Type", "application/json")], body)
+    return http_response(status, list(headers) + [("Content-Type", "application/json")], body,
+                         close=close)
 
 
 def status_doc(status, **extra):
@@ -155,9 +158,12 @@ class Server(object):
     the answer itself on the socket. Only requests under ``/<token>/`` reach
     it (others get 404 and are not counted)."""
 
-    def __init__(self, token, handler):
+    def __init__(self, token, handler, keep_alive=False):
         self.token = token
         self.handler = handler
+        #: serve further requests on a connection after an answer (the
+        #: handler's answers then must not say ``Connection: close``)
+        self.keep_alive = keep_alive
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -202,32 +208,35 @@ class Server(object):
     def _serve(self, conn):
         try:
             conn.settimeout(30)
-            req = _read_request(conn)
-            if req is None:
-                _close(conn)
-                return
-            if self.retired.is_set():
-                conn.sendall(json_response(200, status_doc("succeeded")))
-                _close(conn)
-                return
-            if not req.path.startswith("/%s/" % self.token):
-                conn.sendall(http_response(404, body="not this attempt"))
-                _close(conn)
-                return
-            with self.lock:
-                self.requests.append(req)
-            answer = self.handler(req)
-            if answer is HOLD:
-                with self.lock:
-                    self.held.append(conn)
-                if self.retired.is_set():
+            while True:
+                req = _read_request(conn)
+                if req is None:
                     _close(conn)
-                return
-            if callable(answer):
-                answer(self, conn)
-            else:
-                conn.sendall(answer)
-            _close(conn)
+                    return
+                if self.retired.is_set():
+                    conn.sendall(json_response(200, status_doc("succeeded")))
+                    _close(conn)
+                    return
+                if not req.path.startswith("/%s/" % self.token):
+                    conn.sendall(http_response(404, body="not this attempt"))
+                    _close(conn)
+                    return
+                with self.lock:
+                    self.requests.append(req)
+                answer = self.handler(req)
+                if answer is HOLD:
+                    with self.lock:
+                        self.held.append(conn)
+                    if self.retired.is_set():
+                        _close(conn)
+                    return
+                if callable(answer):
+                    answer(self, conn)
+                else:
+                    conn.sendall(answer)
+                if not self.keep_alive:
+                    _close(conn)
+                    return
         except OSError:
             _close(conn)
 
@@ -478,8 +487,18 @@ def _requests_of(servers):
     return sum(len(s["requests"]) for s in servers)
 
 
+_CONTROL = re.compile(u"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape_controls(text):
+    """*text* with its control characters written as ``\\xNN`` (so that
+    none reaches the table, or a terminal, raw)."""
+    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
+
+
 def _short_exc(out, key, limit=45):
     text = (out.exc_text or "").replace("\r", "\\r").replace("\n", " ")
+    text = _escape_controls(text).replace("\t", " ")
     if key:
         text = text.replace(key, "<key>")
     text = re.sub(r"http://127\.0\.0\.1:\d+/t[0-9a-f]{8}", "", text)
@@ -553,9 +572,12 @@ class Scenario(object):
     *describe(client, outcome, env, snaps)* returns the cell."""
 
     def __init__(self, ident, title, setup, describe, key=None, budget=None, child=False,
-                 bound=BOUND):
+                 bound=BOUND, clients=None):
         self.ident, self.title, self.setup, self.describe = ident, title, setup, describe
         self.key, self.budget, self.child, self.bound = key, budget, child, bound
+        #: client name -> function(endpoint, key, budget=None), for the
+        #: scenarios whose clients do more than start and poll one operation
+        self.clients = clients or {}
 
 
 def simple_setup(get_handler_factory, location=None):
@@ -869,6 +891,265 @@ DIALECT_2019_DOCS = [
 ]
 
 
+# -- 14: 1xx interim answers, two operations on one kept-alive connection ------------
+
+#: Seconds between the interim answer and the final one (a real server sends
+#: 103 Early Hints first and the final answer when it has it).
+INTERIM_GAP = 0.05
+TWO_OPS = ("a", "b")
+
+
+def _raw_answer(status, reason, headers=(), body=b"", close=False):
+    head = ["HTTP/1.1 %d %s" % (status, reason)] + ["%s: %s" % h for h in headers]
+    if status >= 200:
+        head.append("Content-Length: %d" % len(body))
+        if close:
+            head.append("Connection: close")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def setup_interim(status, reason, headers):
+    """Two operations, a and b, on one keep-alive server: each GET of an
+    operation is answered first with the 1xx *status*, then (after
+    INTERIM_GAP) with that operation's own final ``succeeded``, which names
+    it (``"operation": "a"``; no ``resourceLocation``, which azure-core
+    would fetch)."""
+
+    def setup(token, key, client):
+        posts = [0]
+        lock = threading.Lock()
+
+        def handler(req):
+            if req.method == "POST":
+                with lock:
+                    name = TWO_OPS[min(posts[0], 1)]
+                    posts[0] += 1
+                return http_response(202, [("Operation-Location",
+                                            main.url("/operations/%s" % name))], close=False)
+            name = req.path.rstrip("/").rsplit("/", 1)[-1]
+            final = json_response(200, status_doc("succeeded", operation=name), close=False)
+
+            def write(server, conn):
+                conn.sendall(_raw_answer(status, reason, headers))
+                time.sleep(INTERIM_GAP)
+                conn.sendall(final)
+            return write
+
+        main = Server(token, handler, keep_alive=True)
+        return {"token": token, "key": key, "endpoint": main.url(), "servers": {"main": main}}
+
+    return setup
+
+
+def _ended(result):
+    """One operation's end, for the table: its status document or its error."""
+    if isinstance(result, BaseException):
+        return {"error": "%s: %s" % (type(result).__name__, result)}
+    if isinstance(result, dict):
+        return result
+    return {"error": "returned %r" % (result,)}
+
+
+def interim_opstatus(endpoint, key, budget=None):
+    locations = [opstatus.take_snapshot(
+        endpoint, key, object_type="PersonGroup", object_id="group-" + name,
+        apply_scope=[SCOPE], request_timeout=OPSTATUS_REQUEST_TIMEOUT, plugins=False)
+        for name in TWO_OPS]
+    watcher = opstatus.Watcher(locations, endpoint=endpoint, key=key, max_workers=1,
+                               timeout=OPSTATUS_TIMEOUT, request_timeout=OPSTATUS_REQUEST_TIMEOUT,
+                               policy=opstatus.RetryPolicy(floor=INTERVAL, cap=0.2),
+                               plugins=False)
+    return {TWO_OPS[o.index]: _ended(o.error if o.error is not None
+                                     else o.status.to_dict(include_extra=True))
+            for o in watcher.results()}
+
+
+def interim_azure(endpoint, key, budget=None):
+    from azure.core.polling import LROPoller
+    from azure.core.polling.base_polling import LROBasePolling
+    from azure.core.rest import HttpRequest
+
+    client = azure_pipeline_client(endpoint, key)
+    initials = [client.send_request(HttpRequest("POST", endpoint + "/snapshots", json=_payload()),
+                                    _return_pipeline_response=True) for _ in TWO_OPS]
+    ends = {}
+    for name, initial in zip(TWO_OPS, initials):
+        try:
+            ends[name] = _ended(LROPoller(client, initial, lambda pr: pr.http_response.json(),
+                                          LROBasePolling(timeout=INTERVAL)).result())
+        except Exception as exc:  # noqa: B902 - each operation's own outcome
+            ends[name] = _ended(exc)
+    return ends
+
+
+def interim_urllib(endpoint, key, budget=None):
+    from urllib.request import Request, urlopen
+
+    urls = []
+    for _ in TWO_OPS:
+        r = urlopen(Request(endpoint + "/snapshots",
+                            data=json.dumps(_payload()).encode("utf-8"),
+                            headers={KEY_HEADER: key, "Content-Type": "application/json"},
+                            method="POST"))
+        urls.append(r.headers["Operation-Location"])
+    ends = {}
+    for name, url in zip(TWO_OPS, urls):
+        try:
+            while True:
+                r = urlopen(Request(url, headers={KEY_HEADER: key}))
+                doc = json.load(r)
+                if doc["status"] in ("succeeded", "failed"):
+                    break
+                time.sleep(INTERVAL)
+            ends[name] = _ended(doc)
+        except Exception as exc:  # noqa: B902 - each operation's own outcome
+            ends[name] = _ended(exc)
+    return ends
+
+
+INTERIM_CLIENTS = {"opstatus": interim_opstatus, "azure-core": interim_azure,
+                   "urllib": interim_urllib}
+
+
+def describe_interim(client, out, env, snaps):
+    main = snaps["main"]
+    n = _requests_of(snaps.values())
+    gets = sum(1 for r in main["requests"] if r.method == "GET")
+    wiring = "%s, %s" % (plural(main["connections"], "connection"),
+                         plural(n, "request"))
+    if not out.done or out.exc_type is not None or not isinstance(out.value, dict):
+        return base_phrase(out, n, env["key"]) + "; " + wiring + key_leak_note(out, env["key"])
+    parts = []
+    for name in TWO_OPS:
+        end = out.value.get(name) or {"error": "no outcome"}
+        if "error" in end:
+            fake = Outcome()
+            fake.exc_type, _, fake.exc_text = end["error"].partition(": ")
+            parts.append("%s raised %s" % (name, exc_phrase(fake, env["key"])))
+            continue
+        whose = end.get("operation")
+        if whose == name:
+            parts.append("%s got its own `%s`" % (name, end.get("status")))
+        else:
+            parts.append("**%s got %s answer** (`%s`)" % (
+                name, ("%s's" % whose) if whose in TWO_OPS else "another",
+                end.get("status")))
+    return "%s; %s (%d GETs) (%.1f s)" % ("; ".join(parts), wiring, gets,
+                                          out.elapsed) + key_leak_note(out, env["key"])
+
+
+# -- 15: a body shorter than its Content-Length ---------------------------------------
+
+SHORT_DOC = json.dumps(status_doc("succeeded")).encode()
+SHORT_SENT = 30
+
+
+def short_body_factory(env):
+    count = [0]
+    lock = threading.Lock()
+
+    def handler(req):
+        with lock:
+            count[0] += 1
+            first = count[0] == 1
+        if first:  # announces the whole document, sends 30 bytes, closes
+            return _raw_answer(200, "OK", [("Content-Type", "application/json")],
+                               SHORT_DOC, close=True)[:-(len(SHORT_DOC) - SHORT_SENT)]
+        return json_response(200, status_doc("succeeded"))
+    return handler
+
+
+def describe_short_body(client, out, env, snaps):
+    n = _requests_of(snaps.values())
+    text = base_phrase(out, n, env["key"])
+    if out.done and out.exc_type is None and n > 2:
+        text += "; the cut answer was retried"
+    elif out.done and out.exc_type is not None:
+        text += "; **the poll ended on the cut answer**"
+    return text + key_leak_note(out, env["key"])
+
+
+# -- 16: a slow redirect chain and the deadline ------------------------------------------
+
+#: Same-origin redirects before the final answer (opstatus follows at most 5).
+HOPS = 5
+#: Each answer of the chain comes after 90% of opstatus's request timeout:
+#: no hop on its own times out, the chain as a whole takes 6 x 0.9 s.
+HOP_DELAY = 0.9 * OPSTATUS_REQUEST_TIMEOUT
+
+
+def slow_redirects_factory(env):
+    def handler(req):
+        path = req.path.split("?", 1)[0].rstrip("/")
+        hop = int(path.rsplit("/hop", 1)[1]) if "/hop" in path else 0
+        time.sleep(HOP_DELAY)
+        if hop < HOPS:
+            target = "/%s/operations/1/hop%d" % (env["token"], hop + 1)
+            return http_response(307, [("Location", target)])
+        return json_response(200, status_doc("succeeded"))
+    return handler
+
+
+def describe_slow_redirects(client, out, env, snaps):
+    if out.done and out.exc_type is None and out.value is None:
+        # azure-core's result(timeout=) when its poller has no answer yet
+        text = "**returned `None`** after %s (%s), the chain not yet at its end" % (
+            fmt_seconds(out.elapsed), plural(_requests_of(snaps.values()), "request"))
+        later = out.extra.get("requests_after_return")
+        if later:
+            text += "; its thread went on: %d more %s in the next %s" % (
+                later, "request" if later == 1 else "requests",
+                fmt_seconds(out.extra["after_window"]))
+        return text + key_leak_note(out, env["key"])
+    text = describe_budget(client, out, env, snaps)
+    if out.done and client != "urllib" and out.elapsed > BUDGET + 0.5:
+        text += "; **%.1f s past its %g s deadline**" % (out.elapsed - BUDGET, BUDGET)
+    return text
+
+
+# -- 17: terminal escape sequences in the failure message --------------------------------
+
+ESCAPES = "\x1b]0;PWNED\x07\x1b[2J"
+
+
+def escapes_factory(env):
+    return lambda req: json_response(200, status_doc(
+        "failed", message="Snapshot failed " + ESCAPES + "(see the log)"))
+
+
+def _raw_controls(text):
+    """The control characters in *text*, named, in order of appearance."""
+    names = []
+    for c in text:
+        if _CONTROL.match(c):
+            name = "ESC" if c == "\x1b" else "BEL" if c == "\x07" else "\\x%02x" % ord(c)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def describe_escapes(client, out, env, snaps):
+    n = _requests_of(snaps.values())
+    if out.done and out.exc_type is None and isinstance(out.value, dict):
+        message = out.value.get("message") or ""
+        raw = _raw_controls(message)
+        return "returned the `failed` document after %s (%s); its message %s" % (
+            plural(n, "request"), fmt_seconds(out.elapsed),
+            "**holds the raw %s** (printing it runs them)" % " and ".join(raw) if raw
+            else "has no raw control characters")
+    text = base_phrase(out, n, env["key"], detail=False)
+    if out.done and out.exc_type is not None:
+        raw = _raw_controls(out.exc_text or "")
+        if raw:
+            text += "; **its text carries the raw %s**" % " and ".join(raw)
+        elif "PWNED" in (out.exc_text or ""):
+            text += "; its text has the message with the control characters escaped"
+        else:
+            text += "; the message is not in its text"
+    return text + key_leak_note(out, env["key"])
+
+
+
 SCENARIOS = [
     Scenario("1", "`Operation-Location` on another origin (other port of 127.0.0.1)",
              setup_other_origin, describe_other_origin),
@@ -909,6 +1190,24 @@ SCENARIOS = [
              simple_setup(sequence_factory(NOTSTARTED_DOCS)), describe_simple),
     Scenario("13b", "the same in the 2019 dialect (`Status`, `CreatedTime`, … PascalCase keys)",
              simple_setup(sequence_factory(DIALECT_2019_DOCS)), describe_simple),
+    Scenario("14a", "`103 Early Hints` before each final `200`; two operations, a and b, "
+             "polled over one kept-alive connection (opstatus: `Watcher([a, b], "
+             "max_workers=1)`; the others: a, then b)",
+             setup_interim(103, "Early Hints", [("Link", "</snapshots>; rel=preload")]),
+             describe_interim, clients=INTERIM_CLIENTS),
+    Scenario("14b", "the same with `102 Processing`",
+             setup_interim(102, "Processing", []), describe_interim, clients=INTERIM_CLIENTS),
+    Scenario("15", "body shorter than its `Content-Length` (%d announced, %d sent, then "
+             "close), then `succeeded`" % (len(SHORT_DOC), SHORT_SENT),
+             simple_setup(short_body_factory), describe_short_body),
+    Scenario("16", "%d same-origin `307` hops, then `succeeded`; each answer after %.1f s "
+             "(90%% of opstatus's %g s request timeout); caller's budget %g s"
+             % (HOPS, HOP_DELAY, OPSTATUS_REQUEST_TIMEOUT, BUDGET),
+             simple_setup(slow_redirects_factory), describe_slow_redirects, budget=BUDGET,
+             bound=(HOPS + 1) * HOP_DELAY + 3),
+    Scenario("17", "`failed` whose `message` holds `\\x1b]0;PWNED\\x07\\x1b[2J` (sets the "
+             "terminal title, clears the screen)",
+             simple_setup(escapes_factory), describe_escapes),
 ]
 SCENARIO_BY_ID = {s.ident: s for s in SCENARIOS}
 
@@ -919,7 +1218,7 @@ SCENARIO_BY_ID = {s.ident: s for s in SCENARIOS}
 
 
 def _client_call(client, scenario, endpoint, key):
-    func = CLIENT_FUNCS[client]
+    func = scenario.clients.get(client) or CLIENT_FUNCS[client]
     if scenario.budget is None:
         return lambda: func(endpoint, key)
     if client in ("opstatus", "azure-core"):
@@ -1048,23 +1347,30 @@ table below is that script's output, unedited.
 - **opstatus**: `take_snapshot(...)`, then `poll(location, endpoint=, key=,
   timeout=3, request_timeout=1, policy=RetryPolicy(floor=0.05, cap=0.2),
   plugins=False)` (short timeouts so that the run is quick; the defaults are
-  `timeout=%(default_timeout)g`, `request_timeout=%(default_request_timeout)g`). In
-  scenario 10 the 3 s is the caller's budget.
+  `timeout=%(default_timeout)g`, `request_timeout=%(default_request_timeout)g`).
+  In scenarios 10 and 16 the 3 s is the caller's budget. In scenarios 14a
+  and 14b it starts two operations and watches both with
+  `Watcher([a, b], ..., max_workers=1)` (the same settings).
 - **azure-core**: a `POST` through a `PipelineClient` whose pipeline has the
   policies a generated SDK client uses, each with its default settings (the
   key in a `HeadersPolicy`; `RedirectPolicy`, `RetryPolicy`, the logging
   policies; the default `requests` transport), then
   `LROPoller(client, initial, callback, LROBasePolling(timeout=0.05)).result()`
-  (`.result(timeout=3)` in scenario 10).
+  (`.result(timeout=3)` in scenarios 10 and 16; in 14a and 14b two
+  operations on one client, polled one after the other).
 - **urllib**: the typical sample, `POST` then
   `while True: r = urlopen(Request(url, headers={key})); doc = json.load(r);
-  if doc["status"] in ("succeeded", "failed"): break; time.sleep(0.05)`.
+  if doc["status"] in ("succeeded", "failed"): break; time.sleep(0.05)`
+  (in 14a and 14b: two operations, one after the other).
 
 Each client starts the operation with a `POST {endpoint}/snapshots` answered
 `202` with an `Operation-Location`, then polls it. "requests" counts every
 HTTP request the scenario's servers received from that client, the `POST`
-included. Each attempt runs in a daemon thread joined after %(bound)g s: one
-still running then is reported as a hang (azure-core's default read timeout
+included. The servers answer one request per connection and then close it,
+except in scenarios 14a and 14b, where they keep connections alive. Each
+attempt runs in a daemon thread joined after %(bound)g s (%(bound16).1f s in
+scenario 16, whose redirect chain alone takes %(chain16).1f s): one still running
+then is reported as a hang (azure-core's default read timeout
 is 300 s, urllib's sample sets none). Scenarios 6a and 6b run each client in
 a child process of its own and report its peak RSS growth (VmHWM) over the
 RSS after imports. Host names under `.invalid` are answered by a wrapper of
@@ -1140,7 +1446,9 @@ def main(argv=None):
             azure_version() or "not installed",
             _version("requests")),
     ]
-    text = INTRO % {"bound": BOUND, "default_timeout": opstatus.DEFAULT_TIMEOUT,
+    text = INTRO % {"bound": BOUND, "bound16": SCENARIO_BY_ID["16"].bound,
+                    "chain16": (HOPS + 1) * HOP_DELAY,
+                    "default_timeout": opstatus.DEFAULT_TIMEOUT,
                     "default_request_timeout": opstatus.DEFAULT_REQUEST_TIMEOUT}
     text += "\n" + "\n".join(meta) + "\n\n" + table + "\n"
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -21,10 +21,20 @@ The transport follows the rules of ``opstatus_send_request``: redirects are
 returned, not followed (the core follows same-origin ones only); the body is
 read with a cap (``request.max_bytes``, after decompression); a failure to
 connect is a :class:`opstatus.NetworkError` with ``sent=False`` (safe to send
-again, even a POST), a failure later one with ``sent=True``; error texts
-hold the URL without its query string, never a header.
+again, even a POST), a failure later one with ``sent=True``; a certificate
+that fails verification (untrusted, expired, for another host name) is a
+``NetworkError`` with ``retryable=False``, so that no poll retries it until
+its deadline; error texts hold the URL without its query string, never a
+header.
+
+``request.timeout`` is one deadline for the whole exchange, as in the core's
+own transport: connecting gets the time left, and every read of the answer
+(status line, headers, body) gets only the time left, so a server that drips
+its answer a byte at a time cannot stretch a request past its timeout.
 """
 
+import functools
+import io
 import threading
 import time
 
@@ -94,18 +104,23 @@ class RequestsTransport:
             # The request carries its credential already: keep requests from
             # replacing it with ~/.netrc or session.auth.
             kwargs["auth"] = _keep_headers
+        _watch_adapter(self.session, request.url)
+        _LOCAL.deadline = deadline
         try:
-            response = self.session.request(request.method, request.url, **kwargs)
-        except _network_exceptions() as exc:
-            raise _network_error(exc, request, sent=not _before_send(exc)) from None
-        try:
-            body = _read_body(response, request, deadline)
-            headers = {}
-            for name, value in response.headers.items():
-                headers[name.lower()] = value
-            return opstatus.Response(response.status_code, headers, body, request.url)
+            try:
+                response = self.session.request(request.method, request.url, **kwargs)
+            except _network_exceptions() as exc:
+                raise _network_error(exc, request, sent=not _before_send(exc)) from None
+            try:
+                body = _read_body(response, request, deadline)
+                headers = {}
+                for name, value in response.headers.items():
+                    headers[name.lower()] = value
+                return opstatus.Response(response.status_code, headers, body, request.url)
+            finally:
+                response.close()
         finally:
-            response.close()
+            _LOCAL.deadline = None
 
     def close(self):
         """Close the session if this transport made it."""
@@ -203,14 +218,38 @@ def _describe(exc, sent):
     return "%s%s" % (type(exc).__name__, "" if sent else " before sending")
 
 
+def _certificate_failure(exc):
+    """Whether *exc* is a TLS certificate that failed verification (not
+    trusted, expired, issued for another host name): another try cannot mend
+    it. Other TLS failures (a handshake cut short, say) may be transient."""
+    import ssl
+
+    import requests
+
+    if not isinstance(exc, requests.exceptions.SSLError):
+        return False
+    for cause in _causes(exc):
+        # ssl.CertificateError is ssl.SSLCertVerificationError (hostname
+        # mismatch included); urllib3 2 has a CertificateError of its own.
+        if isinstance(cause, ssl.CertificateError) or \
+                type(cause).__name__ in ("CertificateError", "SSLCertVerificationError"):
+            return True
+        text = str(cause)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return True
+    return False
+
+
 def _network_error(exc, request, sent):
     url = opstatus.redact_url(request.url)
-    return opstatus.NetworkError("%s (%s)" % (_describe(exc, sent), url), sent=sent, url=url)
+    return opstatus.NetworkError("%s (%s)" % (_describe(exc, sent), url), sent=sent, url=url,
+                                 retryable=not _certificate_failure(exc))
 
 
 def _read_body(response, request, deadline):
     """The body, at most ``request.max_bytes`` (decompressed), read before
-    *deadline* (checked between chunks; the core bounds the rest)."""
+    *deadline* (each read of the socket gets the time left; checked between
+    chunks too)."""
     limit = request.max_bytes
     length = response.headers.get("content-length")
     if length is not None and "content-encoding" not in response.headers:
@@ -237,6 +276,146 @@ def _read_body(response, request, deadline):
     except _network_exceptions() as exc:
         raise _network_error(exc, request, sent=True) from None
     return b"".join(chunks)
+
+
+###############################################################################
+# One deadline per exchange
+###############################################################################
+#
+# requests (urllib3) applies its read timeout to each read of the socket, so a
+# server that sends a byte now and then keeps a request going for ever. The
+# core's transport gives each read only the time left before the request's
+# deadline; here, the same is done for the connections of the session:
+#
+# - the adapter that sends a request is watched (once): each connection pool
+#   it hands out is watched (once); each connection the pool hands out, in
+#   the thread that sends a request of ours, gets a ``response_class`` that
+#   reads through a deadline (``http.client`` makes its response objects,
+#   the tunnel's to a proxy included, with ``self.response_class(self.sock)``);
+# - the deadline is the sending thread's (a thread-local set by ``send``), so
+#   a connection the same session uses elsewhere (another thread, another
+#   request of the program's own) reads as plain requests would.
+#
+# This leans on urllib3's pool handing out connections through ``_get_conn``
+# (so since urllib3 1.x) and on requests' adapter getting the pool through
+# ``get_connection_with_tls_context`` (``get_connection`` before 2.32.2); an
+# adapter or pool without them is left alone, and the core's abandonment of
+# a transport that overruns (``request.timeout`` + a slack) remains.
+
+_LOCAL = threading.local()
+_WATCH_LOCK = threading.Lock()
+_POOL_GETTERS = ("get_connection_with_tls_context", "_get_connection", "get_connection")
+
+
+def _watch_adapter(session, url):
+    try:
+        adapter = session.get_adapter(url)
+    except Exception:  # no adapter for the URL: requests will say so
+        return
+    if getattr(adapter, "_opstatus_deadline_watch", False):
+        return
+    with _WATCH_LOCK:
+        if getattr(adapter, "_opstatus_deadline_watch", False):
+            return
+        for name in _POOL_GETTERS:
+            original = getattr(adapter, name, None)
+            if callable(original):
+                setattr(adapter, name, _pool_getter(original))
+        adapter._opstatus_deadline_watch = True
+
+
+def _pool_getter(original):
+    @functools.wraps(original)
+    def get_pool(*args, **kwargs):
+        pool = original(*args, **kwargs)
+        _watch_pool(pool)
+        return pool
+
+    return get_pool
+
+
+def _watch_pool(pool):
+    get_conn = getattr(pool, "_get_conn", None)
+    if not callable(get_conn) or getattr(pool, "_opstatus_deadline_watch", False):
+        return
+    with _WATCH_LOCK:
+        if getattr(pool, "_opstatus_deadline_watch", False):
+            return
+
+        @functools.wraps(get_conn)
+        def watched_get_conn(*args, **kwargs):
+            conn = get_conn(*args, **kwargs)
+            _arm(conn, getattr(_LOCAL, "deadline", None))
+            return conn
+
+        pool._get_conn = watched_get_conn
+        pool._opstatus_deadline_watch = True
+
+
+def _arm(conn, deadline):
+    """Make *conn*'s next responses read before *deadline* (``None``: as
+    its class would)."""
+    import http.client
+
+    base = getattr(type(conn), "response_class", None)
+    try:
+        if deadline is None or not (isinstance(base, type) and
+                                    issubclass(base, http.client.HTTPResponse)):
+            conn.__dict__.pop("response_class", None)
+        else:
+            conn.response_class = functools.partial(_deadline_response, base, deadline)
+    except AttributeError:  # pragma: no cover - a connection without a __dict__
+        pass
+
+
+def _deadline_response(base, deadline, sock, *args, **kwargs):
+    return base(_DeadlineSocket(sock, deadline), *args, **kwargs)
+
+
+class _DeadlineSocket:
+    """What ``http.client.HTTPResponse`` is given instead of the socket: its
+    ``makefile`` reads the socket with the time left before *deadline*."""
+
+    def __init__(self, sock, deadline):
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode="rb", *args, **kwargs):
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock, deadline):
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+        self._timeout = sock.gettimeout()
+        # The socket's own unbuffered file: it holds a reference, so that a
+        # close() of the socket while the answer is read (http.client closes
+        # the connection of a close-delimited answer at once) waits for it.
+        self._raw = sock.makefile("rb", buffering=0)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        import socket
+
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out (request deadline)")
+        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
+        return self._raw.readinto(buffer)
+
+    def close(self):
+        if not self.closed:
+            try:
+                if self._raw.fileno() >= 0:  # still open: leave its timeout as it was
+                    self._sock.settimeout(self._timeout)
+            except (OSError, ValueError):
+                pass
+            self._raw.close()
+            super().close()
 
 
 _DEFAULT = None

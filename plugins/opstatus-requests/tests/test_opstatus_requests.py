@@ -3,9 +3,11 @@ small HTTP servers, raw sockets that misbehave, a proxy, a TLS server with a
 private CA. Time is injected into pollers; nothing here is mocked."""
 
 import gzip
+import inspect
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,6 +99,9 @@ class HTTPServer:
         self.httpd.daemon_threads = True
         if ssl_context is not None:
             self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+            # A client that refuses the certificate after a TLS 1.3 handshake
+            # resets the connection the handler reads: not this test's error.
+            self.httpd.handle_error = lambda request, client_address: None
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -425,25 +430,197 @@ def test_a_dripping_server_cannot_stretch_the_poll(clock, transport):
     assert took < 1.0  # the body would take 2 s
 
 
-@pytest.mark.parametrize("exc_factory, sent", [
-    (lambda e, u: e.ConnectTimeout("connect timed out"), False),
-    (lambda e, u: e.SSLError("CERTIFICATE_VERIFY_FAILED"), False),
-    (lambda e, u: e.ProxyError("tunnel failed"), False),
+@pytest.mark.parametrize("exc_factory, sent, retryable", [
+    (lambda e, u: e.ConnectTimeout("connect timed out"), False, True),
+    (lambda e, u: e.SSLError("CERTIFICATE_VERIFY_FAILED"), False, False),
+    (lambda e, u: e.SSLError(u.MaxRetryError(None, "/", u.SSLError(
+        ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+                                        "failed: Hostname mismatch")))), False, False),
+    (lambda e, u: e.SSLError(u.MaxRetryError(None, "/", u.SSLError(
+        ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")))), False, True),
+    (lambda e, u: e.ProxyError("tunnel failed"), False, True),
     (lambda e, u: e.ConnectionError(u.MaxRetryError(
-        None, "/", u.NewConnectionError(None, "Connection refused"))), False),
-    (lambda e, u: e.ReadTimeout("read timed out"), True),
-    (lambda e, u: e.ConnectionError(u.ProtocolError("Connection aborted.")), True),
-    (lambda e, u: e.ChunkedEncodingError("broken"), True),
-    (lambda e, u: e.ContentDecodingError("bad gzip"), True),
+        None, "/", u.NewConnectionError(None, "Connection refused"))), False, True),
+    (lambda e, u: e.ReadTimeout("read timed out"), True, True),
+    (lambda e, u: e.ConnectionError(u.ProtocolError("Connection aborted.")), True, True),
+    (lambda e, u: e.ChunkedEncodingError("broken"), True, True),
+    (lambda e, u: e.ContentDecodingError("bad gzip"), True, True),
 ])
-def test_exceptions_map_to_sent_or_not(exc_factory, sent):
+def test_exceptions_map_to_sent_or_not(exc_factory, sent, retryable):
     import urllib3.exceptions
 
     exc = exc_factory(requests.exceptions, urllib3.exceptions)
     err = opstatus_requests._network_error(
         exc, request("https://x.example/op?sig=SECRET"), sent=not opstatus_requests._before_send(exc))
     assert err.sent is sent
+    assert err.retryable is retryable
     assert "SECRET" not in str(err) and "x.example/op" in str(err)
+
+
+###############################################################################
+# TLS: a certificate that fails verification is final, not transient
+###############################################################################
+
+
+def _tls_server(ca, *names, **cert_options):
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names, **cert_options).configure_cert(server_context)
+    return HTTPServer(send_json, ssl_context=server_context)
+
+
+def _trusting_session(ca, tmp_path):
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    session = requests.Session()
+    session.verify = str(cafile)
+    return session
+
+
+@pytest.mark.parametrize("problem", ["untrusted", "other-name", "expired"])
+def test_certificate_that_fails_verification_is_not_retryable(problem, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import datetime
+
+    ca = trustme.CA()
+    options = {}
+    names = ["127.0.0.1"]
+    if problem == "other-name":
+        names = ["face.example"]
+    elif problem == "expired":
+        parameters = inspect.signature(ca.issue_cert).parameters
+        if "not_after" not in parameters:
+            pytest.skip("this trustme cannot issue an expired certificate")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        options = {"not_after": now - datetime.timedelta(days=1)}
+        if "not_before" in parameters:  # trustme >= 1.1; before, it starts in the past
+            options["not_before"] = now - datetime.timedelta(days=30)
+    session = requests.Session() if problem == "untrusted" else _trusting_session(ca, tmp_path)
+    with _tls_server(ca, *names, **options) as server:
+        with RequestsTransport(session) as transport:
+            with pytest.raises(opstatus.NetworkError) as info:
+                transport.send(request(server.url(scheme="https")))
+    session.close()
+    assert info.value.retryable is False
+    assert info.value.sent is False
+    assert str(info.value).startswith("TLS error")
+    assert server.seen == []
+
+
+def test_untrusted_certificate_ends_the_poll_at_once(clock):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    pm = opstatus.make_plugin_manager()
+    plugin = RequestsTransport()
+    pm.register(plugin, name="requests-default")
+    try:
+        with _tls_server(ca, "127.0.0.1") as server:
+            poller = opstatus.Poller(server.url(scheme="https"), plugins=pm, timeout=3600,
+                                     request_timeout=2, clock=clock, sleep=clock.sleep,
+                                     random=lambda: 0.0)
+            with pytest.raises(opstatus.NetworkError) as info:
+                poller.wait()
+    finally:
+        pm.unregister(plugin)
+        plugin.close()
+    assert not isinstance(info.value, opstatus.PollTimeout)
+    assert "TLS error" in str(info.value)
+    assert poller.polls == 1 and clock.sleeps == []  # no retry, no wait for one
+
+
+def test_a_tls_failure_that_is_not_the_certificate_stays_retryable(transport):
+    # A plain-HTTP server on an https:// URL: the handshake fails, but the
+    # certificate was never judged; it may be a passing fault.
+    with HTTPServer(send_json) as server:
+        with pytest.raises(opstatus.NetworkError) as info:
+            transport.send(request(server.url(scheme="https")))
+    assert str(info.value).startswith("TLS error")
+    assert info.value.retryable is True
+
+
+###############################################################################
+# One deadline for the whole exchange
+###############################################################################
+
+_DRIP_BODY = json.dumps(SUCCEEDED).encode("utf-8")
+_DRIP_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(_DRIP_BODY))
+
+
+def _dripping(head, body, interval=0.05):
+    """A server that sends *head* at once, then *body* a byte every
+    *interval* seconds; ``sent`` counts the bytes of *body* sent."""
+    sent = []
+
+    def serve(conn, release):
+        read_request(conn)
+        conn.sendall(head)
+        for i in range(len(body)):
+            if release.wait(interval):
+                return
+            conn.sendall(body[i:i + 1])
+            sent.append(i)
+
+    return serve, sent
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_dripping_server_cannot_outlast_the_request_timeout(transport, where):
+    answer = _DRIP_HEAD + _DRIP_BODY
+    head, body = (b"", answer) if where == "headers" else (_DRIP_HEAD, _DRIP_BODY)
+    serve, sent = _dripping(head, body)
+    with RawServer(serve) as server:
+        with pytest.raises(opstatus.NetworkError) as info:
+            transport.send(request(server.url(), timeout=0.3))
+        dripped = len(sent)
+    assert "timed out" in str(info.value) and info.value.sent is True
+    assert dripped >= 3  # each read got a byte in time: no single read timed out
+    assert dripped < len(body)  # the answer was cut off before its end
+
+
+def test_a_dripping_server_times_out_the_plugin_not_the_core(clock):
+    # Installed as a plugin, the transport ends the request itself, with a
+    # timeout, before the core has to abandon it.
+    serve, sent = _dripping(b"", _DRIP_HEAD + _DRIP_BODY)
+    pm = opstatus.make_plugin_manager()
+    plugin = RequestsTransport()
+    pm.register(plugin, name="requests-default")
+    try:
+        with RawServer(serve) as server:
+            with pytest.raises(opstatus.NetworkError) as info:
+                opstatus.poll(server.url(), plugins=pm, timeout=30, request_timeout=0.3,
+                              policy=opstatus.RetryPolicy(max_errors=0), clock=clock,
+                              sleep=clock.sleep)
+    finally:
+        pm.unregister(plugin)
+        plugin.close()
+    assert "timed out" in str(info.value)
+    assert "did not answer within" not in str(info.value)
+
+
+def test_the_session_reads_as_before_outside_opstatus_requests():
+    # A connection that served a request of opstatus (with its deadline) and
+    # then one of the program's own through the same session: the latter has
+    # requests' own per-read timeout, not the old deadline.
+    answers = iter([(_DRIP_HEAD + _DRIP_BODY, b""), (_DRIP_HEAD, _DRIP_BODY[:12])])
+    short_head = (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n")
+
+    def serve(conn, release):
+        for whole, dripped in answers:
+            read_request(conn)
+            conn.sendall(short_head if dripped else whole)
+            for i in range(len(dripped)):
+                if release.wait(0.05):
+                    return
+                conn.sendall(dripped[i:i + 1])
+
+    session = requests.Session()
+    with RawServer(serve) as server:
+        with RequestsTransport(session) as transport:
+            assert transport.send(request(server.url(), timeout=0.2)).status == 200
+            later = session.get(server.url(), timeout=5)  # 0.6 s of dripping
+    session.close()
+    assert later.content == _DRIP_BODY[:12]
+    assert len({w.name for w in server.threads}) == 1  # the same connection
 
 
 ###############################################################################
