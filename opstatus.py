@@ -4388,6 +4388,7 @@ class Simulator:
     def stop(self):
         if self._server is not None:
             self._server.shutdown()
+            self._server.close_connections()
             self._server.server_close()
             self._thread.join(5)
             self._server = None
@@ -4645,6 +4646,7 @@ def _sim_server_class(host):
     away."""
     import socket
     import socketserver
+    import threading
     from http.server import ThreadingHTTPServer
 
     class _Server(ThreadingHTTPServer):
@@ -4660,6 +4662,29 @@ def _sim_server_class(host):
         def handle_error(self, request, client_address):
             _sim_log_error(client_address)
 
+        # The connections being served, so that stop() ends them too (a
+        # client's kept-alive connection must not keep a thread waiting).
+        def process_request(self, request, client_address):
+            with self._open_lock:
+                self._open.add(request)
+            super().process_request(request, client_address)
+
+        def shutdown_request(self, request):
+            with self._open_lock:
+                self._open.discard(request)
+            super().shutdown_request(request)
+
+        def close_connections(self):
+            with self._open_lock:
+                open_now = list(self._open)
+            for sock in open_now:
+                try:
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    _Server._open = set()
+    _Server._open_lock = threading.Lock()
     return _Server
 
 
