@@ -3622,13 +3622,17 @@ class Poller:
         schedule state (polls, age); never a secret and never pickle. It is
         sealed with an HMAC keyed by the subscription key (when there is one)
         so that an altered token, or one made for another key, is refused.
-        A URL with a query string (which may carry a credential, such as a
-        SAS ``sig=``) is refused with ``ValueError``.
+        A URL whose query string may carry a credential (a SAS ``sig=``,
+        ``key=``, ``token=``, ``code=``...) is refused with ``ValueError``;
+        ``api-version=`` and the like are kept. The token records the
+        vocabulary by name; a custom one (not in :data:`VOCABULARIES`) is
+        refused with ``ValueError``.
         """
         import json
 
-        if "?" in self.url or "#" in self.url:
-            raise ValueError("the operation URL has a query string, which may carry a "
+        query = self.url.partition("?")[2]
+        if "#" in self.url or _QUERY_SECRET.search(query):
+            raise ValueError("the operation URL has a query string that may carry a "
                              "credential: it is not put in a resume token")
         latest = self.latest
         doc = {
@@ -3641,6 +3645,11 @@ class Poller:
             "polls": self.polls,
             "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
         }
+        if self.vocabulary is not FACE:  # face tokens stay as they always were
+            if VOCABULARIES.get(self.vocabulary.name) is not self.vocabulary:
+                raise ValueError("the vocabulary %r is not a built-in one: a resume token "
+                                 "can record only a built-in's name" % self.vocabulary.name)
+            doc["vocabulary"] = self.vocabulary.name
         key = next((v for k, v in self._client.headers.items()
                     if k.lower() == KEY_HEADER.lower()), None)
         doc["mac"] = _token_mac(doc, key)
@@ -3672,6 +3681,11 @@ class Poller:
                                        % (redact_url(token_endpoint), redact_url(endpoint)))
         # The token's URL, like any Operation-Location, must be on the
         # endpoint's origin (UnsafeURLError otherwise).
+        recorded = vocabulary(doc.get("vocabulary", "face"))
+        if "vocabulary" in options and _vocabulary_of(options["vocabulary"]) is not recorded:
+            raise ResumeTokenError("the token is for the vocabulary %r, not %r" % (
+                recorded.name, _vocabulary_of(options["vocabulary"]).name))
+        options["vocabulary"] = recorded
         poller = cls(doc["url"], endpoint=endpoint or token_endpoint, key=key, **options)
         poller.polls = doc["polls"]
         poller._age0 = doc["age"]
@@ -3774,9 +3788,13 @@ def _read_token(token, key):
     if doc.get("version") != _TOKEN_VERSION:
         raise ResumeTokenError("resume token version %s is not supported (this is version %d)"
                                % (_short_repr(doc.get("version")), _TOKEN_VERSION))
-    if set(doc) != set(_TOKEN_FIELDS):
+    if set(doc) - {"vocabulary"} != set(_TOKEN_FIELDS):
         raise ResumeTokenError("resume token has fields %s, expected %s"
                                % (sorted(doc), sorted(_TOKEN_FIELDS)))
+    if "vocabulary" in doc and (not isinstance(doc["vocabulary"], str)
+                                or doc["vocabulary"].lower() not in VOCABULARIES):
+        raise ResumeTokenError("resume token names an unknown vocabulary %s"
+                               % _short_repr(doc["vocabulary"]))
     for name, kind in _TOKEN_FIELDS.items():
         value = doc[name]
         if not isinstance(value, kind) or isinstance(value, bool):

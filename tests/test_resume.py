@@ -114,9 +114,9 @@ def test_token_holds_no_key_and_no_header_value(sim, fake_clock):
     assert set(json.loads(token)) == FIELDS  # and no header names either
 
 
-@pytest.mark.parametrize("suffix", ["?sig=sas-signature-value", "?a=1", "#frag",
-                                    "?code=abc#x"])
-def test_url_with_a_query_string_is_not_put_in_a_token(sim, fake_clock, suffix):
+@pytest.mark.parametrize("suffix", ["?sig=sas-signature-value", "?a=1&key=k", "#frag",
+                                    "?code=abc#x", "?api-version=1&token=t"])
+def test_url_with_a_credential_in_its_query_is_not_put_in_a_token(sim, fake_clock, suffix):
     url = sim.endpoint + "/face/v1.0/operations/%s%s" % (uuid.uuid4(), suffix)
     with Poller(url, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock)) as poller:
         with pytest.raises(ValueError, match="query string") as info:
@@ -531,3 +531,29 @@ def test_messages_never_show_the_key(token_doc):
         with pytest.raises(ResumeTokenError) as info:
             Poller.from_resume_token(token, key=key, plugins=False)
         assert key not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", ["?api-version=2023-07-31", "?a=1"])
+def test_url_with_a_plain_query_is_put_in_a_token(sim, fake_clock, suffix):
+    # Azure's operation URLs carry api-version: they must be resumable (issue 12).
+    url = sim.endpoint + "/face/v1.0/operations/%s%s" % (uuid.uuid4(), suffix)
+    with Poller(url, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock)) as poller:
+        token = poller.resume_token()
+    with Poller.from_resume_token(token, key=sim.key, plugins=False) as resumed:
+        assert resumed.url == url
+
+
+def test_a_token_records_a_built_in_vocabulary_and_refuses_a_custom_one(sim, fake_clock):
+    url = sim.start_job(kind="arm-async", seconds=5.0)
+    with Poller(url, key=sim.key, vocabulary="arm", **fake_time(fake_clock)) as poller:
+        token = poller.resume_token()
+    assert json.loads(token)["vocabulary"] == "arm"
+    with Poller.from_resume_token(token, key=sim.key, **fake_time(fake_clock)) as resumed:
+        assert resumed.vocabulary is opstatus.vocabulary("arm")
+        assert resumed.wait().succeeded
+    with pytest.raises(ResumeTokenError, match="vocabulary"):
+        Poller.from_resume_token(token, key=sim.key, vocabulary="azure", plugins=False)
+    custom = opstatus.Vocabulary("mine", running=["busy"])
+    with Poller(url, key=sim.key, vocabulary=custom, **fake_time(fake_clock)) as poller:
+        with pytest.raises(ValueError, match="not a built-in"):
+            poller.resume_token()
