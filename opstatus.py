@@ -2347,7 +2347,8 @@ def plugin_manager():
 def make_plugin_manager(autoload=False):
     """A new ``PluginManager`` with the specs and the built-in plugin; with
     *autoload*, the entry-point plugins too (as :func:`plugin_manager`).
-    Tests use a fresh one each."""
+    Tests use a fresh one each. A plugin registered on it without a name is
+    named as :func:`register_plugin` names it."""
     import os
 
     pluggy = _import_pluggy()
@@ -2356,7 +2357,7 @@ def make_plugin_manager(autoload=False):
             "plugins need pluggy: pip install 'opstatus[plugins]'. Without it, pass "
             "transport=, policy= and on_status= to poll() or Poller() directly."
         )
-    pm = pluggy.PluginManager("opstatus")
+    pm = _manager_class(pluggy)("opstatus")
     pm.add_hookspecs(HookSpecs)
     pm.register(_BuiltinPlugin(), name="opstatus.builtin")
     for name in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(","):
@@ -2399,26 +2400,60 @@ def _failing_entry_point():
 
 def register_plugin(plugin, name=None):
     """Register *plugin* (a module, class instance…) with the process-wide
-    plugin manager; returns its name. Needs pluggy (:class:`PluginError`
+    plugin manager; returns its name. Without *name*, a module is named by
+    its ``__name__`` and anything else by its class, ``module.Class``
+    (``module.Class#2`` for a second instance): that name is what errors,
+    logs and ``opstatus plugins`` show. Needs pluggy (:class:`PluginError`
     otherwise)."""
     pm = plugin_manager()
+    shown = name or _plugin_name(plugin)
     # Validate on a scratch manager first, so that a bad plugin leaves the
     # real one untouched (pluggy before 1.7 registers hooks one by one).
-    pluggy = _import_pluggy()
-    scratch = pluggy.PluginManager("opstatus")
+    scratch = _manager_class(_import_pluggy())("opstatus")
     scratch.add_hookspecs(HookSpecs)
     try:
         scratch.register(plugin, name=name)
         scratch.check_pending()  # an opstatus_* function that matches no hook
     except Exception as exc:
-        raise PluginError("plugin %s cannot be registered: %s"
-                          % (name or getattr(plugin, "__name__", type(plugin).__name__),
-                             _clip(exc, 300)), name) from exc
+        raise PluginError("plugin %s cannot be registered: %s" % (shown, _clip(exc, 300)),
+                          shown) from exc
     try:
         return pm.register(plugin, name=name)
     except ValueError as exc:  # already registered, or the name is taken or blocked
-        raise PluginError("plugin %s cannot be registered: %s" % (name or plugin, exc),
-                          name) from exc
+        raise PluginError("plugin %s cannot be registered: %s" % (shown, exc),
+                          shown) from exc
+
+
+def _plugin_name(plugin):
+    # type: (Any) -> str
+    """The name of a plugin registered without one: a module's (or
+    function's) own name, else its class's, ``module.Class``."""
+    if isinstance(plugin, _types.ModuleType):
+        return plugin.__name__
+    named = plugin if isinstance(plugin, (type, _types.FunctionType)) else type(plugin)
+    return "%s.%s" % (named.__module__, named.__qualname__)
+
+
+_MANAGER_CLASSES = {}  # type: Dict[Any, type]
+
+
+def _manager_class(pluggy):
+    """pluggy's ``PluginManager`` with opstatus's names for unnamed plugins
+    (pluggy's own would be a number, ``id(plugin)``): through
+    ``get_canonical_name``, the method pluggy documents for it."""
+    cls = _MANAGER_CLASSES.get(pluggy)
+    if cls is None:
+        class PluginManager(pluggy.PluginManager):
+            def get_canonical_name(self, plugin):
+                base = _plugin_name(plugin)
+                name, n = base, 1
+                while self.get_plugin(name) is not None:  # another plugin has it
+                    n += 1
+                    name = "%s#%d" % (base, n)
+                return name
+
+        cls = _MANAGER_CLASSES[pluggy] = PluginManager
+    return cls
 
 
 def _default_hooks(plugins):
