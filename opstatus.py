@@ -4859,8 +4859,8 @@ class _Board:
     def __init__(self, con, labels, *, tty):
         self.con = con
         self.tty = tty
-        self.width = min(60, max(len(label) for label in labels))
-        self.labels = [con.safe(label[-self.width:]) for label in labels]
+        self.labels = [con.safe(label) for label in labels]
+        self.width = max(len(label) for label in self.labels)
         self.started = _cli_time.monotonic()
         self.state = ["waiting"] * len(labels)
         self.final = [None] * len(labels)  # type: list  # the text of an ended one
@@ -4945,8 +4945,18 @@ class _Board:
             _cli_time.sleep(min(left, 0.2) if self.tty else left)
 
 
+def _label(location):
+    # type: (str) -> str
+    """How a row names an operation: its redacted location, without the
+    scheme and host when it is long, and at most 60 characters."""
+    label = redact_url(location)
+    if len(label) > 60 and "://" in label:
+        label = "/" + label.split("://", 1)[1].partition("/")[2]
+    return label if len(label) <= 60 else "..." + label[-57:]
+
+
 def _watch_many(locations, endpoint, key, args, con):
-    labels = [redact_url(loc) for loc in locations]
+    labels = [_label(loc) for loc in locations]
     tty = _isatty(con.out) and not args.json
     board = _Board(con, labels, tty=tty)
     last = {}

@@ -1149,6 +1149,15 @@ def test_watch_several_failed_and_succeeded_exits_1(cli, sim, use):
     assert lines[failed][-1] == "error: operation failed: boom", lines
 
 
+def test_watch_several_urls_are_labelled_by_their_path(cli, sim, use):
+    urls = [sim.endpoint + "/face/v1.0" + start_take(sim) for _ in range(2)]
+    result = cli("watch", *urls)
+    assert result.returncode == 0, result
+    paths = ["/" + url.split("://", 1)[1].partition("/")[2] for url in urls]
+    lines = _by_label(result, paths)
+    assert all(lines[path][-1].startswith("succeeded") for path in paths), lines
+
+
 def test_watch_several_json_documents_name_their_operation(cli, sim, use):
     ok, failed = start_take(sim), start_take(sim, fail="boom")
     result = cli("watch", "--json", ok, failed)
