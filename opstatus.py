@@ -4468,9 +4468,9 @@ def _say_setup(con, args):
         except PluginError as exc:
             con.say("plugins: %s" % exc)
             return
-        rows = _plugin_rows(pm)
         con.say("plugins: %s" % ", ".join(
-            "%s %s (%s)" % (name, version, origin) for name, version, origin, _hooks in rows))
+            "%s %s" % (name, version) if version != "-" else "%s (%s)" % (name, origin)
+            for name, version, origin, _hooks in _plugin_rows(pm)))
     con.say("transport: %s" % _transport_in_use(pm, getattr(args, "cafile", None)))
 
 

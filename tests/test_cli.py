@@ -1454,7 +1454,7 @@ def test_verbose_shows_transport_plugins_and_each_exchange(cli, sim, use):
     err = result.err_lines
     assert err[0].startswith("opstatus: plugins: ")
     if opstatus._import_pluggy() is not None:
-        assert "opstatus.builtin %s (built in (trylast))" % opstatus.__version__ in err[0]
+        assert err[0] == "opstatus: plugins: opstatus.builtin %s" % opstatus.__version__
     else:
         assert "pluggy is not installed" in err[0]
     assert err[1] == "opstatus: transport: built-in (http.client)"
@@ -2125,3 +2125,89 @@ def test_console_script_version():
                           stderr=subprocess.PIPE, timeout=TIMEOUT)
     assert proc.returncode == 0, _decode(proc.stderr)
     assert _decode(proc.stdout).strip() == "opstatus " + opstatus.__version__
+
+
+###############################################################################
+# The install commands of the READMEs
+###############################################################################
+
+#: The documents that tell how to install opstatus or its plugins.
+INSTALL_DOCS = ["README.md", "plugins/README.md", "docs/plugins.md"] + sorted(
+    os.path.join("plugins", name, "README.md") for name in os.listdir(os.path.join(ROOT, "plugins"))
+    if os.path.isfile(os.path.join(ROOT, "plugins", name, "README.md")))
+#: Options of pip install that take a value.
+_PIP_VALUE_OPTIONS = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable",
+                      "-t", "--target", "-i", "--index-url", "--extra-index-url", "-f",
+                      "--find-links")
+
+
+def pip_installs(text):
+    """The words given to each ``pip install`` in *text*: in code blocks
+    (with their ``\\`` continuations) and in inline code (which may run over
+    a line end)."""
+    import shlex
+
+    parts = re.split(r"^```.*$", text.replace("\\\n", " "), flags=re.M)
+    snippets = []
+    for index, part in enumerate(parts):
+        if index % 2:  # inside a fence
+            snippets.extend(part.splitlines())
+        else:
+            snippets.extend(m.group(1).replace("\n", " ") for m in re.finditer(r"`([^`]+)`", part))
+    found = []
+    for snippet in snippets:
+        for match in re.finditer(r"pip install\b(.*)", snippet):
+            command = re.split(r"\s#|&&|;|\|", match.group(1))[0]
+            try:
+                found.append(shlex.split(command))
+            except ValueError:
+                found.append(command.split())
+    return found
+
+
+def index_releases(words):
+    """The words of one ``pip install`` that name an opstatus distribution to
+    be fetched from the package index (not a folder, archive or URL)."""
+    named, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            if not word.startswith((".", "/")) and "/" not in word and " @ " not in word:
+                named.append(word)
+            continue
+        if word.startswith("-"):
+            skip = word in _PIP_VALUE_OPTIONS
+            continue
+        if word.startswith((".", "/", "~")) or "/" in word or " @ " in word:
+            continue  # a path, an archive or a direct reference
+        name = re.split(r"[\[<>=!~ ;]", word, 1)[0].lower().replace("_", "-")
+        if name.startswith("opstatus"):
+            named.append(word)
+    return named
+
+
+def test_pip_install_scanner_finds_index_releases():
+    # The scanner the next test relies on.
+    text = ("```\npip install opstatus-notify\n```\n(`pip install\n'opstatus[plugins]'`)\n"
+            "```console\n$ python -m pip install -e '.[plugins]' -e './plugins/x[test]' \\\n"
+            "    opstatus_budget==0.1 && python -m pytest\n```\n"
+            "`pip install 'opstatus[plugins] @ file:///src/opstatus'` and "
+            "`pip install -r benchmarks/requirements.txt` and `pip install pluggy`\n"
+            "pip install opstatus, outside code, is prose\n")
+    named = [index_releases(words) for words in pip_installs(text)]
+    assert named == [["opstatus-notify"], ["opstatus[plugins]"], ["opstatus_budget==0.1"],
+                     [], [], []]
+
+
+@pytest.mark.parametrize("doc", INSTALL_DOCS)
+def test_install_commands_name_no_index_release(doc):
+    # opstatus and its plugins are not on the package index: every install
+    # command must name a folder, an archive or a URL.
+    with open(os.path.join(ROOT, doc), encoding="utf-8") as fh:
+        text = fh.read()
+    commands = pip_installs(text)
+    bad = [words for words in commands if index_releases(words)]
+    assert bad == [], "%s: %s" % (doc, bad)
+    if doc in ("README.md", "plugins/README.md") or doc.startswith("plugins/opstatus-"):
+        assert commands, doc  # it does say how to install
+        assert "on the package index yet" in " ".join(text.split()), doc  # and why so
