@@ -993,6 +993,12 @@ def test_exit_4_network_error_ended_it(cli, monkeypatch, wall_clock, tmp_path):
     assert_error_line(result, 4, "TLS", "CERTIFICATE")
 
 
+def test_exit_4_oversized_answer_ended_it(cli, answering):
+    server = answering(200, {"status": "running", "padding": "x" * (2 << 20)})
+    result = cli("watch", "--endpoint", server.endpoint, "/operations/x")
+    assert_only_error_line(result, 4, "cap")
+
+
 def test_exit_130_interrupted(cli, sim, use, now):
     location = start_take(sim, seconds=60)
     now.interrupt_after(2)
@@ -1736,6 +1742,14 @@ def test_plugins_registered_from_code_are_named_by_their_class(cli, monkeypatch)
 
 
 @needs_pluggy
+def test_a_plugin_manager_of_ones_own_names_plugins_by_their_class():
+    pm = opstatus.make_plugin_manager()
+    assert pm.register(Announcer()) == "%s.Announcer" % __name__
+    assert pm.register(Announcer()) == "%s.Announcer#2" % __name__
+    assert pm.register(Announcer(), name="mine") == "mine"
+
+
+@needs_pluggy
 def test_a_failing_plugin_is_named_by_its_class_in_errors(cli, sim, use):
     class Broken:
         @opstatus.hookimpl
@@ -2180,7 +2194,7 @@ def index_releases(words):
             continue
         if word.startswith((".", "/", "~")) or "/" in word or " @ " in word:
             continue  # a path, an archive or a direct reference
-        name = re.split(r"[\[<>=!~ ;]", word, 1)[0].lower().replace("_", "-")
+        name = re.split(r"[\[<>=!~ ;]", word, maxsplit=1)[0].lower().replace("_", "-")
         if name.startswith("opstatus"):
             named.append(word)
     return named
