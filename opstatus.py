@@ -3978,8 +3978,6 @@ _EPILOG_ENV = """environment:
                      (--key is refused), where other users of the machine can
                      read it"""
 
-_SAMPLE_SCOPE = "00000000-0000-0000-0000-000000000000"
-
 
 class _UsageError(Exception):
     """Internal: a mistake of the user's, printed as one line, exit 2."""
