@@ -2755,7 +2755,8 @@ def _autoload_wanted():
 def make_plugin_manager(autoload=False):
     """A new ``PluginManager`` with the specs and the built-in plugin; with
     *autoload*, the entry-point plugins too (as :func:`plugin_manager`).
-    Tests use a fresh one each."""
+    Tests use a fresh one each. A plugin registered on it without a name is
+    named as :func:`register_plugin` names it."""
     import os
 
     pluggy = _import_pluggy()
@@ -2764,7 +2765,7 @@ def make_plugin_manager(autoload=False):
             "plugins need pluggy: pip install 'opstatus[plugins]'. Without it, pass "
             "transport=, policy= and on_status= to poll() or Poller() directly."
         )
-    pm = pluggy.PluginManager("opstatus")
+    pm = _manager_class(pluggy)("opstatus")
     pm.add_hookspecs(HookSpecs)
     pm.hook.opstatus_configure.call_historic(kwargs={"environ": os.environ})
     pm.register(_BuiltinPlugin(), name="opstatus.builtin")
@@ -2808,29 +2809,63 @@ def _failing_entry_point():
 
 def register_plugin(plugin, name=None):
     """Register *plugin* (a module, class instance…) with the process-wide
-    plugin manager; returns its name. Needs pluggy (:class:`PluginError`
+    plugin manager; returns its name. Without *name*, a module is named by
+    its ``__name__`` and anything else by its class, ``module.Class``
+    (``module.Class#2`` for a second instance): that name is what errors,
+    logs and ``opstatus plugins`` show. Needs pluggy (:class:`PluginError`
     otherwise)."""
     pm = plugin_manager()
+    shown = name or _plugin_name(plugin)
     # Validate on a scratch manager first, so that a bad plugin leaves the
     # real one untouched (pluggy before 1.7 registers hooks one by one).
-    pluggy = _import_pluggy()
-    scratch = pluggy.PluginManager("opstatus")
+    scratch = _manager_class(_import_pluggy())("opstatus")
     scratch.add_hookspecs(HookSpecs)
     try:
         scratch.register(plugin, name=name)
         scratch.check_pending()  # an opstatus_* function that matches no hook
     except Exception as exc:
-        raise PluginError("plugin %s cannot be registered: %s"
-                          % (name or getattr(plugin, "__name__", type(plugin).__name__),
-                             _clip(exc, 300)), name) from exc
+        raise PluginError("plugin %s cannot be registered: %s" % (shown, _clip(exc, 300)),
+                          shown) from exc
     try:
         return pm.register(plugin, name=name)
     except ValueError as exc:  # already registered, or the name is taken or blocked
-        raise PluginError("plugin %s cannot be registered: %s" % (name or plugin, exc),
-                          name) from exc
+        raise PluginError("plugin %s cannot be registered: %s" % (shown, exc),
+                          shown) from exc
     except Exception as exc:  # its opstatus_configure refused
         raise PluginError("plugin %s failed in opstatus_configure: %s"
-                          % (name or plugin, _clip(exc, 300)), name) from exc
+                          % (shown, _clip(exc, 300)), shown) from exc
+
+
+def _plugin_name(plugin):
+    # type: (Any) -> str
+    """The name of a plugin registered without one: a module's (or
+    function's) own name, else its class's, ``module.Class``."""
+    if isinstance(plugin, _types.ModuleType):
+        return plugin.__name__
+    named = plugin if isinstance(plugin, (type, _types.FunctionType)) else type(plugin)
+    return "%s.%s" % (named.__module__, named.__name__)
+
+
+_MANAGER_CLASSES = {}  # type: Dict[Any, type]
+
+
+def _manager_class(pluggy):
+    """pluggy's ``PluginManager`` with opstatus's names for unnamed plugins
+    (pluggy's own would be a number, ``id(plugin)``): through
+    ``get_canonical_name``, the method pluggy documents for it."""
+    cls = _MANAGER_CLASSES.get(pluggy)
+    if cls is None:
+        class PluginManager(pluggy.PluginManager):
+            def get_canonical_name(self, plugin):
+                base = _plugin_name(plugin)
+                name, n = base, 1
+                while self.get_plugin(name) is not None:  # another plugin has it
+                    n += 1
+                    name = "%s#%d" % (base, n)
+                return name
+
+        cls = _MANAGER_CLASSES[pluggy] = PluginManager
+    return cls
 
 
 def _default_hooks(plugins):
@@ -5179,56 +5214,258 @@ def _sim_job_options(options):
 # Command line ################################################################
 ###############################################################################
 
-#: Exit statuses of the command line, documented in ``--help`` and README.
+#: Exit statuses of the command line, one meaning each (listed by ``--help``
+#: and the README).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_NETWORK = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader gone away
 
 _EPILOG_EXIT = """exit status:
-  0    the operation succeeded (parse: the document is valid)
-  1    the operation failed
+  0    succeeded (take, apply: the operation started; parse: the document is valid)
+  1    the operation failed or was canceled
   2    usage error or invalid input
-  3    timed out
-  4    HTTP or network error (also: timed out without ever getting an answer)
+  3    the deadline passed (--timeout), whether or not the service ever answered
+  4    an HTTP or network error ended it
   130  interrupted (Ctrl-C)
   141  the output was closed (broken pipe)"""
 
 _EPILOG_ENV = """environment:
   OPSTATUS_ENDPOINT  the resource endpoint, when --endpoint is not given
   OPSTATUS_KEY       the subscription key (or name another variable with
-                     --key-env); never pass a key on the command line, where
-                     other users of the machine can read it"""
-
-_SAMPLE_SCOPE = "00000000-0000-0000-0000-000000000000"
+                     --key-env); a key is never taken from the command line
+                     (--key is refused), where other users of the machine can
+                     read it"""
 
 
 class _UsageError(Exception):
     """Internal: a mistake of the user's, printed as one line, exit 2."""
 
 
-def _describe_status(st):
-    # type: (OperationStatus) -> str
+class _Interrupted(KeyboardInterrupt):
+    """Internal: Ctrl-C, with what to run to carry on (:attr:`hint`)."""
+
+    def __init__(self, hint):
+        super().__init__(hint)
+        self.hint = hint
+
+
+class _RealTime:
+    """The clocks and the sleep of the command line. Tests put a fake in the
+    module's ``_cli_time`` (read at each use) to drive it without waiting."""
+
+    @staticmethod
+    def monotonic():
+        import time
+
+        return time.monotonic()
+
+    @staticmethod
+    def time():
+        import time
+
+        return time.time()
+
+    @staticmethod
+    def sleep(seconds):
+        import time
+
+        time.sleep(seconds)
+
+
+_cli_time = _RealTime()
+
+
+# -- what the command line writes ------------------------------------------------
+
+#: Characters a service's text must not bring to a terminal as they are: C0
+#: and C1 controls (ESC, BEL, CR…), DEL, and the invisible ones that reorder
+#: or hide text (bidi overrides, zero-width, line separators).
+_UNPRINTABLE = _LazyRegex(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                          r"\u2060-\u2069\ufeff]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match):
+    char = match.group()
+    code = ord(char)
+    return _ESCAPES.get(char) or ("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
+
+
+def _printable(text):
+    # type: (Any) -> str
+    """*text* with control characters written as escapes (``\\x1b``), so
+    that what a service sent cannot move the cursor, clear the screen or
+    retitle the terminal."""
+    return _UNPRINTABLE.sub(_escape_char, str(text))
+
+
+def _dash(stream):
+    """An em dash, or ``-`` where the stream cannot encode one."""
+    try:
+        "\u2014\u2026".encode(getattr(stream, "encoding", None) or "ascii")
+    except (LookupError, UnicodeEncodeError):
+        return "-"
+    return "\u2014"
+
+
+class _Console:
+    """Where a command writes: results on stdout, the rest on stderr, each
+    line whole (threads take turns). What may hold a service's text goes
+    through :meth:`safe` (secrets masked, control characters escaped) or
+    :meth:`json` (secrets masked; JSON escapes every control character)."""
+
+    def __init__(self, out, err, verbose=0):
+        import threading
+
+        self.out = out
+        self.err = err
+        self.verbose = verbose
+        self.scrub = _Scrubber()
+        self._secrets = []  # type: list
+        self.lock = threading.RLock()
+        #: the live display on the terminal, cleared before a line goes to
+        #: stderr and drawn again after it
+        self.live = None
+        #: the HTTP exchanges of the command (see _Exchanges)
+        self.exchanges = None
+
+    def secret(self, value):
+        """Mask *value* (a key) wherever it would be shown."""
+        if value and len(value) >= 8:
+            self.scrub.add(value)
+            self._secrets.append(value)
+
+    def mask(self, text):
+        # type: (str) -> str
+        """*text* with the secrets given to :meth:`secret` replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def safe(self, text):
+        # type: (Any) -> str
+        return _printable(self.scrub(str(text)))
+
+    def json(self, value):
+        # type: (Any) -> str
+        import json
+
+        return json.dumps(self._masked(value))
+
+    def _masked(self, value):
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, _Mapping):
+            return {self.mask(str(k)): self._masked(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._masked(v) for v in value]
+        return value
+
+    def write(self, text):
+        """*text* on stdout, as it is (the caller made it safe)."""
+        with self.lock:
+            self.out.write(text)
+            self.out.flush()
+
+    def say(self, text):
+        """One line ``opstatus: TEXT`` on stderr, made safe."""
+        self.line("opstatus: " + self.safe(text))
+
+    def line(self, text):
+        with self.lock:
+            live = self.live
+            if live is not None:
+                live.clear()
+            self.err.write(text + "\n")
+            self.err.flush()
+            if live is not None:
+                live.draw()
+
+    def note(self, text, level=1):
+        """:meth:`say` *text* with ``-v`` (*level* 1) or ``-vv`` (2)."""
+        if self.verbose >= level:
+            self.say(text)
+
+
+def _error_text(exc):
+    # type: (BaseException) -> str
+    """What went wrong in a few words: an error's text without the URL it
+    ends with, and an HTTP error's code once (``HTTP 401: Access denied``,
+    not ``HTTP 401 401: Access denied``)."""
+    if isinstance(exc, HTTPError):
+        text = "HTTP %d" % exc.status
+        if exc.code and exc.code.strip() != str(exc.status):
+            text += " " + exc.code
+        if exc.message:
+            text += ": " + exc.message
+        return text
+    text = str(exc)
+    url = getattr(exc, "url", None)
+    if isinstance(url, str) and url and text.endswith(" (%s)" % url):
+        text = text[: -len(url) - 3]
+    return text
+
+
+def _describe_error(exc):
+    # type: (BaseException) -> str
+    """The whole text of an error that ended a command."""
+    if isinstance(exc, HTTPError):
+        return _error_text(exc) + (" (%s)" % exc.url if exc.url else "")
+    text = str(exc)
+    cause = getattr(exc, "last_error", None)
+    if isinstance(cause, HTTPError):
+        text = text.replace(str(cause), _describe_error(cause))
+    return text
+
+
+def _exit_status(exc):
+    # type: (BaseException) -> int
+    """The exit status of an error that ended a poll (see _EPILOG_EXIT)."""
+    if isinstance(exc, OperationFailed):
+        return EXIT_FAILED
+    if isinstance(exc, PollTimeout):  # with or without an answer
+        return EXIT_TIMEOUT
+    if isinstance(exc, PollCancelled):  # the command line cancels only on Ctrl-C
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (HTTPError, NetworkError, ResponseTooLarge, StatusDocumentError)):
+        return EXIT_NETWORK
+    return EXIT_USAGE
+
+
+def _terminal_time(dt):
+    # type: (_datetime.datetime) -> str
+    """A timestamp for the terminal: UTC, always six fraction digits, so that
+    columns line up (the service writes 7 digits, trimmed)."""
+    if dt.tzinfo is not None and dt.utcoffset() is not None:
+        dt = dt.astimezone(_UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
+
+
+def _describe_status(st, safe=_printable):
+    # type: (OperationStatus, Callable[[Any], str]) -> str
     lines = ["status:       %s" % st.status.value,
-             "created:      %s" % format_datetime(st.created_time)]
+             "created:      %s" % _terminal_time(st.created_time)]
     if st.last_action_time is not None:
         lines.append(
             "last action:  %s (+%.3f s)"
-            % (format_datetime(st.last_action_time), st.duration.total_seconds())
+            % (_terminal_time(st.last_action_time), st.duration.total_seconds())
         )
     if st.message is not None:
-        lines.append("message:      %s" % st.message)
+        lines.append("message:      %s" % safe(st.message))
     if st.resource_location is not None:
         ref = st.resource
         lines.append(
             "resource:     %s%s"
-            % (st.resource_location, " (%s %s)" % (ref.kind, ref.id) if ref else "")
+            % (safe(st.resource_location), " (%s %s)" % (safe(ref.kind), safe(ref.id))
+               if ref else "")
         )
     for key, value in st.extra.items():
-        lines.append("extra:        %s = %s" % (key, _short_repr(value, 200)))
+        lines.append("extra:        %s = %s" % (safe(key), safe(_short_repr(value, 200))))
     return "\n".join(lines)
 
 
-def _cmd_parse(args, out):
+def _cmd_parse(args, con):
     if args.file == "-":
         stream = getattr(_sys.stdin, "buffer", _sys.stdin)
         data = stream.read(MAX_DOCUMENT_BYTES + 1)
@@ -5240,13 +5477,13 @@ def _cmd_parse(args, out):
             raise _UsageError("cannot read %s: %s" % (args.file, exc.strerror or exc))
     status = OperationStatus.from_json(data)
     if args.json:
-        out.write(status.to_json(include_extra=True) + "\n")
+        con.write(con.json(status.to_dict(include_extra=True)) + "\n")
     else:
-        out.write(_describe_status(status) + "\n")
+        con.write(_describe_status(status, con.safe) + "\n")
     return EXIT_OK
 
 
-# -- watching ----------------------------------------------------------------
+# -- options -------------------------------------------------------------------
 
 
 def _seconds(text):
@@ -5280,19 +5517,35 @@ def _snapshot_type(text):
     return kinds[text.lower()]
 
 
-def _connection_options(args, *, need_endpoint):
+#: What ``--key-env`` may be shown as: a conventional variable name. Any other
+#: value is never echoed (it may be a key given there by mistake).
+_SHOWN_VARIABLE = _LazyRegex(r"[A-Z_][A-Z0-9_]{0,63}")
+
+
+def _unset(name):
+    # type: (str) -> str
+    """The error for the variable *name* that is not set, naming it only if
+    it looks like a variable's name."""
+    if _SHOWN_VARIABLE.fullmatch(name):
+        return "set %s to the subscription key (it is never read from the command line)" % name
+    return "the variable that --key-env names is not set (its name is not shown, in case " \
+           "it is a key: a key is never read from the command line)"
+
+
+def _connection_options(args, con, *, need_endpoint):
     import os
 
     endpoint = args.endpoint or os.environ.get("OPSTATUS_ENDPOINT") or None
     if need_endpoint and not endpoint:
         raise _UsageError("no endpoint: pass --endpoint URL or set OPSTATUS_ENDPOINT")
     key_env = args.key_env or "OPSTATUS_KEY"
-    key = os.environ.get(key_env) or None
+    try:
+        key = os.environ.get(key_env) or None
+    except ValueError:  # a NUL in the name
+        key = None
     if key is None:
-        raise _UsageError(
-            "no key: set %s to the subscription key (it is never read from the "
-            "command line)" % key_env
-        )
+        raise _UsageError("no key: " + _unset(key_env))
+    con.secret(key)
     if endpoint is not None:
         api_base(endpoint, allow_http=args.allow_http)
     if args.cafile is not None and not os.path.isfile(args.cafile):
@@ -5312,117 +5565,478 @@ def _policy_from(args):
         raise _UsageError(str(exc))
 
 
+def _poller_options(args):
+    """The keyword arguments of a Poller (or Watcher) for the command's options."""
+    return dict(timeout=args.timeout or None, policy=_policy_from(args),
+                allow_http=args.allow_http, cafile=args.cafile,
+                request_timeout=args.request_timeout, clock=_cli_time.monotonic)
+
+
+_BARE_OPERATION_ID = _LazyRegex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
+
+
+def _operation_argument(text):
+    # type: (str) -> str
+    """What ``watch`` was given, as an Operation-Location: an absolute URL
+    or ``/operations/ID`` as it is, a bare operation id as
+    ``/operations/ID``, and an ``Operation-Location: …`` line (what a
+    service's answer shows) or ``take --json``'s document by what it holds."""
+    value = text.strip()
+    if value.startswith("{"):
+        import json
+
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            found = doc.get("operationUrl") or doc.get("operationLocation")
+            if isinstance(found, str):
+                value = found.strip()
+    name, colon, rest = value.partition(":")
+    if colon and name.strip().lower() == "operation-location":
+        value = rest.strip()
+    if _BARE_OPERATION_ID.fullmatch(value):
+        value = "/operations/" + value
+    return value
+
+
+def _check_location(location, endpoint, args, con):
+    if location.startswith("/") and not location.startswith("//") and endpoint is None:
+        raise _UsageError("%s is relative: pass --endpoint or set OPSTATUS_ENDPOINT"
+                          % con.safe(redact_url(location)))
+    return resolve_operation_url(location, endpoint, allow_http=args.allow_http)
+
+
+# -- what -v shows ---------------------------------------------------------------
+
+
+class _Exchanges:
+    """Sees each HTTP exchange while a command runs, by wrapping the one call
+    the core makes to its transport (``_Client._transport``), and puts it back
+    after: with ``-v``, one line per request and answer (method, redacted
+    URL, status or error, milliseconds; never a header); for ``--json``, the
+    body of the last status document each thread received (the service's
+    own timestamps)."""
+
+    def __init__(self, con):
+        import threading
+
+        self.con = con
+        self.local = threading.local()
+        self._saved = None
+
+    def __enter__(self):
+        send = self._saved = _Client.__dict__.get("_transport")
+        if send is None:  # pragma: no cover - the core changed its shape
+            return self
+        exchanges = self
+
+        def _transport(client, request):
+            import time
+
+            started = time.perf_counter()
+            try:
+                response = send(client, request)
+            except Exception as exc:
+                exchanges.seen(request, exc, time.perf_counter() - started)
+                raise
+            exchanges.seen(request, response, time.perf_counter() - started)
+            return response
+
+        _Client._transport = _transport
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._saved is not None:
+            _Client._transport = self._saved
+
+    def seen(self, request, answer, seconds):
+        if isinstance(answer, Response):
+            if request.method == "GET" and answer.status == 200:
+                self.local.body = answer.body
+            outcome = str(answer.status)
+        else:
+            self.local.body = None
+            outcome = "%s: %s" % (type(answer).__name__, _error_text(answer))
+        self.con.note("%s %s -> %s (%.0f ms)" % (request.method, redact_url(request.url),
+                                                 outcome, seconds * 1000.0))
+
+    def body(self):
+        """The body of the last status document this thread received."""
+        return getattr(self.local, "body", None)
+
+
+def _plugin_rows(pm):
+    """(name, version, origin, hooks) of each plugin of *pm*."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    order = [name for name in vars(HookSpecs) if name.startswith("opstatus_")]
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            rows.append((name, "-", "blocked (OPSTATUS_DISABLED_PLUGINS)", []))
+            continue
+        dist = dists.get(id(plugin))
+        if isinstance(plugin, _BuiltinPlugin):
+            version, origin = __version__, "built in (trylast)"
+        elif dist is not None:
+            version = getattr(dist, "version", "?")
+            origin = "entry point of %s" % getattr(dist, "project_name", "?")
+        else:
+            version = getattr(_sys.modules.get(getattr(plugin, "__module__", ""), None),
+                              "__version__", "-")
+            origin = "registered from %s" % (getattr(plugin, "__name__", None)
+                                            or getattr(plugin, "__module__", "code"))
+        hooks = {caller.name for caller in (pm.get_hookcallers(plugin) or ())}
+        rows.append((name, str(version), origin, [h for h in order if h in hooks]))
+    return rows
+
+
+def _transport_in_use(pm, cafile):
+    # type: (Any, Optional[str]) -> str
+    """What sends the requests of a poller that consults *pm*, and where it
+    comes from (the order is the one the core tries them in)."""
+    builtin = "built-in (http.client)"
+    if pm is None:
+        return builtin
+    callers = pm.hook.opstatus_send_request.get_hookimpls()
+    plugins = [impl.plugin_name for impl in reversed(callers)
+               if not isinstance(impl.plugin, _BuiltinPlugin)]
+    if not plugins:
+        return builtin
+    if cafile is not None:
+        return "%s: --cafile is honoured by the built-in one only, so the transport " \
+               "plugin %s is not used" % (builtin, plugins[0])
+    return "plugin %s (then the %s for requests it passes on)" % (
+        ", then ".join(plugins), builtin)
+
+
+def _say_setup(con, args):
+    """-v: the transport in use, where it comes from, and the plugins."""
+    if con.verbose < 1:
+        return
+    pm = None
+    if _import_pluggy() is None:
+        con.say("plugins: none (pluggy is not installed)")
+    else:
+        try:
+            pm = plugin_manager()
+        except PluginError as exc:
+            con.say("plugins: %s" % exc)
+            return
+        con.say("plugins: %s" % ", ".join(
+            "%s %s" % (name, version) if version != "-" else "%s (%s)" % (name, origin)
+            for name, version, origin, _hooks in _plugin_rows(pm)))
+    con.say("transport: %s" % _transport_in_use(pm, getattr(args, "cafile", None)))
+
+
+def _log_to(con):
+    """Show the records of the ``opstatus`` loggers (the core's and the
+    plugins') on stderr, made safe: warnings always, all of them with -vv.
+    Returns a function that undoes it."""
+    import logging
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            try:
+                text = record.getMessage()
+            except Exception:  # a plugin's malformed log call
+                text = str(record.msg)
+            if record.name != "opstatus":
+                text = "%s: %s" % (record.name, text)
+            elif not text.startswith("opstatus"):
+                text = "opstatus: " + text
+            con.line(con.safe(text))
+
+    logger = logging.getLogger("opstatus")
+    handler = Handler(logging.DEBUG if con.verbose >= 2 else logging.WARNING)
+    saved = logger.level
+    if con.verbose >= 2:
+        logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+
+    def undo():
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+
+    return undo
+
+
+def _tap_retries(poller, callback):
+    """Call ``callback(error, delay, errors)`` whenever *poller* schedules a
+    retry. The poller tells its plugins so (``opstatus_retry_scheduled``);
+    this taps that call, so that it works without pluggy too."""
+    notify = poller._notify
+
+    def tapped(hook, **kwargs):
+        if hook == "opstatus_retry_scheduled":
+            callback(kwargs["error"], kwargs["delay"], kwargs["errors"])
+        notify(hook, **kwargs)
+
+    poller._notify = tapped
+
+
+class _Retries:
+    """Transient errors where there is no live line: one line on stderr per
+    retried error, the same error at most once a minute."""
+
+    #: Seconds before the same error is told again.
+    QUIET = 60.0
+
+    def __init__(self, con):
+        self.con = con
+        self._told = {}  # type: Dict[str, float]
+
+    def tell(self, error, delay, errors, where):
+        text = _error_text(error)
+        now = _cli_time.monotonic()
+        told = self._told.get(text)
+        if told is not None and now - told < self.QUIET:
+            return
+        self._told[text] = now
+        self.con.say("%s %s retry %d in %.1f s (%s)"
+                     % (text, _dash(self.con.err), errors, delay, where))
+
+
+def _status_document(st, con):
+    # type: (OperationStatus, _Console) -> Dict[str, Any]
+    """*st* as --json prints it: camelCase, with the timestamps as the
+    service wrote them (7 digits) where its document is at hand (the model
+    keeps microseconds)."""
+    doc = st.to_dict(include_extra=True)
+    wire = getattr(st, "document", None)
+    if not isinstance(wire, _Mapping) and con.exchanges is not None:
+        body = con.exchanges.body()
+        try:
+            wire = _load_json_object(body) if body else None
+        except StatusDocumentError:
+            wire = None
+    if isinstance(wire, _Mapping):
+        for key, value in wire.items():
+            name = _WIRE_BY_FIELD.get(_FIELD_BY_WIRE.get(str(key).lower(), ""))
+            if name in ("createdTime", "lastActionTime") and isinstance(value, str) \
+                    and name in doc and _same_time(value, doc[name]):
+                doc[name] = value
+    return doc
+
+
+def _same_time(wire, shown):
+    try:
+        return parse_datetime(wire).replace(tzinfo=None) == parse_datetime(shown).replace(
+            tzinfo=None) and wire[-1:] in ("Z", "z")
+    except ValueError:
+        return False
+
+
+# -- watching one operation ----------------------------------------------------------
+
+
+def _isatty(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _columns():
+    import shutil
+
+    return max(20, shutil.get_terminal_size((80, 24)).columns)
+
+
+def _fit(line, width):
+    """*line* cut to *width* characters: a line that wraps on the terminal
+    cannot be redrawn in place."""
+    return line if len(line) <= width else line[: max(0, width - 3)] + "..."
+
+
 class _Display:
-    """Shows the statuses of a poll: a live line on a terminal, a line per
-    change otherwise, or JSON documents with --json."""
+    """The statuses of one poll: a live line on a terminal, one line per
+    change otherwise, or one JSON document per change (--json). An error
+    being retried shows on the live line (``connection refused — retry 3
+    in 4.0 s``), or else as a line on stderr (see _Retries)."""
 
-    def __init__(self, out, *, json_mode, tty):
-        import time
-
-        self.out = out
+    def __init__(self, con, *, json_mode, tty, where=""):
+        self.con = con
         self.json_mode = json_mode
         self.tty = tty and not json_mode
-        self.started = time.monotonic()
+        self.where = where
+        self.started = _cli_time.monotonic()
         self.last = None  # type: Optional[OperationStatus]
-        self.next_poll = None  # type: Optional[float]
-        self._width = 0
+        self.due = None  # type: Optional[float]  # the next request, on the CLI clock
+        self.trouble = None  # type: Optional[Tuple[str, int]]  # error retried, errors
+        self.pending = None  # a retry to tell on stderr when its wait begins
+        self.retries = _Retries(con)
+        self.dash = _dash(con.out)
+        self.width = _columns() - 1
+        self._drawn = 0
 
     def elapsed(self):
-        import time
-
-        return time.monotonic() - self.started
+        return _cli_time.monotonic() - self.started
 
     def status(self, st):
         # type: (OperationStatus) -> None
         changed = self.last is None or self.last.status is not st.status
         self.last = st
+        self.trouble = self.pending = None
         if self.json_mode:
             if changed or st.is_terminal:
-                self.out.write(st.to_json(include_extra=True) + "\n")
-                self.out.flush()
+                self.con.write(self.con.json(_status_document(st, self.con)) + "\n")
         elif self.tty:
-            self.redraw()
+            self.draw()
         elif changed:
-            self.out.write("%-10s  %7.1fs%s\n" % (
+            self.con.write("%-10s  %7.1fs%s\n" % (
                 st.status.value, self.elapsed(), self._since_action(st)))
-            self.out.flush()
+
+    def retrying(self, error, delay, errors):
+        """The poller will retry after *error* (its *errors*-th in a row)."""
+        self.trouble = (_error_text(error), errors)
+        self.pending = (error, errors)
 
     @staticmethod
     def _since_action(st):
         if st.last_action_time is None:
             return ""
-        import time
-
-        ago = time.time() - st.last_action_time.timestamp()
+        ago = _cli_time.time() - st.last_action_time.timestamp()
         return "  last action %.1fs ago" % max(0.0, ago)
 
-    def redraw(self, wait_left=None):
-        if not self.tty or self.last is None:
+    def _line(self):
+        state = self.last.status.value if self.last is not None else "waiting"
+        line = "%-10s  elapsed %6.1fs" % (state, self.elapsed())
+        if self.last is not None:
+            line += self._since_action(self.last)
+        left = None if self.due is None else max(0.0, self.due - _cli_time.monotonic())
+        if self.trouble is not None:
+            text, errors = self.trouble
+            line += "  %s %s retry %d" % (self.con.safe(text), self.dash, errors)
+            if left is not None:
+                line += " in %.1f s" % left
+        elif left is not None:
+            line += "  next poll in %.1fs" % left
+        return _fit(line, self.width)
+
+    def draw(self):
+        if not self.tty:
             return
-        line = "%-10s  elapsed %6.1fs%s" % (
-            self.last.status.value, self.elapsed(), self._since_action(self.last))
-        if wait_left is not None and not self.last.is_terminal:
-            line += "  next poll in %.1fs" % wait_left
-        pad = max(0, self._width - len(line))
-        self._width = len(line)
-        self.out.write("\r" + line + " " * pad)
-        self.out.flush()
+        with self.con.lock:
+            line = self._line()
+            pad = max(0, self._drawn - len(line))
+            self._drawn = len(line)
+            self.con.out.write("\r" + line + " " * pad)
+            self.con.out.flush()
+
+    def clear(self):
+        if self._drawn:
+            self.con.out.write("\r" + " " * self._drawn + "\r")
+            self.con.out.flush()
+            self._drawn = 0
 
     def finish(self):
-        if self.tty and self.last is not None:
-            self.redraw()
-            self.out.write("\n")
-            self.out.flush()
+        """The last state stays on its line."""
+        if self.con.live is self:
+            self.con.live = None
+        if self.tty and (self.last is not None or self.trouble is not None):
+            self.due = None
+            self.draw()
+            self.con.write("\n")
 
     def sleep(self, seconds):
-        """A sleep that keeps the live line's countdown current."""
-        import time
+        """The poller's sleep: keeps the live line's countdown current, and
+        tells a retried error on stderr when there is no live line."""
+        self.due = _cli_time.monotonic() + seconds
+        if self.pending is not None and not self.tty:
+            error, errors = self.pending
+            self.retries.tell(error, seconds, errors, self.where)
+        self.pending = None
+        try:
+            while True:
+                left = self.due - _cli_time.monotonic()
+                if left <= 0:
+                    return
+                self.draw()
+                _cli_time.sleep(min(left, 0.2) if self.tty else left)
+        finally:
+            self.due = None
 
-        end = time.monotonic() + seconds
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.redraw(left)
-            time.sleep(min(left, 0.2 if self.tty else left))
 
-
-def _watch_one(location, endpoint, key, args, out):
+def _watch_one(location, endpoint, key, args, con):
     """Poll one operation with the command's options; returns the exit status."""
-    poller = Poller(location, endpoint=endpoint, key=key, timeout=args.timeout or None,
-                    policy=_policy_from(args), allow_http=args.allow_http,
-                    cafile=args.cafile, request_timeout=args.request_timeout)
-    return _watch_poller(poller, args, out)
+    return _watch_poller(lambda **options: Poller(location, endpoint=endpoint, key=key,
+                                                  **options), args, con)
 
 
-def _watch_poller(poller, args, out):
-    display = _Display(out, json_mode=args.json, tty=out.isatty())
+def _watch_poller(make, args, con):
+    """Poll the operation of ``make(**options)`` (a new Poller) to its end."""
+    display = _Display(con, json_mode=args.json, tty=_isatty(con.out))
     save = getattr(args, "save_token", None)
+    made = []
 
     def on_status(status):
         display.status(status)
         if save:
-            _save_token(save, poller)
+            _save_token(save, made[0])
 
-    poller._sleep = display.sleep
-    poller._on_status = on_status
+    poller = make(sleep=display.sleep, on_status=on_status, **_poller_options(args))
+    made.append(poller)
+    display.where = redact_url(poller.url)
+    _tap_retries(poller, display.retrying)
+    if display.tty:
+        con.live = display
     try:
         final = poller.wait()
+    except KeyboardInterrupt:
+        display.finish()
+        raise _Interrupted(_resume_hint(poller, args, con)) from None
     finally:
         display.finish()
     if not args.json:
-        _print_result(final, out)
+        _print_result(final, con)
     return EXIT_OK
 
 
-def _print_result(final, out):
+def _print_result(final, con):
     ref = final.resource
     if ref is not None and ref.kind == "snapshot":
-        out.write("snapshot id: %s\n" % ref.id)
+        con.write("snapshot id: %s\n" % con.safe(ref.id))
     elif ref is not None:
-        out.write("target: %s\n" % ref.path)
+        con.write("target: %s\n" % con.safe(ref.path))
     elif final.resource_location:
-        out.write("resource: %s\n" % final.resource_location)
+        con.write("resource: %s\n" % con.safe(final.resource_location))
+
+
+def _again_options(args):
+    """The options a later ``watch`` of the same operation needs again."""
+    import shlex
+
+    words = []
+    if args.key_env and _SHOWN_VARIABLE.fullmatch(args.key_env):
+        words += ["--key-env", args.key_env]
+    if args.allow_http:
+        words.append("--allow-http")
+    if args.cafile:
+        words += ["--cafile", args.cafile]
+    return "".join(" " + shlex.quote(w) for w in words)
+
+
+def _resume_hint(poller, args, con):
+    """What to run to carry on after Ctrl-C: lines for main to print."""
+    import os
+    import shlex
+
+    lines = ["the operation goes on at the service"]
+    save = getattr(args, "save_token", None)
+    if save:
+        try:
+            _save_token(save, poller)  # the schedule as it stands now
+        except (OSError, ValueError):
+            pass
+        lines.append("resume with: opstatus watch%s --resume %s"
+                     % (_again_options(args), shlex.quote(os.path.abspath(save))))
+    else:
+        lines.append("watch it again with: opstatus watch%s %s"
+                     % (_again_options(args), shlex.quote(poller.url)))
+        lines.append("(with --save-token FILE a watch can be resumed where it stopped)")
+    return lines
 
 
 def _read_resume(value):
@@ -5461,148 +6075,233 @@ def _check_writable(path):
         raise _UsageError("--save-token %s: cannot write a file there" % path)
 
 
-def _cmd_watch(args, out):
-    endpoint, key = _connection_options(args, need_endpoint=False)
+def _cmd_watch(args, con):
+    endpoint, key = _connection_options(args, con, need_endpoint=False)
     if args.save_token:
         _check_writable(args.save_token)
     if args.resume:
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
-        try:
-            poller = Poller.from_resume_token(
-                _read_resume(args.resume), key=key, endpoint=endpoint,
-                timeout=args.timeout or None, policy=_policy_from(args),
-                allow_http=args.allow_http, cafile=args.cafile,
-                request_timeout=args.request_timeout)
-        except ResumeTokenError as exc:
-            raise _UsageError(str(exc))
-        return _watch_poller(poller, args, out)
+        token = _read_resume(args.resume)
+
+        def resumed(**options):
+            try:
+                return Poller.from_resume_token(token, key=key, endpoint=endpoint, **options)
+            except ResumeTokenError as exc:
+                raise _UsageError(str(exc))
+
+        return _watch_poller(resumed, args, con)
     if not args.operation:
         raise _UsageError("give an OPERATION_LOCATION (or --resume TOKEN_OR_FILE)")
-    for location in args.operation:
-        if location.startswith("/") and not location.startswith("//") and endpoint is None:
-            raise _UsageError(
-                "%s is relative: pass --endpoint or set OPSTATUS_ENDPOINT" % redact_url(location))
-        resolve_operation_url(location, endpoint, allow_http=args.allow_http)
-    if len(args.operation) == 1:
-        return _watch_one(args.operation[0], endpoint, key, args, out)
+    locations = [_operation_argument(text) for text in args.operation]
+    for location in locations:
+        _check_location(location, endpoint, args, con)
+    if len(locations) == 1:
+        return _watch_one(locations[0], endpoint, key, args, con)
     if args.save_token:
         raise _UsageError("--save-token keeps the token of one operation: give only one")
-    return _watch_many(args.operation, endpoint, key, args, out)
+    return _watch_many(locations, endpoint, key, args, con)
 
 
-def _watch_many(locations, endpoint, key, args, out):
-    import threading
-    import time
+# -- watching several -------------------------------------------------------------
 
-    lock = threading.Lock()
-    tty = out.isatty() and not args.json
-    labels = [redact_url(loc) for loc in locations]
-    width = min(60, max(len(label) for label in labels))
-    lines = ["%-*s  waiting" % (width, label[-width:]) for label in labels]
-    started = time.monotonic()
-    if tty:
-        out.write("\n".join(lines) + "\n")
-        out.flush()
 
-    import shutil
+class _Board:
+    """Several operations, a row each: redrawn in place on a terminal (the
+    elapsed times moving, an error being retried on its operation's row),
+    or one line per change otherwise. Rows are cut at the terminal's width
+    while they are redrawn; the last drawing shows them whole."""
 
-    columns = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
+    def __init__(self, con, labels, *, tty):
+        self.con = con
+        self.tty = tty
+        self.labels = [con.safe(label) for label in labels]
+        self.width = max(len(label) for label in self.labels)
+        self.started = _cli_time.monotonic()
+        self.state = ["waiting"] * len(labels)
+        self.final = [None] * len(labels)  # type: list  # the text of an ended one
+        self.trouble = [None] * len(labels)  # type: list  # (text, errors, due)
+        self.retries = _Retries(con)
+        self.dash = _dash(con.out)
+        self.columns = _columns() - 1
+        self._shown = 0  # rows on the screen
+        self._whole = False
 
-    def draw(index, text):
-        with lock:
-            lines[index] = "%-*s  %s" % (width, labels[index][-width:], text)
-            if tty:  # a line that wraps would break the redraw of the others
-                lines[index] = lines[index][:columns]
-            if tty:
-                out.write("\x1b[%dF" % len(lines))
-                for line in lines:
-                    out.write("\x1b[2K" + line + "\n")
-            elif not args.json:
-                out.write(lines[index] + "\n")
-            out.flush()
+    def text(self, index):
+        if self.final[index] is not None:
+            return self.final[index]
+        now = _cli_time.monotonic()
+        text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
+        if self.trouble[index] is not None:
+            error, errors, due = self.trouble[index]
+            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors,
+                                                    max(0.0, due - now))
+        return text
 
+    def row(self, index):
+        return "%-*s  %s" % (self.width, self.labels[index], self.text(index))
+
+    def draw(self):
+        if not self.tty:
+            return
+        with self.con.lock:
+            rows = [self.row(i) for i in range(len(self.labels))]
+            if not self._whole:
+                rows = [_fit(row, self.columns) for row in rows]
+            self.clear()
+            self.con.out.write("".join(row + "\n" for row in rows))
+            self.con.out.flush()
+            self._shown = len(rows)
+
+    def clear(self):
+        if self._shown:
+            self.con.out.write("\x1b[%dF\x1b[J" % self._shown)
+            self._shown = 0
+
+    def changed(self, index, st):
+        self.trouble[index] = None
+        if st.status.value == self.state[index] or st.is_terminal:
+            return
+        self.state[index] = st.status.value
+        if self.tty:
+            self.draw()
+        else:
+            self.con.write(self.row(index) + "\n")
+
+    def retrying(self, index, error, delay, errors):
+        if self.tty:
+            self.trouble[index] = (self.con.safe(_error_text(error)), errors,
+                                   _cli_time.monotonic() + delay)
+        else:
+            self.retries.tell(error, delay, errors, self.labels[index])
+
+    def ended(self, index, text):
+        self.trouble[index] = None
+        self.final[index] = "%s" % text
+        if self.tty:
+            self.draw()
+        else:
+            self.con.write(self.row(index) + "\n")
+
+    def finish(self):
+        if self.con.live is self:
+            self.con.live = None
+        if self.tty:
+            self._whole = True
+            self.draw()
+
+    def sleep(self, seconds):
+        """The watcher's idle wait: the elapsed times keep moving."""
+        end = _cli_time.monotonic() + seconds
+        while True:
+            left = end - _cli_time.monotonic()
+            if left <= 0:
+                return
+            self.draw()
+            _cli_time.sleep(min(left, 0.2) if self.tty else left)
+
+
+def _label(location):
+    # type: (str) -> str
+    """How a row names an operation: its redacted location, without the
+    scheme and host when it is long, and at most 60 characters."""
+    label = redact_url(location)
+    if len(label) > 60 and "://" in label:
+        label = "/" + label.split("://", 1)[1].partition("/")[2]
+    return label if len(label) <= 60 else "..." + label[-57:]
+
+
+def _watch_many(locations, endpoint, key, args, con):
+    labels = [_label(loc) for loc in locations]
+    tty = _isatty(con.out) and not args.json
+    board = _Board(con, labels, tty=tty)
     last = {}
 
     def on_status(index, st):
         if args.json:
             if last.get(index) is not st.status or st.is_terminal:
-                doc = st.to_dict(include_extra=True)
+                doc = _status_document(st, con)
                 doc["operationLocation"] = locations[index]
-                import json
-
-                with lock:
-                    out.write(json.dumps(doc) + "\n")
-                    out.flush()
-        elif last.get(index) is not st.status and not st.is_terminal:
-            draw(index, "%-10s  %6.1fs" % (st.status.value, time.monotonic() - started))
+                con.write(con.json(doc) + "\n")
+        else:
+            board.changed(index, st)
         last[index] = st.status
 
-    watcher = Watcher(locations, endpoint=endpoint, key=key, timeout=args.timeout or None,
-                      policy=_policy_from(args), allow_http=args.allow_http,
-                      cafile=args.cafile, request_timeout=args.request_timeout,
-                      on_status=on_status)
-    worst = EXIT_OK
-    for outcome in watcher:
-        if outcome.error is not None:
-            code = _exit_status(outcome.error) if isinstance(outcome.error, OpStatusError) \
-                else EXIT_NETWORK
-            worst = max(worst, code)
-            if not args.json:
-                draw(outcome.index, "error: %s" % _clip(outcome.error, 200))
-            else:
-                with lock:
-                    _sys.stderr.write("opstatus: error: %s: %s\n"
-                                      % (labels[outcome.index], outcome.error))
-        elif not args.json:
-            ref = outcome.status.resource
-            draw(outcome.index, "%-10s  %6.1fs  %s" % (
-                outcome.status.status.value, time.monotonic() - started,
-                ref.path if ref is not None else ""))
+    watcher = Watcher(locations, endpoint=endpoint, key=key, on_status=on_status,
+                      sleep=board.sleep, **_poller_options(args))
+    for index, poller in enumerate(watcher.pollers):
+        _tap_retries(poller, lambda error, delay, errors, i=index: board.retrying(
+            i, error, delay, errors))
+    if tty:
+        con.live = board
+        board.draw()
+    try:
+        worst = _outcomes(watcher, board, labels, args, con)
+    except KeyboardInterrupt:
+        board.finish()
+        raise _Interrupted(["the operations go on at the service",
+                            "watch them again with the same command"]) from None
+    board.finish()
     return worst
 
 
-def _exit_status(exc):
-    if isinstance(exc, OperationFailed):
-        return EXIT_FAILED
-    if isinstance(exc, PollTimeout) and exc.last_status is None and isinstance(
-            exc.last_error, (HTTPError, NetworkError)):
-        return EXIT_NETWORK  # never got an answer: the network, not the operation
-    if isinstance(exc, (PollTimeout, PollCancelled)):
-        return EXIT_TIMEOUT
-    if isinstance(exc, (HTTPError, NetworkError, ResponseTooLarge)):
-        return EXIT_NETWORK
-    return EXIT_USAGE
+def _outcomes(watcher, board, labels, args, con):
+    """Show each outcome as it comes; the exit status of the worst."""
+    worst = EXIT_OK
+    for outcome in watcher:
+        if outcome.error is not None:
+            error = outcome.error
+            code = _exit_status(error) if isinstance(error, OpStatusError) else EXIT_NETWORK
+            worst = max(worst, code)
+            if args.json:
+                con.say("error: %s: %s" % (labels[outcome.index], _describe_error(error)))
+            else:
+                board.ended(outcome.index, "error: %s" % con.safe(_describe_error(error)))
+        elif not args.json:
+            ref = outcome.status.resource
+            board.ended(outcome.index, "%-10s  %6.1fs  %s" % (
+                outcome.status.status.value, _cli_time.monotonic() - board.started,
+                con.safe(ref.path) if ref is not None else ""))
+    return worst
 
 
-def _cmd_take(args, out):
-    endpoint, key = _connection_options(args, need_endpoint=True)
+# -- starting operations ------------------------------------------------------------
+
+
+def _cmd_take(args, con):
+    endpoint, key = _connection_options(args, con, need_endpoint=True)
     location = take_snapshot(endpoint, key, object_type=args.type, object_id=args.object_id,
                              apply_scope=args.apply_scope, user_data=args.user_data,
                              allow_http=args.allow_http, cafile=args.cafile,
-                             request_timeout=args.request_timeout)
-    return _started(location, endpoint, key, args, out)
+                             request_timeout=args.request_timeout, sleep=_cli_time.sleep)
+    return _started("take", location, endpoint, key, args, con)
 
 
-def _cmd_apply(args, out):
-    endpoint, key = _connection_options(args, need_endpoint=True)
+def _cmd_apply(args, con):
+    endpoint, key = _connection_options(args, con, need_endpoint=True)
     location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
                               allow_http=args.allow_http, cafile=args.cafile,
-                              request_timeout=args.request_timeout)
-    return _started(location, endpoint, key, args, out)
+                              request_timeout=args.request_timeout, sleep=_cli_time.sleep)
+    return _started("apply", location, endpoint, key, args, con)
 
 
-def _started(location, endpoint, key, args, out):
+def _started(what, location, endpoint, key, args, con):
+    """The operation URL alone on stdout (``opstatus watch "$(opstatus take
+    ...)"`` works), or a JSON document with --json; the details on stderr."""
+    import shlex
+
+    url = resolve_operation_url(location, endpoint, allow_http=args.allow_http)
     if args.json:
-        import json
-
-        out.write(json.dumps({"operationLocation": location}) + "\n")
+        con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
     else:
-        out.write("Operation-Location: %s\n" % location)
-    out.flush()
+        con.write(con.mask(url) + "\n")
+    con.note("%s started; the service answered Operation-Location: %s" % (what, location))
     if not args.wait:
+        if _isatty(con.err):
+            con.say("%s started; follow it with: opstatus watch%s %s"
+                    % (what, _again_options(args), shlex.quote(url)))
         return EXIT_OK
-    return _watch_one(location, endpoint, key, args, out)
+    return _watch_one(url, endpoint, key, args, con)
 
 
 # -- simulator commands ------------------------------------------------------------
@@ -5720,50 +6419,117 @@ def _cmd_demo(args, out):
     return EXIT_OK
 
 
-def _cmd_plugins(args, out):
+def _cmd_plugins(args, con):
+    import os
+
     if _import_pluggy() is None:
-        out.write("pluggy is not installed, so no plugins are loaded "
-                  "(pip install 'opstatus[plugins]')\n")
+        con.write("pluggy is not installed, so no plugins are loaded (pip install pluggy; "
+                  "where opstatus is installed, pip install 'opstatus[plugins]' does it too)\n")
         return EXIT_OK
-    pm = plugin_manager()
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
-    rows = []
-    for name, plugin in pm.list_name_plugin():
-        if plugin is None:  # blocked
-            rows.append((name, "-", "blocked (OPSTATUS_DISABLED_PLUGINS)"))
-            continue
-        dist = dists.get(id(plugin))
-        if isinstance(plugin, _BuiltinPlugin):
-            version, origin = __version__, "built in (trylast)"
-        elif dist is not None:
-            version = getattr(dist, "version", "?")
-            origin = "entry point of %s" % getattr(dist, "project_name", "?")
-        else:
-            version = getattr(_sys.modules.get(getattr(plugin, "__module__", ""), None),
-                              "__version__", "-")
-            origin = "registered from %s" % (getattr(plugin, "__name__", None)
-                                            or getattr(plugin, "__module__", "code"))
-        rows.append((name, str(version), origin))
+    rows = _plugin_rows(plugin_manager())
+    autoload = not os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD")
     if args.json:
         import json
 
-        out.write(json.dumps([{"name": n, "version": v, "origin": o} for n, v, o in rows],
-                             indent=2) + "\n")
+        con.write(json.dumps([{"name": n, "version": v, "origin": o, "hooks": h}
+                              for n, v, o, h in rows], indent=2) + "\n")
         return EXIT_OK
     width = max(len(r[0]) for r in rows)
-    for name, version, origin in rows:
-        out.write("%-*s  %-10s  %s\n" % (width, name, version, origin))
-    import os
-
-    if os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
-        out.write("(autoload of entry-point plugins is off: OPSTATUS_DISABLE_PLUGIN_AUTOLOAD)\n")
+    for name, version, origin, hooks in rows:
+        line = "%-*s  %-10s  %s" % (width, name, version, origin)
+        if hooks:
+            line += "; hooks: " + ", ".join(h[len("opstatus_"):] for h in hooks)
+        con.write(con.safe(line) + "\n")
+    if not autoload:
+        con.write("(autoload of entry-point plugins is off: OPSTATUS_DISABLE_PLUGIN_AUTOLOAD)\n")
     return EXIT_OK
 
 
 # -- the parser ----------------------------------------------------------------------
 
+_COMMANDS = ("demo", "watch", "take", "apply", "serve", "parse", "plugins")
 
-def _build_parser():
+#: A quoted word in an argparse message that may be a secret given where it
+#: does not belong (long, letters and digits, not a path or URL).
+_SECRETISH = _LazyRegex(r"'([A-Za-z0-9+=_.~-]{16,})'")
+
+
+def _unechoed(message):
+    # type: (str) -> str
+    """*message* without the values that look like secrets."""
+    def hide(match):
+        word = match.group(1)
+        if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+            return "'***'"
+        return match.group()
+
+    return _SECRETISH.sub(hide, message)
+
+
+def _unrecognized(extras):
+    # type: (list) -> str
+    """The culprits among words no option took: options by their name (never
+    a value, which may be a secret), else the words themselves."""
+    names = [w.split("=", 1)[0] for w in extras if w.startswith("-") and len(w) > 1]
+    if names:
+        return "unrecognized option%s %s" % ("s" if len(names) > 1 else "", " ".join(names))
+    return _unechoed("unexpected argument%s %s" % ("s" if len(extras) > 1 else "",
+                                                  " ".join(repr(w) for w in extras)))
+
+
+def _refuse_key_action():
+    import argparse
+
+    class RefuseKey(argparse.Action):
+        """``--key``: refused, without a word about the value given."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            raise argparse.ArgumentError(
+                self, "refused: the key is taken only from the environment (OPSTATUS_KEY, "
+                "or the variable that --key-env names), never from the command line, "
+                "where other users of the machine can read it")
+
+    return RefuseKey
+
+
+def _common_options(p, dest):
+    """-v and the refusal of --key, on every parser."""
+    import argparse
+
+    p.add_argument("-v", "--verbose", action="count", default=0, dest=dest,
+                   help="say more on stderr: the transport and plugins in use, then each "
+                   "request and answer (-vv: also the library's debug log)")
+    p.add_argument("--key", nargs="?", action=_refuse_key_action(), help=argparse.SUPPRESS)
+
+
+def _connection(p, wait_options=True):
+    g = p.add_argument_group("connection")
+    g.add_argument("--endpoint", metavar="URL",
+                   help="resource endpoint, e.g. https://westus.api.cognitive.microsoft."
+                   "com (default: $OPSTATUS_ENDPOINT); /face/v1.0 is added when it "
+                   "has no path")
+    g.add_argument("--key-env", metavar="NAME",
+                   help="environment variable holding the key (default: OPSTATUS_KEY)")
+    g.add_argument("--allow-http", action="store_true",
+                   help="allow plain http to a host other than loopback (unsafe)")
+    g.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
+    g.add_argument("--request-timeout", type=_positive_seconds,
+                   default=DEFAULT_REQUEST_TIMEOUT,
+                   metavar="S", help="timeout of one request (default: %(default)s)")
+    g.add_argument("--json", action="store_true",
+                   help="print JSON: one status document per change, the final one last")
+    if wait_options:
+        s = p.add_argument_group("schedule")
+        s.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
+                       help="give up after S seconds; 0 means never (default: "
+                       "%(default)s)")
+        s.add_argument("--floor", type=_seconds, metavar="S",
+                       help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
+        s.add_argument("--cap", type=_seconds, metavar="S",
+                       help="longest wait between polls (default: %s)" % DEFAULT_CAP)
+
+
+def _parser_class():
     import argparse
 
     class Parser(argparse.ArgumentParser):
@@ -5771,62 +6537,48 @@ def _build_parser():
             """One line on stderr, exit 2 (argparse would print the usage too)."""
             command = self.prog.partition(" ")[2]
             self.exit(EXIT_USAGE, "opstatus: error: %s%s (see '%s --help')\n"
-                      % (command + ": " if command else "", message, self.prog))
+                      % (command + ": " if command else "", _printable(_unechoed(message)),
+                         self.prog))
+
+    return Parser
+
+
+def _build_parser():
+    import argparse
 
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = Parser(
+    parser = _parser_class()(
         prog="opstatus",
         description="Follow Azure-style asynchronous operations (Face API snapshots) "
         "to their end.",
         epilog="commands:\n"
         "  demo    run the whole flow against the built-in simulator\n"
         "  watch   poll existing operations until they end\n"
-        "  take    start taking a snapshot\n"
-        "  apply   start applying a snapshot\n"
+        "  take    start taking a snapshot; print the operation's URL\n"
+        "  apply   start applying a snapshot; print the operation's URL\n"
         "  serve   run the simulator for other programs\n"
         "  parse   read and check an operation status document\n"
-        "  plugins list the plugins loaded\n\n"
+        "  plugins list the plugins loaded and the hooks each implements\n\n"
         "examples:\n"
         "  opstatus demo\n"
         "  OPSTATUS_KEY=... opstatus watch --endpoint https://westus.api.cognitive"
-        ".microsoft.com /operations/ID\n\n" + _EPILOG_EXIT,
-        formatter_class=fmt,
+        ".microsoft.com /operations/ID\n"
+        "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 "
+        "--apply-scope UUID)\"\n\n" + _EPILOG_EXIT,
+        formatter_class=fmt, allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version="opstatus " + __version__)
+    _common_options(parser, "verbose_before")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    def connection(p, wait_options=True):
-        g = p.add_argument_group("connection")
-        g.add_argument("--endpoint", metavar="URL",
-                       help="resource endpoint, e.g. https://westus.api.cognitive.microsoft."
-                       "com (default: $OPSTATUS_ENDPOINT); /face/v1.0 is added when it "
-                       "has no path")
-        g.add_argument("--key-env", metavar="NAME",
-                       help="environment variable holding the key (default: OPSTATUS_KEY)")
-        g.add_argument("--allow-http", action="store_true",
-                       help="allow plain http to a host other than loopback (unsafe)")
-        g.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
-        g.add_argument("--request-timeout", type=_positive_seconds,
-                       default=DEFAULT_REQUEST_TIMEOUT,
-                       metavar="S", help="timeout of one request (default: %(default)s)")
-        g.add_argument("--json", action="store_true",
-                       help="print JSON: one status document per change, the final one last")
-        if wait_options:
-            s = p.add_argument_group("schedule")
-            s.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
-                           help="give up after S seconds; 0 means never (default: "
-                           "%(default)s)")
-            s.add_argument("--floor", type=_seconds, metavar="S",
-                           help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
-            s.add_argument("--cap", type=_seconds, metavar="S",
-                           help="longest wait between polls (default: %s)" % DEFAULT_CAP)
+    parsers = {}
 
     def command(name, help, description, examples, func):
         p = sub.add_parser(name, help=help, description=description,
                            epilog="examples:\n" + examples + "\n\n" + _EPILOG_EXIT,
-                           formatter_class=fmt)
+                           formatter_class=fmt, allow_abbrev=False)
         p.set_defaults(func=func)
+        _common_options(p, "verbose")
+        parsers[name] = p
         return p
 
     p = command("demo", "run take -> poll -> apply -> poll against the built-in simulator",
@@ -5835,37 +6587,48 @@ def _build_parser():
                 "print a timeline. Creates nothing outside the process.",
                 "  opstatus demo\n  opstatus demo --dialect 2019\n"
                 "  opstatus demo --fail    # a failed operation and the error you would see",
-                _cmd_demo)
+                _demo)
     p.add_argument("--fail", action="store_true", help="make the take fail")
     p.add_argument("--dialect", choices=("2019", "2021"), default="2021",
                    help="wire dialect of the simulator (default: %(default)s)")
 
     p = command("watch", "poll operations until they end",
-                "Poll one or more operations (their Operation-Location) until they end.\n\n"
+                "Poll one or more operations until they end. An operation is given by its "
+                "URL, by /operations/ID, by its bare ID, or by the line "
+                "'Operation-Location: ...' of a service's answer.\n\n"
+                "On a terminal one line shows each operation, with the error being "
+                "retried if any; otherwise each change is a line on stdout and each "
+                "retried error a line on stderr (the same error at most once a minute).\n\n"
                 + _EPILOG_ENV,
                 "  export OPSTATUS_ENDPOINT=https://westus.api.cognitive.microsoft.com\n"
                 "  export OPSTATUS_KEY=...\n"
                 "  opstatus watch /operations/6f1b...\n"
+                "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 "
+                "--apply-scope UUID)\"\n"
                 "  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
                 "  opstatus watch --save-token op.json /operations/6f1b...   # then, after a "
                 "restart:\n"
                 "  opstatus watch --resume op.json",
                 _cmd_watch)
-    p.add_argument("operation", nargs="*", metavar="OPERATION_LOCATION",
-                   help="the Operation-Location: /operations/ID or an absolute URL; "
-                   "several are watched at once, one line each")
+    p.add_argument("operation", nargs="*", metavar="OPERATION",
+                   help="an operation URL, /operations/ID, an operation ID, or an "
+                   "'Operation-Location: ...' line; several are watched at once, one "
+                   "line each")
     p.add_argument("--resume", metavar="TOKEN_OR_FILE",
                    help="carry on from a resume token (or a file holding one)")
     p.add_argument("--save-token", metavar="FILE",
                    help="keep a resume token of the operation in FILE (mode 600), "
-                   "updated at each poll")
-    connection(p)
+                   "updated at each poll and on Ctrl-C")
+    _connection(p)
 
-    p = command("take", "start taking a snapshot; print its Operation-Location",
+    p = command("take", "start taking a snapshot; print the operation's URL",
                 "POST /snapshots: start taking a snapshot of a face list or person "
-                "group.\n\n" + _EPILOG_ENV,
+                "group. Prints the URL of the operation alone on stdout (--json: a "
+                "document), for 'opstatus watch'.\n\n" + _EPILOG_ENV,
                 "  opstatus take --type PersonGroup --object-id group1 \\\n"
-                "      --apply-scope 00000000-0000-0000-0000-000000000000 --wait",
+                "      --apply-scope 00000000-0000-0000-0000-000000000000 --wait\n"
+                "  opstatus watch \"$(opstatus take --type PersonGroup --object-id group1 "
+                "--apply-scope UUID)\"",
                 _cmd_take)
     p.add_argument("--type", required=True, type=_snapshot_type, metavar="TYPE",
                    help="object type: %s (any letter case)" % ", ".join(SNAPSHOT_TYPES))
@@ -5874,16 +6637,17 @@ def _build_parser():
                    help="subscription id that may apply it (repeat for more)")
     p.add_argument("--user-data", help="user data (at most %d characters)" % MAX_USER_DATA)
     p.add_argument("--wait", action="store_true", help="poll the operation to its end")
-    connection(p)
+    _connection(p)
 
-    p = command("apply", "start applying a snapshot; print its Operation-Location",
-                "POST /snapshots/{id}/apply: create a new object from a snapshot.\n\n"
+    p = command("apply", "start applying a snapshot; print the operation's URL",
+                "POST /snapshots/{id}/apply: create a new object from a snapshot. Prints "
+                "the URL of the operation alone on stdout (--json: a document).\n\n"
                 + _EPILOG_ENV,
                 "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait", _cmd_apply)
     p.add_argument("snapshot_id", metavar="SNAPSHOT_ID")
     p.add_argument("--object-id", required=True, help="id of the new object")
     p.add_argument("--wait", action="store_true", help="poll the operation to its end")
-    connection(p)
+    _connection(p)
 
     p = command("serve", "run the Face snapshot simulator in the foreground",
                 "Run the built-in simulator of the Face snapshot API on loopback and "
@@ -5895,7 +6659,7 @@ def _build_parser():
                 "  opstatus serve --port 8080 --object PersonGroup:group1\n"
                 "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3\n"
                 "  opstatus serve --host ::1 --no-require-objects",
-                _cmd_serve)
+                _serve)
     p.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--dialect", choices=("2019", "2021"), default="2021")
@@ -5921,9 +6685,10 @@ def _build_parser():
     p.add_argument("--idle-timeout", type=_positive_seconds, default=5.0, metavar="S",
                    help="close a connection idle for S seconds (default: %(default)s)")
 
-    p = command("plugins", "list the plugins loaded, with version and origin",
-                "List the plugins of the 'opstatus' entry-point group and the built-in "
-                "one. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; "
+    p = command("plugins", "list the plugins loaded, with version, origin and hooks",
+                "List the plugins of the 'opstatus' entry-point group, those registered "
+                "from code and the built-in one, with the hooks each implements. "
+                "OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; "
                 "OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
                 "  opstatus plugins\n  opstatus plugins --json", _cmd_plugins)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -5938,49 +6703,150 @@ def _build_parser():
     p.add_argument("file", nargs="?", default="-", metavar="FILE",
                    help="the document; '-' (the default) reads standard input")
     p.add_argument("--json", action="store_true", help="print the document as normalized JSON")
-    return parser
+    return parser, parsers
+
+
+def _split_short_flags(argv):
+    """``-vv`` as ``-v -v``: argparse before Python 3.8 does not split
+    grouped short flags when abbreviations are off."""
+    if _sys.version_info >= (3, 8):
+        return list(argv)
+    words = []
+    for index, word in enumerate(argv):
+        if word == "--":
+            return words + list(argv[index:])
+        if len(word) > 2 and word[0] == "-" and set(word[1:]) == {"v"}:
+            words += ["-v"] * (len(word) - 1)
+        else:
+            words.append(word)
+    return words
+
+
+_NEGATIVE_NUMBER = _LazyRegex(r"-[0-9]*\.?[0-9]+")
+
+
+def _unknown_options(argv, parser, parsers):
+    """The options in *argv* that no parser knows: before the command those
+    of ``opstatus``, after it those of the command (grouped ``-vv`` and
+    negative numbers aside); and the parser to blame."""
+    where, unknown = parser, []
+    for word in argv:
+        if word == "--":
+            break
+        if where is parser and word in parsers:
+            where = parsers[word]
+            continue
+        if where is parser and not word.startswith("-"):
+            break  # not a command: argparse names it
+        if len(word) < 2 or word[0] != "-" or _NEGATIVE_NUMBER.fullmatch(word) \
+                or set(word[1:]) == {"v"}:
+            continue
+        name = word.split("=", 1)[0]
+        if name not in where._option_string_actions:
+            unknown.append(name)
+    return where, unknown
+
+
+def _parse_args(argv):
+    """The command line's arguments, or SystemExit (usage errors name their
+    culprit, before or after the command)."""
+    parser, parsers = _build_parser()
+    argv = _split_short_flags([str(a) for a in (_sys.argv[1:] if argv is None else argv)])
+    where, unknown = _unknown_options(argv, parser, parsers)
+    if unknown:  # named first: argparse would complain of what they stand for
+        where.error(_unrecognized(unknown))
+    args, extras = parser.parse_known_args(argv)
+    where = parsers.get(args.command, parser)
+    if extras:
+        where.error(_unrecognized(extras))
+    if args.command is None:
+        parser.error("give a COMMAND: %s" % ", ".join(_COMMANDS))
+    args.verbose = getattr(args, "verbose", 0) + args.verbose_before
+    return args
+
+
+def _serve(args, con):
+    import os
+
+    args.key_value = None
+    if args.serve_key_env:
+        args.key_value = os.environ.get(args.serve_key_env)
+        if not args.key_value:
+            raise _UsageError("--key-env: %s" % _unset(args.serve_key_env))
+    return _cmd_serve(args, con.out)
+
+
+def _demo(args, con):
+    return _cmd_demo(args, con.out)
+
+
+def _run(args, con):
+    """Run the command of *args*, the loggers and the exchanges watched."""
+    undo = _log_to(con)
+    try:
+        with _Exchanges(con) as exchanges:
+            con.exchanges = exchanges
+            if args.command in ("demo", "watch", "take", "apply"):
+                _say_setup(con, args)
+            return args.func(args, con)
+    finally:
+        undo()
+
+
+def _interrupted(exc, con):
+    con.live = None
+    con.err.write("\n")
+    hint = getattr(exc, "hint", None) or []
+    con.say("interrupted" + ("; " + hint[0] if hint else ""))
+    for line in hint[1:]:
+        con.say(line)
+    return EXIT_INTERRUPTED
+
+
+def _report(exc, args, con):
+    """Say what ended the command; its exit status."""
+    if isinstance(exc, StatusDocumentError) and args.command != "parse":
+        con.say("error: the service sent %s" % exc)
+        return EXIT_NETWORK
+    if isinstance(exc, (UnsafeURLError, ResumeTokenError, StatusDocumentError)) \
+            or not isinstance(exc, OpStatusError):  # input checks of take/apply, parse
+        con.say("error: %s" % exc)
+        return EXIT_USAGE
+    con.say("error: %s" % _describe_error(exc))
+    return _exit_status(exc)
 
 
 def main(argv=None):
     # type: (Optional[list]) -> int
-    """Run the command line; returns the exit status."""
-    parser = _build_parser()
+    """Run the command line with *argv* (default ``sys.argv[1:]``); returns
+    the exit status."""
+    con = _Console(_sys.stdout, _sys.stderr)
     try:
-        args = parser.parse_args(argv)
-        if args.command == "serve":
-            import os
-
-            args.key_value = None
-            if args.serve_key_env:
-                args.key_value = os.environ.get(args.serve_key_env)
-                if not args.key_value:
-                    raise _UsageError("%s is not set" % args.serve_key_env)
-        return args.func(args, _sys.stdout)
-    except KeyboardInterrupt:
-        _sys.stderr.write("\nopstatus: interrupted\n")
-        return EXIT_INTERRUPTED
+        args = _parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None \
+            else EXIT_USAGE
+    con.verbose = args.verbose
+    try:
+        return _run(args, con)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, con)
     except BrokenPipeError:
         # The reader went away (``| head``): say so in the exit status, and
         # keep Python from complaining when it flushes stdout at exit.
         import os
 
+        con.live = None
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), _sys.stdout.fileno())
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
-    except (_UsageError, UnsafeURLError) as exc:
-        _sys.stderr.write("opstatus: error: %s\n" % exc)
+    except _UsageError as exc:
+        con.say("error: %s" % exc)
         return EXIT_USAGE
-    except ValueError as exc:  # input checks of take/apply, documents given to parse
-        if isinstance(exc, StatusDocumentError) and args.command != "parse":
-            _sys.stderr.write("opstatus: error: the service sent %s\n" % exc)
-            return EXIT_NETWORK
-        _sys.stderr.write("opstatus: error: %s\n" % exc)
-        return EXIT_USAGE
-    except OpStatusError as exc:
-        _sys.stderr.write("opstatus: error: %s\n" % exc)
-        return _exit_status(exc)
+    except (OpStatusError, ValueError) as exc:
+        return _report(exc, args, con)
 
 
 if __name__ == "__main__":

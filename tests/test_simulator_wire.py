@@ -223,7 +223,7 @@ def test_an_applied_target_exists_for_a_later_take(sim, fake_clock):
 
 
 def test_serve_options_for_objects():
-    parser = opstatus._build_parser()
+    parser = opstatus._build_parser()[0]
     args = parser.parse_args(["serve"])
     assert args.require_objects is True and not args.objects
     args = parser.parse_args(["serve", "--no-require-objects", "--object", "PersonGroup:g1",
@@ -235,7 +235,7 @@ def test_serve_options_for_objects():
 @pytest.mark.parametrize("value", ["PersonGroup", "Person:g", "PersonGroup:G", "PersonGroup:"])
 def test_serve_object_option_is_checked(value, capsys):
     with pytest.raises(SystemExit) as info:
-        opstatus._build_parser().parse_args(["serve", "--object", value])
+        opstatus._build_parser()[0].parse_args(["serve", "--object", value])
     assert info.value.code == 2
     assert "TYPE:ID" in capsys.readouterr().err
 

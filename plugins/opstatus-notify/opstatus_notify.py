@@ -22,11 +22,17 @@ redirects not followed. A failure is logged (logger ``opstatus.notify``),
 never raised: a notifier cannot break a poll. The webhook URL is a secret
 (its path is the credential): logs show its scheme and host only.
 
+An event log that cannot be written (a folder missing, a full disk) is told
+once, on the same logger, until it can be written again: its events are lost
+meanwhile, and the poll goes on.
+
 Installed, the module is a plugin (entry point ``opstatus-notify``) that does
 nothing unless ``OPSTATUS_NOTIFY_LOG`` (a file path, or ``-`` for standard
 error) or ``OPSTATUS_NOTIFY_WEBHOOK`` (a URL) is set;
 ``OPSTATUS_NOTIFY_OUTCOMES`` (comma-separated) limits the webhook to some
-outcomes. :func:`configure` does the same from code.
+outcomes. A mistake in these (an unknown outcome, a webhook URL that is
+refused) is told once, as a warning on ``opstatus.notify``. :func:`configure`
+does the same from code (and raises ``ValueError`` for a mistake).
 """
 
 import datetime
@@ -99,10 +105,10 @@ class EventLog:
         self.target = target
         self._clock = clock
         self._lock = threading.Lock()
+        self._trouble = None  # the failure last told, until a line is written again
 
     def __repr__(self):
-        where = self.target if isinstance(self.target, str) else type(self.target).__name__
-        return "<EventLog %s>" % where
+        return "<EventLog %s>" % self._where()
 
     def _time(self):
         if self._clock is not None:
@@ -129,17 +135,39 @@ class EventLog:
                 if flush is not None:
                     flush()
 
+    def record(self, event, url, **fields):
+        """:meth:`write`, for the hooks: a line that cannot be written is
+        lost, and the failure told once on logger ``opstatus.notify`` (not
+        once per event) until a line is written again."""
+        try:
+            self.write(event, url, **fields)
+        except (OSError, ValueError) as exc:  # no folder, no space, a closed stream
+            trouble = "%s: %s" % (type(exc).__name__, getattr(exc, "strerror", None) or exc)
+            with self._lock:
+                told, self._trouble = self._trouble == trouble, trouble
+            if not told:
+                _log.warning("opstatus: event log %s cannot be written (%s); its events are "
+                             "lost until it can", self._where(), _clip(trouble, 200))
+        else:
+            if self._trouble is not None:
+                with self._lock:
+                    self._trouble = None
+                _log.info("opstatus: event log %s is written again", self._where())
+
+    def _where(self):
+        return self.target if isinstance(self.target, str) else type(self.target).__name__
+
     @opstatus.hookimpl
     def opstatus_status_changed(self, url, previous, status):
         fields = _status_fields(status)
         fields["previous"] = previous.status.value if previous is not None else None
-        self.write("status_changed", url, **fields)
+        self.record("status_changed", url, **fields)
 
     @opstatus.hookimpl
     def opstatus_retry_scheduled(self, url, error, delay, errors):
         fields = _error_fields(error)
         fields.update(delay=round(float(delay), 3), errors=errors)
-        self.write("retry_scheduled", url, **fields)
+        self.record("retry_scheduled", url, **fields)
 
     @opstatus.hookimpl
     def opstatus_operation_finished(self, url, outcome, status, error):
@@ -148,7 +176,7 @@ class EventLog:
         if status is not None and status.duration is not None:
             fields["duration"] = round(status.duration.total_seconds(), 3)
         fields.update(_error_fields(error))
-        self.write("operation_finished", url, **fields)
+        self.record("operation_finished", url, **fields)
 
 
 def default_text(url, outcome, status, error):
@@ -310,6 +338,10 @@ _LOCK = threading.Lock()
 
 
 def _from_environment(environ):
+    """The notifiers the environment asks for. A mistake is told once, as a
+    warning on ``opstatus.notify``, never raised: an unknown outcome is
+    ignored (none left: every outcome is told), a refused webhook URL turns
+    the webhook off."""
     notifiers = []
     log = environ.get("OPSTATUS_NOTIFY_LOG", "").strip()
     if log:
@@ -318,7 +350,18 @@ def _from_environment(environ):
     if hook:
         outcomes = [o.strip() for o in environ.get("OPSTATUS_NOTIFY_OUTCOMES", "").split(",")
                     if o.strip()]
-        notifiers.append(WebhookNotifier(hook, outcomes=outcomes or None))
+        unknown = [o for o in outcomes if o not in OUTCOMES]
+        if unknown:
+            outcomes = [o for o in outcomes if o in OUTCOMES]
+            _log.warning("opstatus: OPSTATUS_NOTIFY_OUTCOMES: unknown outcome%s %s ignored "
+                         "(known: %s); the webhook is told of %s",
+                         "s" if len(unknown) > 1 else "", ", ".join(map(repr, unknown)),
+                         ", ".join(sorted(OUTCOMES)),
+                         ", ".join(outcomes) if outcomes else "every outcome")
+        try:
+            notifiers.append(WebhookNotifier(hook, outcomes=outcomes or None))
+        except ValueError as exc:  # the message never holds the URL's path
+            _log.warning("opstatus: OPSTATUS_NOTIFY_WEBHOOK: %s; the webhook is off", exc)
     return notifiers
 
 

@@ -402,8 +402,88 @@ def test_configure_from_code(fresh_module, sim, clock, pm):
     assert stream.getvalue() == before
 
 
-def test_a_broken_log_cannot_break_the_poll(sim, clock, pm, tmp_path, caplog):
-    pm.register(EventLog(tmp_path / "missing-dir" / "events.jsonl"), name="events")
+def warnings_of(caplog):
+    return [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_broken_log_cannot_break_the_poll_and_is_told_once(sim, clock, pm, tmp_path,
+                                                             caplog):
+    folder = tmp_path / "missing-dir"
+    log = EventLog(folder / "events.jsonl")
+    pm.register(log, name="events")
+    with caplog.at_level(logging.INFO, logger="opstatus"):
+        assert poll(sim, clock, pm).status is opstatus.Status.SUCCEEDED
+        assert poll(sim, clock, pm).status is opstatus.Status.SUCCEEDED  # 8 events or more
+    told = warnings_of(caplog)
+    assert len(told) == 1, told  # once, not once per event
+    name, message = told[0]
+    assert name == "opstatus.notify"  # the logger the README names, not the core's
+    assert str(folder) in message and "FileNotFoundError" in message
+    # Once it can be written again, it says so, and a new failure is told again.
+    folder.mkdir()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="opstatus"):
+        poll(sim, clock, pm)
+        folder.joinpath("events.jsonl").unlink()
+        folder.rmdir()
+        poll(sim, clock, pm)
+    assert [m for n, m in warnings_of(caplog)] and len(warnings_of(caplog)) == 1
+    assert any("is written again" in r.getMessage() for r in caplog.records
+               if r.name == "opstatus.notify")
+
+
+def test_a_closed_stream_is_told_once(sim, clock, pm, caplog):
+    stream = io.StringIO()
+    stream.close()
+    pm.register(EventLog(stream), name="events")
     with caplog.at_level(logging.WARNING, logger="opstatus"):
         assert poll(sim, clock, pm).status is opstatus.Status.SUCCEEDED
-    assert "plugin events failed" in caplog.text
+    assert [n for n, _m in warnings_of(caplog)] == ["opstatus.notify"]
+
+
+def test_mistyped_outcomes_are_told_once_and_ignored(fresh_module, sim, clock, pm,
+                                                     monkeypatch, caplog):
+    with Receiver() as receiver:
+        monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", receiver.url())
+        monkeypatch.setenv("OPSTATUS_NOTIFY_OUTCOMES", "failed, sucess")
+        pm.register(opstatus_notify, name="opstatus-notify")
+        with caplog.at_level(logging.WARNING, logger="opstatus"):
+            poll(sim, clock, pm)
+            poll(sim, clock, pm)
+            sim.fail = "boom"
+            with pytest.raises(opstatus.OperationFailed):
+                poll(sim, clock, pm)
+    told = warnings_of(caplog)
+    assert len(told) == 1, told
+    name, message = told[0]
+    assert name == "opstatus.notify"
+    assert "'sucess'" in message and "OPSTATUS_NOTIFY_OUTCOMES" in message
+    assert [body["text"][:1] for _path, _headers, body in receiver.posts] == ["\u274c"]
+
+
+def test_outcomes_all_unknown_tell_every_outcome(fresh_module, sim, clock, pm, monkeypatch,
+                                                 caplog):
+    with Receiver() as receiver:
+        monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", receiver.url())
+        monkeypatch.setenv("OPSTATUS_NOTIFY_OUTCOMES", "faild")
+        pm.register(opstatus_notify, name="opstatus-notify")
+        with caplog.at_level(logging.WARNING, logger="opstatus"):
+            poll(sim, clock, pm)
+    assert len(receiver.posts) == 1
+    assert "every outcome" in warnings_of(caplog)[0][1]
+
+
+def test_a_refused_webhook_url_is_told_once_and_the_log_still_works(
+        fresh_module, sim, clock, pm, monkeypatch, caplog, tmp_path):
+    path = tmp_path / "events.jsonl"
+    monkeypatch.setenv("OPSTATUS_NOTIFY_LOG", str(path))
+    monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", "http://chat.example.com" + SECRET_PATH)
+    pm.register(opstatus_notify, name="opstatus-notify")
+    with caplog.at_level(logging.WARNING, logger="opstatus"):
+        poll(sim, clock, pm)
+        poll(sim, clock, pm)
+    told = warnings_of(caplog)
+    assert len(told) == 1 and told[0][0] == "opstatus.notify", told
+    assert "OPSTATUS_NOTIFY_WEBHOOK" in told[0][1] and "https" in told[0][1]
+    assert "XXXXsecretXXXX" not in caplog.text
+    assert lines(path.read_text(encoding="utf-8"))[-1]["outcome"] == "succeeded"
