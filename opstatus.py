@@ -112,6 +112,8 @@ from collections.abc import Mapping as _Mapping
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 _log = _logging.getLogger(__name__ if __name__ != "__main__" else "opstatus")
+#: One DEBUG line per HTTP exchange (``opstatus -v`` shows them).
+_http_log = _logging.getLogger(_log.name + ".http")
 
 
 ###############################################################################
@@ -2994,19 +2996,40 @@ class _Client:
             return self.transport.send(request)
         return _checked_response(response, request, name)
 
+    def _timed(self, request):
+        """The transport's answer; with DEBUG on ``opstatus.http``, one line
+        per exchange (method, redacted URL, status or error, ms; no header)."""
+        if not _http_log.isEnabledFor(_logging.DEBUG):
+            return self._transport(request)
+        started = _time.perf_counter()
+        try:
+            response = self._transport(request)
+        except Exception as exc:
+            url = redact_url(request.url)
+            text = str(exc)
+            if text.endswith(" (%s)" % url):  # the URL is on the line already
+                text = text[: -len(url) - 3]
+            _http_log.debug("%s %s -> %s: %s (%.0f ms)", request.method, url,
+                            type(exc).__name__, self.scrub(_clip(text, 300)),
+                            (_time.perf_counter() - started) * 1000.0)
+            raise
+        _http_log.debug("%s %s -> %d (%.0f ms)", request.method, redact_url(request.url),
+                        response.status, (_time.perf_counter() - started) * 1000.0)
+        return response
+
     def _exchange(self, request):
         """Send *request*; once more if a plugin asks (``True`` from
         ``opstatus_response_received``: after refreshing a credential on a
         401, say). A POST is sent again only after a 401 (refused unread)."""
         self._prepare(request)
-        response = self._transport(request)
+        response = self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
             return response
         again = self.hooks.call("opstatus_response_received", self.scrub, request=request,
                                 response=response)
         if again is True and (request.method == "GET" or response.status == 401):
             self._prepare(request)
-            response = self._transport(request)
+            response = self._timed(request)
             self.hooks.call("opstatus_response_received", self.scrub, request=request,
                             response=response)
         return response
@@ -3148,6 +3171,8 @@ class Step:
     error: Optional[BaseException]
     delay: float
     done: bool
+    #: transient errors in a row so far (0 once the service answered)
+    errors: int = 0
 
 
 def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None):
@@ -3338,7 +3363,6 @@ class Poller:
         :meth:`step`), or until :meth:`cancel`."""
         if seconds <= 0:
             return
-        self._log.debug("opstatus: waiting %.3f s before the next poll", seconds)
         if self._sleep is not None:
             self._sleep(seconds)
         else:
@@ -3522,7 +3546,8 @@ class Poller:
             self._finish_with(exc)
             raise
         self._asked = delay
-        return Step(status, error, delay, False)
+        self._log.debug("opstatus: waiting %.3f s before the next poll", delay)
+        return Step(status, error, delay, False, self._errors_in_row)
 
     def _retry_delay(self, exc, errors):
         """The wait before retrying after *exc*, or raise it if not worth it."""
@@ -3884,12 +3909,15 @@ class Watcher:
     a failure of one does not stop the others. *max_rate* caps the requests
     per second of all of them together (every poll is billed, and the Face
     API allows 10 calls a second on the standard tier, 20 a minute on the
-    free one). Other keyword arguments are those of :class:`Poller`.
+    free one). *on_status* is called as ``on_status(index, status)`` for
+    each status seen, *on_step* as ``on_step(index, step)`` for each
+    :class:`Step` (a retried error among them). Other keyword arguments are
+    those of :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
                  timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, max_rate=None,
-                 clock=None, sleep=None, on_status=None, **options):
+                 clock=None, sleep=None, on_status=None, on_step=None, **options):
         import threading
 
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
@@ -3903,6 +3931,7 @@ class Watcher:
         self.max_workers = max_workers
         self._clock = clock
         self._sleep = sleep
+        self._on_step = on_step
         self._cancelled = threading.Event()
         self.pollers = []  # type: list
         for index, location in enumerate(self.locations):
@@ -4010,6 +4039,8 @@ class Watcher:
         """The outcome of a finished step, or None once it is scheduled again."""
         try:
             step = future.result()
+            if self._on_step is not None:
+                self._on_step(index, step)
         except Exception as exc:  # OpStatusError; and a bug must not stop the others
             return self._outcome(index, exc)
         if step.done:
@@ -5326,8 +5357,6 @@ class _Console:
         #: the live display on the terminal, cleared before a line goes to
         #: stderr and drawn again after it
         self.live = None
-        #: the HTTP exchanges of the command (see _Exchanges)
-        self.exchanges = None
 
     def secret(self, value):
         """Mask *value* (a key) wherever it would be shown."""
@@ -5611,60 +5640,32 @@ def _check_location(location, endpoint, args, con):
 # -- what -v shows ---------------------------------------------------------------
 
 
-class _Exchanges:
-    """Sees each HTTP exchange while a command runs, by wrapping the one call
-    the core makes to its transport (``_Client._transport``), and puts it back
-    after: with ``-v``, one line per request and answer (method, redacted
-    URL, status or error, milliseconds; never a header); for ``--json``, the
-    body of the last status document each thread received (the service's
-    own timestamps)."""
+def _log_exchanges(con):
+    """-v: one line per HTTP exchange (method, redacted URL, status or error,
+    ms), from the core's ``opstatus.http`` log. Returns what undoes it."""
+    import logging
 
-    def __init__(self, con):
-        import threading
+    if con.verbose < 1:
+        return lambda: None
 
-        self.con = con
-        self.local = threading.local()
-        self._saved = None
-
-    def __enter__(self):
-        send = self._saved = _Client.__dict__.get("_transport")
-        if send is None:  # pragma: no cover - the core changed its shape
-            return self
-        exchanges = self
-
-        def _transport(client, request):
-            import time
-
-            started = time.perf_counter()
+    class Handler(logging.Handler):
+        def emit(self, record):
             try:
-                response = send(client, request)
-            except Exception as exc:
-                exchanges.seen(request, exc, time.perf_counter() - started)
-                raise
-            exchanges.seen(request, response, time.perf_counter() - started)
-            return response
+                text = record.getMessage()
+            except Exception:  # pragma: no cover - the core's own calls
+                text = str(record.msg)
+            con.note(con.safe(text))
 
-        _Client._transport = _transport
-        return self
+    handler = Handler(logging.DEBUG)
+    saved = _http_log.level
+    _http_log.setLevel(logging.DEBUG)
+    _http_log.addHandler(handler)
 
-    def __exit__(self, *exc_info):
-        if self._saved is not None:
-            _Client._transport = self._saved
+    def undo():
+        _http_log.removeHandler(handler)
+        _http_log.setLevel(saved)
 
-    def seen(self, request, answer, seconds):
-        if isinstance(answer, Response):
-            if request.method == "GET" and answer.status == 200:
-                self.local.body = answer.body
-            outcome = str(answer.status)
-        else:
-            self.local.body = None
-            outcome = "%s: %s" % (type(answer).__name__, _error_text(answer))
-        self.con.note("%s %s -> %s (%.0f ms)" % (request.method, redact_url(request.url),
-                                                 outcome, seconds * 1000.0))
-
-    def body(self):
-        """The body of the last status document this thread received."""
-        return getattr(self.local, "body", None)
+    return undo
 
 
 def _plugin_rows(pm):
@@ -5738,6 +5739,8 @@ def _log_to(con):
 
     class Handler(logging.Handler):
         def emit(self, record):
+            if record.name == _http_log.name:
+                return  # -v shows those its own way (_log_exchanges)
             try:
                 text = record.getMessage()
             except Exception:  # a plugin's malformed log call
@@ -5760,20 +5763,6 @@ def _log_to(con):
         logger.setLevel(saved)
 
     return undo
-
-
-def _tap_retries(poller, callback):
-    """Call ``callback(error, delay, errors)`` whenever *poller* schedules a
-    retry. The poller tells its plugins so (``opstatus_retry_scheduled``);
-    this taps that call, so that it works without pluggy too."""
-    notify = poller._notify
-
-    def tapped(hook, **kwargs):
-        if hook == "opstatus_retry_scheduled":
-            callback(kwargs["error"], kwargs["delay"], kwargs["errors"])
-        notify(hook, **kwargs)
-
-    poller._notify = tapped
 
 
 class _Retries:
@@ -5804,14 +5793,8 @@ def _status_document(st, con):
     service wrote them (7 digits) where its document is at hand (the model
     keeps microseconds)."""
     doc = st.to_dict(include_extra=True)
-    wire = getattr(st, "document", None)
-    if not isinstance(wire, _Mapping) and con.exchanges is not None:
-        body = con.exchanges.body()
-        try:
-            wire = _load_json_object(body) if body else None
-        except StatusDocumentError:
-            wire = None
-    if isinstance(wire, _Mapping):
+    wire = st.document
+    if wire:
         for key, value in wire.items():
             name = _WIRE_BY_FIELD.get(_FIELD_BY_WIRE.get(str(key).lower(), ""))
             if name in ("createdTime", "lastActionTime") and isinstance(value, str) \
@@ -5976,14 +5959,13 @@ def _watch_poller(make, args, con):
         if save:
             _save_token(save, made[0])
 
-    poller = make(sleep=display.sleep, on_status=on_status, **_poller_options(args))
+    poller = make(**_poller_options(args))
     made.append(poller)
     display.where = redact_url(poller.url)
-    _tap_retries(poller, display.retrying)
     if display.tty:
         con.live = display
     try:
-        final = poller.wait()
+        final = _follow(poller, display, on_status)
     except KeyboardInterrupt:
         display.finish()
         raise _Interrupted(_resume_hint(poller, args, con)) from None
@@ -5992,6 +5974,25 @@ def _watch_poller(make, args, con):
     if not args.json:
         _print_result(final, con)
     return EXIT_OK
+
+
+def _follow(poller, display, on_status):
+    """Step *poller* to its end, showing each status and each retried error;
+    the final status (:class:`OperationFailed` raised for a failure)."""
+    try:
+        while True:
+            step = poller.step()
+            if step.status is not None:
+                on_status(step.status)
+            elif step.error is not None:
+                display.retrying(step.error, step.delay, step.errors)
+            if step.done:
+                if step.error is not None:
+                    raise step.error
+                return step.status
+            display.sleep(step.delay)
+    finally:
+        poller.close()
 
 
 def _print_result(final, con):
@@ -6227,11 +6228,12 @@ def _watch_many(locations, endpoint, key, args, con):
             board.changed(index, st)
         last[index] = st.status
 
+    def on_step(index, step):
+        if step.status is None and step.error is not None:
+            board.retrying(index, step.error, step.delay, step.errors)
+
     watcher = Watcher(locations, endpoint=endpoint, key=key, on_status=on_status,
-                      sleep=board.sleep, **_poller_options(args))
-    for index, poller in enumerate(watcher.pollers):
-        _tap_retries(poller, lambda error, delay, errors, i=index: board.retrying(
-            i, error, delay, errors))
+                      on_step=on_step, sleep=board.sleep, **_poller_options(args))
     if tty:
         con.live = board
         board.draw()
@@ -6782,14 +6784,13 @@ def _demo(args, con):
 
 def _run(args, con):
     """Run the command of *args*, the loggers and the exchanges watched."""
-    undo = _log_to(con)
+    undo, undo_http = _log_to(con), _log_exchanges(con)
     try:
-        with _Exchanges(con) as exchanges:
-            con.exchanges = exchanges
-            if args.command in ("demo", "watch", "take", "apply"):
-                _say_setup(con, args)
-            return args.func(args, con)
+        if args.command in ("demo", "watch", "take", "apply"):
+            _say_setup(con, args)
+        return args.func(args, con)
     finally:
+        undo_http()
         undo()
 
 

@@ -191,7 +191,7 @@ def test_serve_on_ipv6_loopback(monkeypatch, capsys):
 
 def test_idle_timeout_default_and_option():
     assert opstatus.Simulator().idle_timeout == 5.0
-    args = opstatus._build_parser().parse_args(["serve", "--idle-timeout", "2.5"])
+    args = opstatus._build_parser()[0].parse_args(["serve", "--idle-timeout", "2.5"])
     assert args.idle_timeout == 2.5
     with pytest.raises(ValueError):
         opstatus.Simulator(idle_timeout=0)
