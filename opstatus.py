@@ -215,7 +215,7 @@ class HTTPError(OpStatusError):
         self.url = url
         self.retry_after = retry_after
         text = "HTTP %d" % status
-        if code:
+        if code and code != str(status):  # "HTTP 401 401" says nothing more
             text += " %s" % code
         if message:
             text += ": %s" % message
@@ -2365,7 +2365,7 @@ def _network_error(exc, *, sent, url):
 # Plugins are pluggy plugins of the project "opstatus". The markers below set
 # the attribute pluggy reads (``opstatus_impl`` / ``opstatus_spec``, a dict),
 # so a plugin can be written, and this module imported, without pluggy;
-# registering one needs pluggy (``pip install opstatus[plugins]``). Without
+# registering one needs pluggy (``pip install pluggy``). Without
 # it, pass ``transport=``, ``policy=`` and ``on_status=`` as plain arguments.
 
 #: Entry-point group that installed plugins declare.
@@ -2764,7 +2764,7 @@ def make_plugin_manager(autoload=False):
     pluggy = _import_pluggy()
     if pluggy is None:
         raise PluginError(
-            "plugins need pluggy: pip install 'opstatus[plugins]'. Without it, pass "
+            "plugins need pluggy: pip install pluggy. Without it, pass "
             "transport=, policy= and on_status= to poll() or Poller() directly."
         )
     pm = _manager_class(pluggy)("opstatus")
@@ -3314,6 +3314,7 @@ class Poller:
         self._errors_since = None  # type: Optional[float]  # elapsed at the first error in a row
         self._warned = False
         self._asked = 0.0  # the wait the last step asked for
+        self._took = 1.0  # seconds the last request took (a guess until one is sent)
         self._log = _log
 
     def __repr__(self):
@@ -3390,7 +3391,11 @@ class Poller:
         and after that attempt the poll times out without waiting again."""
         left = self._time_left()
         if left is not None:
-            reserve = min(1.0, self._client.request_timeout, left / 2.0)
+            # Time kept for the last request: what the last one took (twice
+            # over, at least 50 ms), so that a fast failure does not end the
+            # poll long before its deadline.
+            reserve = min(1.0, self._client.request_timeout, left / 2.0,
+                          max(0.05, 2.0 * self._took))
             if self._last_attempt or left <= 0.001:
                 raise self._timeout(cause)
             if delay > left - reserve:
@@ -3427,6 +3432,7 @@ class Poller:
         timeout = self._client.request_timeout
         if left is not None:
             timeout = min(timeout, left)
+        sent_at = self._now()
         try:
             self.polls += 1
             response = self._client.send("GET", self.url, timeout=timeout)
@@ -3441,6 +3447,7 @@ class Poller:
                 if clean != status.message:
                     status = _dataclasses.replace(status, message=clean)
         except (NetworkError, HTTPError) as exc:
+            self._took = max(0.0, self._now() - sent_at)
             self._client.scrub_error(exc)
             self._errors_in_row += 1
             self.errors += 1
@@ -3453,6 +3460,7 @@ class Poller:
             return None, delay, exc
         except OpStatusError as exc:
             raise self._client.scrub_error(exc)
+        self._took = max(0.0, self._now() - sent_at)
         self._answered(response)
         self._observe(status)
         return status, 0.0, None
@@ -6402,7 +6410,7 @@ def _cmd_demo(args, out):
                             st.duration.total_seconds())
                     out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
                         time.monotonic() - t0, st.status.value,
-                        format_datetime(st.last_action_time or st.created_time), took))
+                        _terminal_time(st.last_action_time or st.created_time), took))
                     out.flush()
 
             poller = Poller(location, endpoint=sim.endpoint, key=sim.key, timeout=60,
@@ -6425,8 +6433,7 @@ def _cmd_plugins(args, con):
     import os
 
     if _import_pluggy() is None:
-        con.write("pluggy is not installed, so no plugins are loaded (pip install pluggy; "
-                  "where opstatus is installed, pip install 'opstatus[plugins]' does it too)\n")
+        con.write("pluggy is not installed, so no plugins are loaded (pip install pluggy)\n")
         return EXIT_OK
     rows = _plugin_rows(plugin_manager())
     autoload = not os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD")

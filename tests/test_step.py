@@ -134,3 +134,26 @@ def test_errors_lasting_a_minute_log_one_warning_then_info_when_answered(sim, fa
     assert sim.key not in warnings[0].getMessage()
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any("answers again" in m for m in infos)
+
+
+def test_a_short_deadline_is_used_to_its_end_when_requests_fail_fast():
+    # Issue 13: with --timeout 3 the poll gave up after 2.58 s, keeping a
+    # whole second for a last request that took a millisecond.
+    clock = FakeClock()
+    tries = []
+
+    class Refusing:
+        def send(self, request):
+            tries.append(clock.now - 1000.0)
+            raise opstatus.NetworkError("connection refused", sent=False)
+
+    with pytest.raises(opstatus.PollTimeout):
+        opstatus.poll("https://svc.example/face/v1.0/operations/x", key="k", timeout=3,
+                      transport=Refusing(), plugins=False, **fake_time(clock))
+    assert tries[-1] >= 2.9 and clock.slept <= 3.0
+
+
+def test_an_http_error_whose_code_is_its_status_says_it_once():
+    assert str(opstatus.HTTPError(401, "401", "Access denied")) == "HTTP 401: Access denied"
+    assert str(opstatus.HTTPError(404, "PersonGroupNotFound", "gone")) == \
+        "HTTP 404 PersonGroupNotFound: gone"
