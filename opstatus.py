@@ -76,6 +76,7 @@ __all__ = [
     "Watcher",
     "Outcome",
     "take_snapshot",
+    "start_operation",
     "apply_snapshot",
     "api_base",
     "resolve_operation_url",
@@ -100,6 +101,7 @@ import datetime as _datetime
 import enum as _enum
 import heapq as _heapq
 import io as _io
+import json as _json
 import logging as _logging
 import random as _random
 import sys as _sys
@@ -4085,65 +4087,158 @@ def _check_object_id(value, name="object_id"):
     return value
 
 
-def _start_operation(endpoint, key, path, payload, *, headers, allow_http, transport,
-                     ssl_context, cafile, request_timeout, timeout, policy=None, clock=None,
-                     sleep=None, random=None, plugins=None):
-    import json
-
-    if endpoint is None:
-        raise ValueError("endpoint is required")
+def _send_start(client, method, url, body, content_type, *, timeout, policy=None, clock=None,
+                sleep=None, random=None, accept=(202,)):
+    """Send the request that starts an operation until an answer in *accept*
+    comes: again only when the service surely did not act on it (the
+    request never left, or a 429), with the policy's waits and the retry
+    hooks, within *timeout* seconds (:class:`PollTimeout` after)."""
     if _finite_delay(timeout, float("inf")) is None:
         raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
     policy = policy if policy is not None else RetryPolicy()
     now = clock if clock is not None else _time.monotonic
-    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
-                     request_timeout, MAX_RESPONSE_BYTES, plugins)
-    url = api_base(endpoint, allow_http=allow_http) + path
-    body = json.dumps(payload).encode("utf-8")
     start, slept, errors = now(), 0.0, 0
 
     def time_left():  # the time slept counts even if the clock stands still
         return timeout - max(now() - start, slept)
 
+    while True:
+        try:
+            left = time_left()
+            if left <= 0.001:
+                raise NetworkError("no time left to send the request (%s)"
+                                   % redact_url(url), sent=False, url=redact_url(url))
+            response = client.send(method, url, body=body, content_type=content_type,
+                                   timeout=min(client.request_timeout, left))
+            if response.status not in accept:
+                raise _http_error(response, client.scrub, url)
+            return response
+        except OpStatusError as exc:
+            client.scrub_error(exc)
+            if not ((isinstance(exc, NetworkError) and not exc.sent)
+                    or (isinstance(exc, HTTPError) and exc.status == 429)):
+                raise
+            errors += 1
+            rand = random if random is not None else _random.random
+            wait = _retry_wait(client, policy, url, exc, errors, rand, None)
+            if wait >= time_left():
+                raise PollTimeout("the request to start the operation got no answer "
+                                  "within %gs; last error: %s" % (timeout, exc),
+                                  timeout=timeout, last_error=exc) from None
+            if client.hooks is not None:
+                client.hooks.notify("opstatus_retry_scheduled", client.scrub, url=url,
+                                    error=exc, delay=wait, errors=errors)
+            slept += wait
+            (sleep if sleep is not None else _time.sleep)(wait)
+
+
+def _start_operation(endpoint, key, path, payload, *, headers, allow_http, transport,
+                     ssl_context, cafile, request_timeout, **retry):
+    """POST a Face snapshot request; the Operation-Location of its 202."""
+    if endpoint is None:
+        raise ValueError("endpoint is required")
+    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
+                     request_timeout, MAX_RESPONSE_BYTES, retry.pop("plugins", None))
+    url = api_base(endpoint, allow_http=allow_http) + path
     try:
-        while True:
-            try:
-                left = time_left()
-                if left <= 0.001:
-                    raise NetworkError("no time left to send the request (%s)"
-                                       % redact_url(url), sent=False, url=redact_url(url))
-                response = client.send("POST", url, body=body,
-                                       timeout=min(request_timeout, left),
-                                       content_type="application/json; charset=utf-8")
-                if response.status != 202:
-                    raise _http_error(response, client.scrub, url)
-                location = response.headers.get("operation-location")
-                if not location:
-                    raise HTTPError(202, None, "202 without an Operation-Location header",
-                                    url=redact_url(url))
-                resolve_operation_url(location, endpoint, allow_http=allow_http)
-                return location
-            except OpStatusError as exc:
-                client.scrub_error(exc)
-                # Sent again only when the service surely did not act on it:
-                # the request never left, or the service said 429.
-                if not ((isinstance(exc, NetworkError) and not exc.sent)
-                        or (isinstance(exc, HTTPError) and exc.status == 429)):
-                    raise
-                errors += 1
-                rand = random if random is not None else _random.random
-                wait = _retry_wait(client, policy, url, exc, errors, rand, None)
-                if wait >= time_left():
-                    raise PollTimeout("the request to start the operation got no answer "
-                                      "within %gs; last error: %s" % (timeout, exc),
-                                      timeout=timeout, last_error=exc) from None
-                if client.hooks is not None:
-                    client.hooks.notify("opstatus_retry_scheduled", client.scrub, url=url,
-                                      error=exc, delay=wait, errors=errors)
-                slept += wait
-                (sleep if sleep is not None else _time.sleep)(wait)
+        response = _send_start(client, "POST", url, _json.dumps(payload).encode("utf-8"),
+                               "application/json; charset=utf-8", **retry)
     finally:
         client.close()
+    location = response.headers.get("operation-location")
+    if not location:
+        raise HTTPError(202, None, "202 without an Operation-Location header",
+                        url=redact_url(url))
+    resolve_operation_url(location, endpoint, allow_http=allow_http)
+    return location
+
+
+#: Largest body :func:`start_operation` sends, in bytes.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, data=None,
+                    headers=None, vocabulary="azure", allow_http=False, transport=None,
+                    ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                    timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
+                    random=None, plugins=None, content_type=None):
+    # type: (...) -> Optional[str]
+    """Send the request that starts a long-running operation of any Azure
+    service; return the URL to poll (give it to :func:`poll` with the same
+    *vocabulary*), or ``None`` when the service finished at once.
+
+    *url* is absolute, or relative to *endpoint* as a browser resolves it
+    (``/vision/v3.2/read/analyze`` keeps only the endpoint's origin). The
+    body is *json* (any JSON value) or *data* (bytes, sent as
+    ``application/octet-stream`` unless *content_type* says otherwise), at
+    most :data:`MAX_REQUEST_BYTES`. The operation's URL is read from the
+    vocabulary's headers (``Operation-Location``; ARM's
+    ``Azure-AsyncOperation``, then ``Location``), made absolute and held to
+    the same origin rules as every URL that gets a secret. A ``200`` or
+    ``201`` without one returns ``None`` (and says why in the log). Sent
+    again only when the service surely did not act on it, as
+    :func:`take_snapshot` is.
+    """
+    vocab = _vocabulary_of(vocabulary)
+    if json is not None and data is not None:
+        raise ValueError("give json= or data=, not both")
+    if json is not None:
+        body = _json.dumps(json).encode("utf-8")  # type: Optional[bytes]
+        content_type = content_type or "application/json; charset=utf-8"
+    elif data is not None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data must be bytes, not %s" % type(data).__name__)
+        body = bytes(data)
+        content_type = content_type or "application/octet-stream"
+    else:
+        body = None
+    if body is not None and len(body) > MAX_REQUEST_BYTES:
+        raise ValueError("the body is %d bytes, more than the cap of %d"
+                         % (len(body), MAX_REQUEST_BYTES))
+    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+        raise ValueError("method must be an HTTP method name, not %s" % _short_repr(method))
+    url = _absolute(url, endpoint, allow_http)
+    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
+                     request_timeout, MAX_RESPONSE_BYTES, plugins)
+    client.bind(url)
+    try:
+        response = _send_start(client, method.upper(), url, body, content_type,
+                               timeout=timeout, policy=policy, clock=clock, sleep=sleep,
+                               random=random, accept=(200, 201, 202))
+    finally:
+        client.close()
+    for name in vocab.url_headers:
+        location = response.headers.get(name.lower())
+        if location:
+            absolute = _absolute(location.strip(), url, allow_http)
+            client._check_origin(absolute, "operation URL")
+            return absolute
+    if response.status == 202:
+        raise HTTPError(202, None, "202 without a %s header" % " or ".join(vocab.url_headers),
+                        url=redact_url(url))
+    _log.info("opstatus: %s %s answered %d without %s: the operation ended at once",
+              method.upper(), redact_url(url), response.status,
+              " or ".join(vocab.url_headers))
+    return None
+
+
+def _absolute(url, base, allow_http):
+    # type: (str, Optional[str], bool) -> str
+    """*url* made absolute against *base* as a browser would, checked."""
+    from urllib.parse import urljoin
+
+    if not isinstance(url, str) or not url:
+        raise UnsafeURLError("the URL must be a non-empty str")
+    if _BAD_URL_CHARS.search(url):
+        raise UnsafeURLError("the URL has control characters, spaces or non-ASCII: refused")
+    if "://" not in url.split("?", 1)[0]:
+        if base is None:
+            raise UnsafeURLError("%s is relative: pass the endpoint it belongs to"
+                                 % _short(url, 80))
+        _split_url(base, allow_http=allow_http, what="endpoint")
+        url = urljoin(base, url)
+    _split_url(url, allow_http=allow_http)
+    return url
 
 
 def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_data=None,
@@ -4234,7 +4329,17 @@ _SIM_2021_FIRST_ACTION = 0.0391674
 #: Compact JSON, as the service writes it.
 _SIM_JSON_SEPARATORS = (",", ":")
 #: Kinds of the other Azure operations the simulator plays (:meth:`Simulator.start_job`).
-_SIM_JOB_KINDS = ("azure", "read", "arm-async", "arm-location")
+_SIM_JOB_KINDS = ("azure", "read", "translator", "language", "arm-async", "arm-location")
+#: Where the status documents of the other kinds live.
+_SIM_JOB_PATHS = {"azure": "/jobs", "translator": "/translator/document/batches",
+                  "language": "/language/analyze-text/jobs"}
+#: The words of a Translator batch and of a Language job, by state.
+_SIM_TRANSLATOR_WORDS = {"notStarted": "NotStarted", "running": "Running",
+                         "succeeded": "Succeeded", "failed": "ValidationFailed",
+                         "canceled": "Cancelled"}
+_SIM_LANGUAGE_WORDS = {"notStarted": "notStarted", "running": "running",
+                       "succeeded": "partiallyCompleted", "failed": "failed",
+                       "canceled": "cancelled"}
 #: How a job ends.
 _SIM_JOB_OUTCOMES = ("succeeded", "failed", "canceled")
 _SIM_ARM_KINDS = ("arm-async", "arm-location")
@@ -4668,8 +4773,8 @@ class Simulator:
         ``Location``."""
         base = (base or self.endpoint).rstrip("/")
         form = form or job.kind
-        if form == "azure":
-            return "%s/jobs/%s" % (base, job.id)
+        if form in _SIM_JOB_PATHS:
+            return "%s%s/%s" % (base, _SIM_JOB_PATHS[form], job.id)
         if form == "read":
             return "%s%s/analyzeResults/%s" % (base, _SIM_READ_PATH, job.id)
         what = "operationStatuses" if form == "arm-async" else "operationResults"
@@ -4688,6 +4793,12 @@ class Simulator:
                 "properties": {"provisioningState": "Succeeded",
                                "result": job.result if job.result is not None else {}}}
 
+    def _translator_document(self, job, state, now):
+        return _sim_translator_document(self, job, state, now)
+
+    def _language_document(self, job, state, now):
+        return _sim_language_document(self, job, state, now)
+
     def job_document(self, job):
         # type: (_SimJob) -> Dict[str, Any]
         """The status document of an ``azure``, ``read`` or ``arm-async`` job."""
@@ -4704,6 +4815,10 @@ class Simulator:
             if state in ("failed", "canceled"):
                 doc["error"] = dict(job.error)
             return doc
+        if job.kind == "translator":
+            return self._translator_document(job, state, now)
+        if job.kind == "language":
+            return self._language_document(job, state, now)
         last = {"notStarted": job.created, "running": now}.get(state, job.finish)
         doc = {"status": state,
                "createdDateTime": _wire_time(int(self.wall(job.created))),
@@ -4714,6 +4829,39 @@ class Simulator:
         elif state == "failed":
             doc["error"] = dict(job.error)
         return doc
+
+
+def _sim_translator_document(sim, job, state, now):
+    """A Translator batch (v1.1): PascalCase words, ``...Utc`` times (with the
+    service's own offset), a summary; ``ValidationFailed`` when it fails."""
+    last = {"notStarted": job.created, "running": now}.get(state, job.finish)
+    doc = {"id": job.id,
+           "createdDateTimeUtc": _wire_time(int(sim.wall(job.created))),
+           "lastActionDateTimeUtc": _wire_time(int(sim.wall(last))),
+           "status": _SIM_TRANSLATOR_WORDS[state],
+           "summary": {"total": 1, "failed": 0, "success": int(state == "succeeded"),
+                       "inProgress": int(state == "running"),
+                       "notYetStarted": int(state == "notStarted"),
+                       "cancelled": int(state == "canceled"), "totalCharacterCharged": 0}}
+    if state == "failed":
+        doc["error"] = dict(job.error)
+    return doc
+
+
+def _sim_language_document(sim, job, state, now):
+    """A Language analyze-text job (2023-04-01): it succeeds
+    ``partiallyCompleted``, one task's error kept in ``errors``."""
+    last = {"notStarted": job.created, "running": now}.get(state, job.finish)
+    doc = {"jobId": job.id,
+           "createdDateTime": _wire_time(int(sim.wall(job.created))),
+           "lastUpdatedDateTime": _wire_time(int(sim.wall(last))),
+           "status": _SIM_LANGUAGE_WORDS[state],
+           "tasks": {"completed": int(state == "succeeded"), "failed": 1, "inProgress": 0,
+                     "total": 2, "items": []}}
+    if state in ("succeeded", "failed"):
+        doc["errors"] = [dict(job.error)] if state == "failed" else [
+            {"code": "InvalidDocument", "message": "Document text is empty."}]
+    return doc
 
 
 def _sim_default_result(job):
@@ -5008,8 +5156,12 @@ def _make_sim_handler():
             parts = [p for p in path.split("/") if p]
             if parts == ["jobs"]:
                 return {"POST": lambda body: self._start_job(None, body)}
-            if len(parts) == 2 and parts[0] == "jobs":
-                return {"GET": lambda body: self._job_status(parts[1], ("azure",))}
+            for kind, where in _SIM_JOB_PATHS.items():
+                if path == where and kind != "azure":
+                    return {"POST": lambda body, kind=kind: self._start_job(kind, body)}
+                if path.startswith(where + "/") and path.count("/") == where.count("/") + 1:
+                    return {"GET": lambda body, kind=kind: self._job_status(
+                        parts[-1], (kind,))}
             if path == _SIM_READ_PATH + "/analyze":
                 return {"POST": lambda body: self._start_job("read", body)}
             if path.startswith(_SIM_READ_PATH + "/analyzeResults/") and len(parts) == 5:
@@ -5173,7 +5325,7 @@ def _make_sim_handler():
                 return _sim_error(400, "InvalidRequest", str(exc))
             base = self._base()
             headers = []
-            if job.kind in ("azure", "read"):
+            if job.kind not in _SIM_ARM_KINDS:
                 headers.append(("Operation-Location", sim.job_url(job, base)))
             else:
                 if job.kind == "arm-async":
