@@ -3752,9 +3752,10 @@ class Poller:
         # The token's URL, like any Operation-Location, must be on the
         # endpoint's origin (UnsafeURLError otherwise).
         recorded = vocabulary(doc.get("vocabulary", "face"))
-        if "vocabulary" in options and _vocabulary_of(options["vocabulary"]) is not recorded:
+        given = options.get("vocabulary")
+        if given is not None and _vocabulary_of(given) is not recorded:
             raise ResumeTokenError("the token is for the vocabulary %r, not %r" % (
-                recorded.name, _vocabulary_of(options["vocabulary"]).name))
+                recorded.name, _vocabulary_of(given).name))
         options["vocabulary"] = recorded
         poller = cls(doc["url"], endpoint=endpoint or token_endpoint, key=key, **options)
         poller.polls = doc["polls"]
@@ -5517,6 +5518,9 @@ class _Console:
         #: the live display on the terminal, cleared before a line goes to
         #: stderr and drawn again after it
         self.live = None
+        #: the vocabulary of the operations shown (--json adds the document
+        #: of any but face)
+        self.vocabulary = FACE
 
     def secret(self, value):
         """Mask *value* (a key) wherever it would be shown."""
@@ -5758,7 +5762,8 @@ def _poller_options(args):
     """The keyword arguments of a Poller (or Watcher) for the command's options."""
     return dict(timeout=args.timeout or None, policy=_policy_from(args),
                 allow_http=args.allow_http, cafile=args.cafile,
-                request_timeout=args.request_timeout, clock=_cli_time.monotonic)
+                request_timeout=args.request_timeout, clock=_cli_time.monotonic,
+                vocabulary=getattr(args, "vocabulary", None))
 
 
 _BARE_OPERATION_ID = _LazyRegex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
@@ -5954,6 +5959,13 @@ def _status_document(st, con):
     keeps microseconds)."""
     doc = st.to_dict(include_extra=True)
     wire = st.document
+    if con.vocabulary is not FACE:  # another service: its own words and body
+        if st.raw_status is not None:
+            doc["status"] = st.raw_status
+        if st.error_code is not None:
+            doc["errorCode"] = st.error_code
+        doc["document"] = dict(wire)
+        return doc
     if wire:
         for key, value in wire.items():
             name = _WIRE_BY_FIELD.get(_FIELD_BY_WIRE.get(str(key).lower(), ""))
@@ -6121,6 +6133,7 @@ def _watch_poller(make, args, con):
 
     poller = make(**_poller_options(args))
     made.append(poller)
+    con.vocabulary = poller.vocabulary
     display.where = redact_url(poller.url)
     if display.tty:
         con.live = display
@@ -6261,6 +6274,7 @@ def _cmd_watch(args, con):
         return _watch_one(locations[0], endpoint, key, args, con)
     if args.save_token:
         raise _UsageError("--save-token keeps the token of one operation: give only one")
+    con.vocabulary = vocabulary(args.vocabulary or "face")
     return _watch_many(locations, endpoint, key, args, con)
 
 
@@ -6466,6 +6480,44 @@ def _started(what, location, endpoint, key, args, con):
     return _watch_one(url, endpoint, key, args, con)
 
 
+def _cmd_start(args, con):
+    endpoint, key = _connection_options(args, con, need_endpoint=False)
+    args.vocabulary = args.vocabulary or "azure"
+    con.vocabulary = vocabulary(args.vocabulary)
+    body = _read_body(args.data) if args.data else None
+    url = start_operation(args.url, endpoint=endpoint, key=key, method=args.method,
+                          data=body, content_type="application/json" if body else None,
+                          vocabulary=args.vocabulary, allow_http=args.allow_http,
+                          cafile=args.cafile, request_timeout=args.request_timeout,
+                          sleep=_cli_time.sleep)
+    if url is None:
+        con.say("the service answered without an operation URL: the operation is done")
+        return EXIT_OK
+    if args.json and not args.wait:
+        con.write(con.json({"operationUrl": url}) + "\n")
+    elif not args.wait:
+        con.write(con.mask(url) + "\n")
+        return EXIT_OK
+    if not args.wait:
+        return EXIT_OK
+    return _watch_one(url, None, key, args, con)
+
+
+def _read_body(name):
+    """The bytes of --data FILE (or - for stdin), at most MAX_REQUEST_BYTES."""
+    try:
+        if name == "-":
+            data = _sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
+        else:
+            with open(name, "rb") as fh:
+                data = fh.read(MAX_REQUEST_BYTES + 1)
+    except OSError as exc:
+        raise _UsageError("--data %s: %s" % (name, exc.strerror or exc))
+    if len(data) > MAX_REQUEST_BYTES:
+        raise _UsageError("--data %s: more than %d bytes" % (name, MAX_REQUEST_BYTES))
+    return data
+
+
 # -- simulator commands ------------------------------------------------------------
 
 
@@ -6663,6 +6715,21 @@ def _common_options(p, dest):
     p.add_argument("--key", nargs="?", action=_refuse_key_action(), help=argparse.SUPPRESS)
 
 
+def _vocabulary_option(p, default):
+    p.add_argument("--vocabulary", type=_vocabulary_name, metavar="NAME",
+                   help="how the service writes its status documents: %s (default: %s)"
+                   % (", ".join(VOCABULARIES), default))
+
+
+def _vocabulary_name(text):
+    import argparse
+
+    try:
+        return vocabulary(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
 def _connection(p, wait_options=True):
     g = p.add_argument_group("connection")
     g.add_argument("--endpoint", metavar="URL",
@@ -6780,6 +6847,26 @@ def _build_parser():
     p.add_argument("--save-token", metavar="FILE",
                    help="keep a resume token of the operation in FILE (mode 600), "
                    "updated at each poll and on Ctrl-C")
+    _vocabulary_option(p, "face")
+    _connection(p)
+
+    p = command("start", "start an operation of any Azure service; print its URL",
+                "Send the request that starts a long-running operation (POST by default) "
+                "and print the URL to poll alone on stdout, so that opstatus watch "
+                "\"$(opstatus start ...)\" works; with --wait, follow it like watch. A "
+                "relative URL is resolved against the endpoint's origin.\n\n"
+                + _EPILOG_ENV,
+                "  opstatus start /vision/v3.2/read/analyze --data request.json --wait "
+                "--json | jq .document.analyzeResult\n"
+                "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json",
+                _cmd_start)
+    p.add_argument("url", metavar="URL", help="the URL to send the request to")
+    p.add_argument("--method", default="POST", type=str.upper,
+                   help="HTTP method (default: %(default)s)")
+    p.add_argument("--data", metavar="FILE",
+                   help="the request body (JSON) from FILE, or - for stdin")
+    p.add_argument("--wait", action="store_true", help="poll the operation to its end")
+    _vocabulary_option(p, "azure")
     _connection(p)
 
     p = command("take", "start taking a snapshot; print the operation's URL",
@@ -6966,7 +7053,7 @@ def _interrupted(exc, con):
 def _report(exc, args, con):
     """Say what ended the command; its exit status."""
     if isinstance(exc, StatusDocumentError) and args.command != "parse":
-        con.say("error: the service sent %s" % exc)
+        con.say("error: the service sent %s%s" % (exc, _vocabulary_hint(args)))
         return EXIT_NETWORK
     if isinstance(exc, (UnsafeURLError, ResumeTokenError, StatusDocumentError)) \
             or not isinstance(exc, OpStatusError):  # input checks of take/apply, parse
@@ -6974,6 +7061,14 @@ def _report(exc, args, con):
         return EXIT_USAGE
     con.say("error: %s" % _describe_error(exc))
     return _exit_status(exc)
+
+
+def _vocabulary_hint(args):
+    """The end of the error line of a document the vocabulary cannot read."""
+    if getattr(args, "vocabulary", None) is None:
+        return ("; a document of another service? try --vocabulary %s"
+                % "|".join(n for n in VOCABULARIES if n != "face"))
+    return ""
 
 
 def main(argv=None):

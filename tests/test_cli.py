@@ -2237,3 +2237,71 @@ def test_watch_of_an_address_that_never_answers_gives_up_early_naming_it(cli, mo
     result = cli("watch", "--endpoint", endpoint, "/operations/x")
     assert_error_line(result, 4, "connection refused", endpoint, "check the endpoint")
     assert len(retry_lines(result)) == 1  # ~30 s of one error: told once
+
+
+###############################################################################
+# Other Azure services: start, --vocabulary (issue 12)
+###############################################################################
+
+
+def test_start_prints_the_operation_url_alone_and_watch_follows_it(cli, sim, use):
+    started = cli("start", "/vision/v3.2/read/analyze")
+    assert started.returncode == 0, started
+    [url] = started.lines
+    assert url.startswith(sim.endpoint + "/vision/v3.2/read/analyzeResults/")
+    watched = cli("watch", "--vocabulary", "azure", url)
+    assert watched.returncode == 0, watched
+
+
+def test_start_wait_json_prints_the_whole_document(cli, sim, use, tmp_path):
+    body = tmp_path / "request.json"
+    body.write_text('{"url": "https://example.com/a.png"}')
+    result = cli("start", "/vision/v3.2/read/analyze", "--data", str(body), "--wait",
+                 "--json")
+    assert result.returncode == 0, result
+    final = json.loads(result.lines[-1])
+    assert final["status"] == "succeeded"
+    assert final["document"]["analyzeResult"]["readResults"][0]["lines"][0]["text"] == \
+        "NOTHING"
+    assert [p for m, p in sim.requests if m == "POST"] == ["/vision/v3.2/read/analyze"]
+
+
+@pytest.mark.parametrize("kind, vocabulary, word", [
+    ("azure", "azure", "canceled"), ("translator", "translator", "Cancelled"),
+    ("arm-async", "arm", "Canceled")])
+def test_a_canceled_operation_exits_1_saying_canceled(cli, sim, use, kind, vocabulary, word):
+    url = sim.start_job(kind, outcome="canceled", seconds=1)
+    result = cli("watch", "--vocabulary", vocabulary, url)
+    assert_error_line(result, 1, "canceled")
+
+
+def test_a_failed_operation_of_another_service_says_its_word_and_reason(cli, sim, use):
+    url = sim.start_job("translator", outcome="failed", error=("InvalidSource", "No docs"))
+    result = cli("watch", "--vocabulary", "translator", url)
+    assert_error_line(result, 1, "ValidationFailed", "InvalidSource", "No docs")
+
+
+def test_another_service_s_document_under_the_default_says_to_try_vocabulary(cli, sim, use):
+    url = sim.start_job("azure", seconds=1)
+    result = cli("watch", url)
+    assert_error_line(result, 4, "createdTime", "--vocabulary")
+
+
+def test_an_unknown_word_exits_alike_for_one_or_several_operations(cli, sim, use):
+    urls = [sim.start_job("azure", seconds=1) for _ in range(2)]
+    one = cli("watch", urls[0])
+    several = cli("watch", *urls)
+    assert one.returncode == several.returncode == 4, (one, several)
+
+
+def test_an_unknown_vocabulary_is_a_usage_error_naming_the_known_ones(cli):
+    result = cli("watch", "--vocabulary", "nope", "https://svc.example/ops/1")
+    assert result.returncode == 2
+    assert "face, azure, translator, language, arm" in result.err
+
+
+def test_start_with_arm_follows_the_azure_asyncoperation_header(cli, sim, use):
+    result = cli("start", "--vocabulary", "arm", "--wait", "/jobs?kind=arm-async&seconds=2")
+    assert result.returncode == 0, result
+    gets = [p for m, p in sim.requests if m == "GET"]
+    assert gets and all("/operationStatuses/" in p for p in gets)
