@@ -708,9 +708,6 @@ def test_non_str_is_type_error(value):
 # The fast path agrees with the general reader
 ###############################################################################
 
-FAST_PATHS = [opstatus._read_fast_fromisoformat, opstatus._read_fast_fields]
-
-
 def _outcome(func, text):
     try:
         result = func(text)
@@ -744,6 +741,13 @@ SERVICE_FORMS = [
     "2020-02-29",
 ]
 
+BASIC_FORMS = [
+    "20181225T114102Z",
+    "00010101T000000Z",
+    "99991231T235959Z",
+    "20200229T120000Z",
+]
+
 #: In the fast path's shapes, but not valid (or not as fromisoformat would
 #: have it): the fast path must leave them to the general reader.
 SHAPED_BUT_NOT_FAST = [
@@ -760,9 +764,13 @@ SHAPED_BUT_NOT_FAST = [
     "2019-02-29",
     "0000-12-25",
     "2018-12-32",
+    "20190229T000000Z",
+    "20181225T240000Z",  # valid: the next day
+    "20181225T114160Z",
+    "00001225T114102Z",
 ]
 
-#: Near the shapes, but not in them: the fast path must say None.
+#: Near the shapes, but not in them: the fast path must leave them too.
 NOT_SHAPED = [
     "2018-12-25T11:41:02.2331413z",
     "2018-12-25t11:41:02.2331413Z",
@@ -773,7 +781,6 @@ NOT_SHAPED = [
     "2018-12-25T11:41:02.1234567890Z",
     "2018-12-25T11:41:02",
     "2018-12-25T11:41Z",
-    "20181225T114102Z",
     "2018-12-2\u00b2",
     "\u0662\u0660\u0661\u0668-12-25",
     "\uff12\uff10\uff11\uff18-12-25T11:41:02.2331413Z",
@@ -788,37 +795,83 @@ NOT_SHAPED = [
     "2018_12-25",
     "2018-12-2 ",
     "2018W52-25",
+    "20181225t114102Z",
+    "20181225T114102z",
+    "20181225 114102Z",
+    "2018-225T114102Z",
+    "20181225T1141\u00b92Z",
+    "20181225T11410\ud800Z",
+    "20181225T114102+",
+    "\uff120181225T114102Z",
+    "+0181225T114102Z",
+    "20181225T11410 Z",
 ]
 
 
+def _refuse(text):
+    raise AssertionError("the general reader was asked for %r" % (text,))
+
+
+@pytest.mark.parametrize("text", SERVICE_FORMS + BASIC_FORMS)
+def test_fast_path_reads_its_shapes(text, monkeypatch):
+    expected = _outcome(opstatus._read_datetime, text)
+    assert expected is not None
+    monkeypatch.setattr(opstatus, "_read_datetime", _refuse)
+    assert _outcome(parse_datetime, text) == expected
+
+
+@pytest.mark.parametrize("text", SHAPED_BUT_NOT_FAST + NOT_SHAPED)
+def test_fast_path_leaves_the_rest_to_the_general_reader(text, monkeypatch):
+    expected = _outcome(opstatus._read_datetime, text)
+    seen = []
+
+    def general(text, _read=opstatus._read_datetime):
+        seen.append(text)
+        return _read(text)
+
+    monkeypatch.setattr(opstatus, "_read_datetime", general)
+    assert _outcome(parse_datetime, text) == expected
+    assert seen == [text]
+
+
 def test_fast_path_in_use():
-    # fromisoformat is C on CPython; PyPy's is Python, slower than the JIT's
-    # reading of the fields.
+    # fromisoformat is C on CPython; on PyPy it is Python, slower than the
+    # JIT's reading of the fields.
+    readers = {reader for _, reader, _, _ in opstatus._FAST_SHAPES.values()}
     if sys.implementation.name == "cpython":
-        assert opstatus._read_fast is opstatus._read_fast_fromisoformat
+        assert readers == {None, opstatus._read_fast_basic}
     else:
-        assert opstatus._read_fast is opstatus._read_fast_fields
+        assert readers == {opstatus._read_fast_fields, opstatus._read_fast_basic}
 
 
-@pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda f: f.__name__)
+# The field readers are tested on every Python, whichever one is in use.
+
+EXTENDED_LENGTHS = {len(t) for t in SERVICE_FORMS}
+
+
 @pytest.mark.parametrize("text", SERVICE_FORMS)
-def test_fast_path_reads_the_service_forms(fast, text):
-    assert fast(text) is not None
-    assert _outcome(fast, text) == _outcome(opstatus._read_datetime, text)
+def test_fields_reader_reads_the_service_forms(text):
+    assert _outcome(opstatus._read_fast_fields, text) == _outcome(opstatus._read_datetime, text)
 
 
-@pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("text", SHAPED_BUT_NOT_FAST + NOT_SHAPED)
-def test_fast_path_leaves_the_rest_to_the_general_reader(fast, text):
-    assert fast(text) is None
+@pytest.mark.parametrize("text", BASIC_FORMS)
+def test_basic_reader_reads_the_basic_form(text):
+    assert _outcome(opstatus._read_fast_basic, text) == _outcome(opstatus._read_datetime, text)
 
 
-@pytest.mark.parametrize("text", SHAPED_BUT_NOT_FAST + NOT_SHAPED)
-def test_what_the_fast_path_leaves_is_judged_by_the_general_reader(text):
-    assert _outcome(parse_datetime, text) == _outcome(opstatus._read_datetime, text)
+@pytest.mark.parametrize(
+    "text", [t for t in SHAPED_BUT_NOT_FAST + NOT_SHAPED if len(t) in EXTENDED_LENGTHS])
+def test_fields_reader_refuses_the_rest(text):
+    with pytest.raises(ValueError):
+        opstatus._read_fast_fields(text)
 
 
-@pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("text", [t for t in SHAPED_BUT_NOT_FAST + NOT_SHAPED if len(t) == 16])
+def test_basic_reader_refuses_the_rest(text):
+    with pytest.raises(ValueError):
+        opstatus._read_fast_basic(text)
+
+
 @given(
     year=st.integers(0, 9999),
     month=st.integers(0, 13),
@@ -829,24 +882,21 @@ def test_what_the_fast_path_leaves_is_judged_by_the_general_reader(text):
     fraction=st.one_of(st.just(""), st.text(alphabet="0123456789", min_size=1, max_size=9)),
 )
 @settings(deadline=None)
-def test_fast_path_agrees_generated(fast, year, month, day, hour, minute, second, fraction):
+def test_fast_path_agrees_generated(year, month, day, hour, minute, second, fraction):
     text = "%04d-%02d-%02dT%02d:%02d:%02d%sZ" % (
         year, month, day, hour, minute, second, "." + fraction if fraction else "")
-    general = _outcome(opstatus._read_datetime, text)
-    assert _outcome(parse_datetime, text) == general
-    got = fast(text)
-    if got is None:  # only what the general reader refuses, or 24:00
-        assert general is None or hour == 24
-    else:
-        assert _outcome(fast, text) == general
+    basic = "%04d%02d%02dT%02d%02d%02dZ" % (year, month, day, hour, minute, second)
+    for each in (text, text[:10], basic):
+        general = _outcome(opstatus._read_datetime, each)
+        assert _outcome(parse_datetime, each) == general
+        reader = opstatus._read_fast_basic if each is basic else opstatus._read_fast_fields
+        fast = _outcome(reader, each)
+        assert fast is None and (general is None or hour == 24) or fast == general
+    if _outcome(opstatus._read_datetime, text) is not None and hour < 24:
+        got = parse_datetime(text)
         assert got.tzinfo is UTC
         assert got.microsecond == int(fraction[:6].ljust(6, "0") or "0")
-    date = text[:10]
-    got = fast(date)
-    assert (got is None) == (_outcome(opstatus._read_datetime, date) is None)
-    if got is not None:
-        assert got == opstatus._read_datetime(date)
-        assert got.tzinfo is None
+        assert parse_datetime(text[:10]).tzinfo is None
 
 
 ###############################################################################
