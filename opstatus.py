@@ -399,44 +399,124 @@ def _short_repr(value, limit=60):
 #
 #   date   YYYY-MM-DD | YYYY-DDD | YYYY-Www-D       (extended)
 #          YYYYMMDD   | YYYYDDD  | YYYYWwwD         (basic)
+#          YYYY-MM | YYYY | YYYY-Www | YYYYWww      (reduced precision, alone:
+#                                                   midnight of the first day)
 #   time   hh[:mm[:ss]] | hh[mm[ss]], a fraction (. or ,) of any length on the
 #          lowest component; 24:00[:00[.0…]] is midnight of the next day
 #   sep    T, t or one space
 #   offset Z | z | ±hh:mm | ±hhmm | ±hh          (hh <= 23, mm <= 59)
 #
-# Extended and basic format never mix within one string. Leap seconds
-# (23:59:60) are rejected: Python's datetime cannot hold them and silently
-# moving them to :59 or to the next minute would change the instant.
-# Fractions beyond microseconds are truncated, never rounded.
+# Extended and basic format never mix within one string. YYYYMM is refused:
+# ISO 8601 leaves it out, as it reads like YYMMDD. Leap seconds (23:59:60)
+# are rejected: Python's datetime cannot hold them and silently moving them
+# to :59 or to the next minute would change the instant. Fractions beyond
+# microseconds are truncated, never rounded.
+#
+# Two readers. The fast path, at the top of parse_datetime(), takes the few
+# shapes met nearly always (the service's 2018-12-25T11:41:02.2331413Z, a
+# plain 2018-12-25, the basic 20181225T114102Z: _FAST_SHAPES) and leaves
+# anything else to the general reader, _read_datetime(), which reads every
+# form, one _read_x(text, pos) -> (value, pos) function per part, and names
+# the field and index of a fault.
 
-#: The service's own form, ``2018-12-25T11:41:02.2331413Z``: a shape that the
-#: hand-written reader and (on Python 3.11+) ``datetime.fromisoformat`` read
-#: to the same value. Hours stop at 23 and seconds at 59 on purpose.
-_FAST_SHAPE = _LazyRegex(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"(?:\.[0-9]{1,9})?Z"
-)
-
-#: RFC 3339 in extended format: read with one match, then checked by
-#: ``datetime`` itself; anything it refuses goes to the hand-written reader
-#: for a precise message.
-_RFC3339 = _LazyRegex(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-    r"(?:[.,]([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?"
-)
-
-_fromisoformat = (
-    _datetime.datetime.fromisoformat if _sys.version_info >= (3, 11) else None
-)
-_DIGITS = frozenset("0123456789")
 _UTC = _datetime.timezone.utc
 _TZ_CACHE = {0: _UTC}  # type: Dict[int, _datetime.timezone]
 _ONE_DAY = _datetime.timedelta(days=1)
+_DIGITS = frozenset("0123456789")
+_DIGIT_CHARS = "0123456789"
+#: "0" to "9" and "00" to "99" with their values: one look-up checks and reads
+#: the fields of one or two ASCII digits.
+_SMALL_NUMBERS = {"%0*d" % (width, n): n for width in (1, 2) for n in range(10 ** width)}
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _MONTH_NAMES = (
     None, "January", "February", "March", "April", "May", "June", "July",
     "August", "September", "October", "November", "December",
 )
+_TIME_FIELDS = ("hour", "minute", "second")
+_MICROS_IN = {"hour": 3600000000, "minute": 60000000}
+
+#: ``datetime.fromisoformat`` reads ``Z`` and any number of fraction digits
+#: from Python 3.11 on; before, only ``+00:00`` and 3 or 6 digits.
+_ISO_Z = _sys.version_info >= (3, 11)
+_fromisoformat = _datetime.datetime.fromisoformat
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _read_fast_fields(text):
+    # type: (str) -> _datetime.datetime
+    """The fast path's date and service shapes, field by field: on PyPy,
+    whose ``fromisoformat`` is written in Python, as its JIT compiles this.
+    ``ValueError`` when *text* is not in its shape, or out of range."""
+    b = text.encode()
+    if not (
+        len(b) == len(text)  # ASCII: bytes.isdigit() takes only 0-9
+        and b[4] == b[7] == 45  # '-'
+        and (b[:4] + b[5:7] + b[8:10]).isdigit()
+    ):
+        raise ValueError("not in the fast path's shape")
+    year = b[0] * 1000 + b[1] * 100 + b[2] * 10 + b[3] - 53328  # 48 * 1111
+    month, day = b[5] * 10 + b[6] - 528, b[8] * 10 + b[9] - 528  # 48 * 11
+    if len(b) == 10:
+        return _datetime.datetime(year, month, day)
+    fraction = b[20:-1]
+    if not (
+        b[10] == 84 and b[13] == b[16] == 58 and b[-1] == 90  # 'T', ':', 'Z'
+        and (len(b) == 20 or b[19] == 46)  # '.'
+        and (b[11:13] + b[14:16] + b[17:19] + fraction).isdigit()
+    ):
+        raise ValueError("not in the fast path's shape")
+    return _datetime.datetime(
+        year, month, day, b[11] * 10 + b[12] - 528, b[14] * 10 + b[15] - 528,
+        b[17] * 10 + b[18] - 528, int((fraction + b"00000")[:6]) if fraction else 0, _UTC,
+    )
+
+
+def _read_fast_basic(text):
+    # type: (str) -> _datetime.datetime
+    """The fast path's basic shape, ``20181225T114102Z``, which
+    ``fromisoformat`` reads only from Python 3.11 on. ``ValueError`` when
+    *text* is not in that shape, or out of range."""
+    b = text.encode()
+    if not (len(b) == 16 and b[8] == 84 and b[15] == 90 and (b[:8] + b[9:15]).isdigit()):
+        raise ValueError("not in the fast path's shape")  # 84 'T', 90 'Z'
+    return _datetime.datetime(
+        int(b[:4]), int(b[4:6]), int(b[6:8]), int(b[9:11]), int(b[11:13]), int(b[13:15]), 0, _UTC
+    )
+
+
+def _fast_shapes():
+    # type: () -> Dict[int, Tuple[Optional[bytes], Any, int, str]]
+    """The fast path's shapes by length: (mask, reader, kept, suffix).
+
+    The shapes met nearly always: the service's ``2018-12-25T11:41:02``, 0
+    to 9 fraction digits, ``Z``; a plain ``2018-12-25``; and the basic
+    ``20181225T114102Z``. A *reader* function, if any, takes the text (and
+    checks its shape). Otherwise *mask* is the text with every digit written
+    ``0``: ``text.encode().translate(_ZERO_DIGITS) == mask`` checks the shape
+    (ASCII digits only, as a non-ASCII character takes more than one byte);
+    then ``fromisoformat`` reads ``text[:kept] + suffix``, a form that the
+    running Python reads to the value the general reader would give, or
+    refuses.
+    """
+    by_fromisoformat = _sys.implementation.name == "cpython"  # C, not Python
+    shapes = {16: (None, _read_fast_basic, 0, "")}  # type: Dict[int, Any]
+    for digits in range(-1, 10):  # -1: the plain date; then fraction digits
+        if digits < 0:
+            mask, kept, suffix = b"0000-00-00", 10, ""
+        else:
+            mask = b"0000-00-00T00:00:00" + (b"." + b"0" * digits if digits else b"") + b"Z"
+            kept, suffix = len(mask), ""
+            if not _ISO_Z and digits:  # six digits, truncated or padded; +00:00 for Z
+                kept, suffix = 20 + min(digits, 6), "0" * max(6 - digits, 0) + "+00:00"
+            elif not _ISO_Z:
+                kept, suffix = 19, "+00:00"
+        shapes[len(mask)] = (
+            (mask, None, kept, suffix) if by_fromisoformat else (None, _read_fast_fields, 0, "")
+        )
+    return shapes
+
+
+_FAST_SHAPES = _fast_shapes()
 
 
 class _Reject(Exception):
@@ -461,17 +541,39 @@ def _describe(text, i):
     return "end of text" if i >= len(text) else repr(text[i])
 
 
-def _read_int(text, i, width, field):
-    # type: (str, int, int, str) -> int
-    """Exactly *width* ASCII digits at *i*, or _Reject naming *field*."""
-    for j in range(i, i + width):
-        if j >= len(text) or text[j] not in _DIGITS:
-            raise _Reject(
-                "%s: expected a digit at index %d, found %s"
-                % (field, j, _describe(text, j)),
-                j,
-            )
-    return int(text[i : i + width])
+def _digits_end(text, pos):
+    # type: (str, int) -> int
+    """The index after the run of ASCII digits at *pos*."""
+    return len(text) - len(text[pos:].lstrip(_DIGIT_CHARS))
+
+
+def _read_int(text, pos, width, field):
+    # type: (str, int, int, str) -> Tuple[int, int]
+    """Exactly *width* ASCII digits at *pos*, or _Reject naming *field*."""
+    digits = text[pos : pos + width]
+    if len(digits) == width:
+        value = _SMALL_NUMBERS.get(digits)
+        if value is not None:
+            return value, pos + width
+        # isdigit() alone takes other scripts' digits ('٢', '²'): ASCII first.
+        if digits.isascii() and digits.isdigit():
+            return int(digits), pos + width
+    bad = min(_digits_end(text, pos), pos + width - 1)
+    raise _Reject(
+        "%s: expected a digit at index %d, found %s" % (field, bad, _describe(text, bad)),
+        bad,
+    )
+
+
+def _expect(text, pos, char, field):
+    # type: (str, int, str, str) -> int
+    """*char* at *pos*: the index after it, or _Reject naming *field*."""
+    if text[pos : pos + 1] != char:
+        raise _Reject(
+            "%s: expected %r at index %d, found %s" % (field, char, pos, _describe(text, pos)),
+            pos,
+        )
+    return pos + 1
 
 
 def _int_of_digits(digits):
@@ -506,22 +608,20 @@ def _fraction_units(digits, unit):
     return _int_of_digits(digits) * unit // 10 ** len(digits)
 
 
-def _read_fraction(text, i, field):
+def _read_fraction(text, pos, field):
     # type: (str, int, str) -> Tuple[str, int]
-    """A decimal fraction (``.`` or ``,`` then digits) at *i*, if any."""
-    if i < len(text) and text[i] in ".,":
-        j = i + 1
-        n = len(text)
-        while j < n and text[j] in _DIGITS:
-            j += 1
-        if j == i + 1:
-            raise _Reject(
-                "%s: expected a digit after the decimal sign at index %d, found %s"
-                % (field, j, _describe(text, j)),
-                j,
-            )
-        return text[i + 1 : j], j
-    return "", i
+    """A decimal fraction (``.`` or ``,`` then digits) at *pos*, if any:
+    (its digits, the index after it)."""
+    if text[pos : pos + 1] not in (".", ","):
+        return "", pos
+    end = _digits_end(text, pos + 1)
+    if end == pos + 1:
+        raise _Reject(
+            "%s: expected a digit after the decimal sign at index %d, found %s"
+            % (field, end, _describe(text, end)),
+            end,
+        )
+    return text[pos + 1 : end], end
 
 
 def _tz(minutes):
@@ -534,197 +634,224 @@ def _tz(minutes):
     return tz
 
 
-def _parse_date(text, extended):
-    # type: (str, bool) -> Tuple[int, int, int, int]
-    """Read the date part; returns (year, month, day, index after it)."""
-    year = _read_int(text, 0, 4, "year")
-    i = 5 if extended else 4
-    if text[i : i + 1] == "W":  # week date
-        week_at = i + 1
-        week = _read_int(text, i + 1, 2, "week")
-        i += 3
-        if extended:
-            if text[i : i + 1] != "-":
-                raise _Reject(
-                    "weekday: expected '-' at index %d, found %s"
-                    % (i, _describe(text, i)),
-                    i,
-                )
-            i += 1
-        weekday = _read_int(text, i, 1, "weekday")
-        i += 1
+def _year_zero():
+    # type: () -> _Reject
+    return _Reject("year: 0000 is out of range 1..9999", 0)
+
+
+def _read_date(text, extended):
+    # type: (str, bool) -> Tuple[Tuple[int, int, int], int]
+    """The date at the start of *text*: ((year, month, day), index after it)."""
+    year, pos = _read_int(text, 0, 4, "year")
+    if pos == len(text):  # YYYY alone
         if year == 0:
-            raise _Reject("year: 0000 is out of range 1..9999", 0)
-        if not 1 <= week <= _weeks_in_year(year):
-            raise _Reject(
-                "week: %d is out of range 1..%d for %d"
-                % (week, _weeks_in_year(year), year),
-                week_at,
-            )
-        if not 1 <= weekday <= 7:
-            raise _Reject("weekday: %d is out of range 1..7" % weekday, i - 1)
-        try:
-            jan4 = _datetime.date(year, 1, 4)
-            monday1 = jan4 - _datetime.timedelta(days=jan4.isoweekday() - 1)
-            date = monday1 + _datetime.timedelta(weeks=week - 1, days=weekday - 1)
-        except (ValueError, OverflowError):
-            raise _Reject("week date %04d-W%02d-%d is past 9999-12-31" % (year, week, weekday), 0)
-        return date.year, date.month, date.day, i
-    run = i
-    while run < len(text) and text[run] in _DIGITS:
-        run += 1
-    digits = run - i
-    if year == 0:
-        raise _Reject("year: 0000 is out of range 1..9999", 0)
-    if digits == 3:  # ordinal date
-        ordinal = int(text[i:run])
-        last = 366 if _is_leap(year) else 365
-        if not 1 <= ordinal <= last:
-            raise _Reject(
-                "day of year: %d is out of range 1..%d for %d" % (ordinal, last, year), i
-            )
-        date = _datetime.date(year, 1, 1) + _datetime.timedelta(days=ordinal - 1)
-        return year, date.month, date.day, run
-    month = _read_int(text, i, 2, "month")
-    i += 2
+            raise _year_zero()
+        return (year, 1, 1), pos
     if extended:
-        if text[i : i + 1] != "-":
+        pos += 1
+    if text[pos : pos + 1] == "W":
+        return _read_week_date(text, pos + 1, year, extended)
+    if year == 0:
+        raise _year_zero()
+    if text[pos + 3 : pos + 4] not in _DIGITS and _digits_end(text, pos) == pos + 3:
+        return _read_ordinal_date(text, pos, year)
+    return _read_calendar_date(text, pos, year, extended)
+
+
+def _read_calendar_date(text, pos, year, extended):
+    # type: (str, int, int, bool) -> Tuple[Tuple[int, int, int], int]
+    """MM-DD or MMDD at *pos*, or MM alone in extended format (the 1st)."""
+    month_at = pos
+    month, pos = _read_int(text, pos, 2, "month")
+    if pos == len(text):
+        if not extended:
             raise _Reject(
-                "day: expected '-' at index %d, found %s" % (i, _describe(text, i)), i
+                "day: expected a digit at index %d, found end of text (a year and"
+                " month alone are written YYYY-MM: YYYYMM is not ISO 8601)" % pos,
+                pos,
             )
-        i += 1
-    day = _read_int(text, i, 2, "day")
+        day, day_at = 1, pos
+    else:
+        if extended:
+            pos = _expect(text, pos, "-", "day")
+        day_at = pos
+        day, pos = _read_int(text, pos, 2, "day")
     if not 1 <= month <= 12:
-        raise _Reject("month: %d is out of range 1..12" % month, i - 3 if extended else i - 2)
+        raise _Reject("month: %d is out of range 1..12" % month, month_at)
     last = 29 if month == 2 and _is_leap(year) else _DAYS_IN_MONTH[month]
     if not 1 <= day <= last:
         raise _Reject(
-            "day: %d is out of range 1..%d for %s %d"
-            % (day, last, _MONTH_NAMES[month], year),
-            i,
+            "day: %d is out of range 1..%d for %s %d" % (day, last, _MONTH_NAMES[month], year),
+            day_at,
         )
-    return year, month, day, i + 2
+    return (year, month, day), pos
 
 
-def _parse_slow(text):
+def _read_ordinal_date(text, pos, year):
+    # type: (str, int, int) -> Tuple[Tuple[int, int, int], int]
+    """DDD, the day of the year, at *pos*."""
+    ordinal = int(text[pos : pos + 3])
+    last = 366 if _is_leap(year) else 365
+    if not 1 <= ordinal <= last:
+        raise _Reject(
+            "day of year: %d is out of range 1..%d for %d" % (ordinal, last, year), pos
+        )
+    date = _datetime.date.fromordinal(_datetime.date(year, 1, 1).toordinal() + ordinal - 1)
+    return (year, date.month, date.day), pos + 3
+
+
+def _read_week_date(text, pos, year, extended):
+    # type: (str, int, int, bool) -> Tuple[Tuple[int, int, int], int]
+    """ww-D or wwD after the ``W`` (or ww alone: the week's Monday)."""
+    week_at = pos
+    week, pos = _read_int(text, pos, 2, "week")
+    weekday = 1
+    if pos < len(text):
+        if extended:
+            pos = _expect(text, pos, "-", "weekday")
+        weekday, pos = _read_int(text, pos, 1, "weekday")
+    if year == 0:
+        raise _year_zero()
+    if not 1 <= week <= _weeks_in_year(year):
+        raise _Reject(
+            "week: %d is out of range 1..%d for %d" % (week, _weeks_in_year(year), year),
+            week_at,
+        )
+    if not 1 <= weekday <= 7:
+        raise _Reject("weekday: %d is out of range 1..7" % weekday, pos - 1)
+    jan4 = _datetime.date(year, 1, 4)
+    ordinal = jan4.toordinal() - jan4.weekday() + 7 * (week - 1) + weekday - 1
+    if ordinal > _datetime.date.max.toordinal():
+        raise _Reject("week date %04d-W%02d-%d is past 9999-12-31" % (year, week, weekday), 0)
+    date = _datetime.date.fromordinal(ordinal)
+    return (date.year, date.month, date.day), pos
+
+
+def _next_time_field(text, pos, extended):
+    # type: (str, int, bool) -> Optional[int]
+    """Where the next time field (minute, second) starts, or None if none
+    follows; _Reject for a ':' after a basic-format date."""
+    char = text[pos : pos + 1]
+    if char == ":":
+        if not extended:
+            raise _Reject(
+                "':' at index %d mixes extended time with a basic-format date" % pos, pos
+            )
+        return pos + 1
+    return pos if char in _DIGITS and not extended else None
+
+
+def _read_time(text, pos, extended):
+    # type: (str, int, bool) -> Tuple[Tuple[int, int, int, int], int]
+    """hh[:mm[:ss]] or hh[mm[ss]] and a fraction of the last field:
+    ((hour, minute, second, microsecond), index after it). Hour 24 comes
+    back as 24, checked to be the end of the day."""
+    hour_at = pos
+    fields = [0, 0, 0]  # hour, minute, second
+    fields[0], pos = _read_int(text, pos, 2, "hour")
+    if extended and text[pos : pos + 1] in _DIGITS:  # 2018-12-25T1141
+        raise _Reject(
+            "digit at index %d: basic-format time after an extended-format date" % pos, pos
+        )
+    count = 1
+    while count < 3:
+        start = _next_time_field(text, pos, extended)
+        if start is None:
+            break
+        fields[count], pos = _read_int(text, start, 2, _TIME_FIELDS[count])
+        count += 1
+    hour, minute, second = fields
+    micro = 0
+    fraction, pos = _read_fraction(text, pos, _TIME_FIELDS[count - 1])
+    if fraction and count == 3:
+        micro = int(fraction[:6].ljust(6, "0"))
+    elif fraction:  # of an hour or a minute: less than one of them
+        micro = _fraction_units(fraction, _MICROS_IN[_TIME_FIELDS[count - 1]])
+        minute_part, micro = divmod(micro, 60000000)
+        second, micro = divmod(micro, 1000000)
+        minute += minute_part
+    _check_time(hour, minute, second, fraction, hour_at, 3 if extended else 2)
+    return (hour, minute, second, micro), pos
+
+
+def _check_time(hour, minute, second, fraction, hour_at, step):
+    # type: (int, int, int, str, int, int) -> None
+    """The range checks of _read_time: hour at index *hour_at*, minute and
+    second *step* and 2 * *step* after it."""
+    if hour == 24:
+        if minute or second or fraction.strip("0"):
+            raise _Reject("hour: 24 is allowed only as 24:00:00 (end of day)", hour_at)
+    elif hour > 23:
+        raise _Reject("hour: %d is out of range 0..24" % hour, hour_at)
+    if minute > 59:
+        raise _Reject("minute: %d is out of range 0..59" % minute, hour_at + step)
+    if second == 60:
+        raise _Reject("second: leap second 60 is not supported", hour_at + 2 * step)
+    if second > 59:
+        raise _Reject("second: %d is out of range 0..59" % second, hour_at + 2 * step)
+
+
+def _read_offset(text, pos, extended):
+    # type: (str, int, bool) -> Tuple[Optional[_datetime.timezone], int]
+    """Z, z, ±hh:mm, ±hhmm or ±hh at *pos*, if any: (tzinfo, index after it)."""
+    sign = text[pos : pos + 1]
+    if sign in ("Z", "z"):
+        return _UTC, pos + 1
+    if sign not in ("+", "-"):
+        return None, pos
+    hour_at = minute_at = pos + 1
+    hours, pos = _read_int(text, hour_at, 2, "offset hour")
+    minutes = 0
+    char = text[pos : pos + 1]
+    if char == ":":
+        if not extended:
+            raise _Reject("offset: ':' at index %d mixes extended and basic format" % pos, pos)
+        minute_at = pos + 1
+        minutes, pos = _read_int(text, minute_at, 2, "offset minute")
+    elif char in _DIGITS:
+        if extended:
+            raise _Reject(
+                "offset: basic ±hhmm at index %d in an extended-format text" % (pos - 3), pos
+            )
+        minute_at = pos
+        minutes, pos = _read_int(text, minute_at, 2, "offset minute")
+    if hours > 23:
+        raise _Reject("offset hour: %d is out of range 0..23" % hours, hour_at)
+    if minutes > 59:
+        raise _Reject("offset minute: %d is out of range 0..59" % minutes, minute_at)
+    minutes += hours * 60
+    return _tz(-minutes if sign == "-" else minutes), pos
+
+
+def _read_datetime(text):
     # type: (str) -> _datetime.datetime
-    n = len(text)
-    if n < 7:
-        raise _Reject("too short for a date", n)
+    """The general reader: every form above, or _Reject naming the fault."""
+    if len(text) < 4:
+        raise _Reject("too short for a date", len(text))
     extended = text[4:5] == "-"
-    year, month, day, i = _parse_date(text, extended)
-    hour = minute = second = micro = 0
-    hour_at = i
-    tzinfo = None
-    next_day = False
-    if i < n:
-        if text[i] not in "Tt ":
-            raise _Reject(
-                "expected 'T', 't' or ' ' before the time at index %d, found %s"
-                % (i, _describe(text, i)),
-                i,
-            )
-        i += 1
-        hour_at = minute_at = second_at = i
-        hour = _read_int(text, i, 2, "hour")
-        i += 2
-        lowest, unit = "hour", 3600000000
-        colon = text[i : i + 1] == ":"
-        if colon and not extended:
-            raise _Reject(
-                "':' at index %d mixes extended time with a basic-format date" % i, i
-            )
-        if (colon and extended) or (not extended and text[i : i + 1] in _DIGITS):
-            i += colon
-            minute_at = i
-            minute = _read_int(text, i, 2, "minute")
-            i += 2
-            lowest, unit = "minute", 60000000
-            colon = text[i : i + 1] == ":"
-            if colon and not extended:
-                raise _Reject(
-                    "':' at index %d mixes extended time with a basic-format date" % i, i
-                )
-            if (colon and extended) or (not extended and text[i : i + 1] in _DIGITS):
-                i += colon
-                second_at = i
-                second = _read_int(text, i, 2, "second")
-                i += 2
-                lowest, unit = "second", 1000000
-        elif extended and text[i : i + 1] in _DIGITS:
-            raise _Reject(
-                "digit at index %d: basic-format time after an extended-format date" % i,
-                i,
-            )
-        fraction, i = _read_fraction(text, i, lowest)
-        if fraction:
-            if lowest == "second":
-                micro = int(fraction[:6].ljust(6, "0"))
-            else:  # a fraction of an hour or a minute, below one unit
-                micro = _fraction_units(fraction, unit)
-                minute_part, micro = divmod(micro, 60000000)
-                second, micro = divmod(micro, 1000000)
-                minute += minute_part
-        if hour == 24:
-            if minute or second or micro or fraction.strip("0"):
-                raise _Reject("hour: 24 is allowed only as 24:00:00 (end of day)", hour_at)
-            hour = 0
-            next_day = True
-        elif hour > 23:
-            raise _Reject("hour: %d is out of range 0..24" % hour, hour_at)
-        if minute > 59:
-            raise _Reject("minute: %d is out of range 0..59" % minute, minute_at)
-        if second == 60:
-            raise _Reject("second: leap second 60 is not supported", second_at)
-        if second > 59:
-            raise _Reject("second: %d is out of range 0..59" % second, second_at)
-        if i < n:
-            sign = text[i]
-            if sign in "Zz":
-                tzinfo = _UTC
-                i += 1
-            elif sign in "+-":
-                off_h_at = off_m_at = i + 1
-                off_h = _read_int(text, i + 1, 2, "offset hour")
-                i += 3
-                off_m = 0
-                if text[i : i + 1] == ":":
-                    if not extended:
-                        raise _Reject(
-                            "offset: ':' at index %d mixes extended and basic format" % i, i
-                        )
-                    off_m_at = i + 1
-                    off_m = _read_int(text, i + 1, 2, "offset minute")
-                    i += 3
-                elif text[i : i + 1] in _DIGITS and i < n:
-                    if extended:
-                        raise _Reject(
-                            "offset: basic ±hhmm at index %d in an extended-format text"
-                            % (i - 3),
-                            i,
-                        )
-                    off_m_at = i
-                    off_m = _read_int(text, i, 2, "offset minute")
-                    i += 2
-                if off_h > 23:
-                    raise _Reject("offset hour: %d is out of range 0..23" % off_h, off_h_at)
-                if off_m > 59:
-                    raise _Reject("offset minute: %d is out of range 0..59" % off_m, off_m_at)
-                minutes = off_h * 60 + off_m
-                tzinfo = _tz(-minutes if sign == "-" else minutes)
-    if i < n:
+    (year, month, day), pos = _read_date(text, extended)
+    if pos == len(text):
+        return _datetime.datetime(year, month, day)
+    if text[pos] not in "Tt ":
+        raise _Reject(
+            "expected 'T', 't' or ' ' before the time at index %d, found %s"
+            % (pos, _describe(text, pos)),
+            pos,
+        )
+    (hour, minute, second, micro), end = _read_time(text, pos + 1, extended)
+    tzinfo, end = _read_offset(text, end, extended)
+    if end < len(text):
         raise _Reject(
             "unexpected %s at index %d after the %s"
-            % (_describe(text, i), i, "offset" if tzinfo is not None else "date-time"),
-            i,
+            % (_describe(text, end), end, "offset" if tzinfo is not None else "date-time"),
+            end,
         )
-    result = _datetime.datetime(year, month, day, hour, minute, second, micro, tzinfo)
-    if next_day:
-        try:
-            result += _ONE_DAY
-        except OverflowError:
-            raise _Reject("24:00 on 9999-12-31 is past the largest date", hour_at)
-    return result
+    if hour < 24:
+        return _datetime.datetime(year, month, day, hour, minute, second, micro, tzinfo)
+    try:  # 24:00, the end of the day
+        return _datetime.datetime(year, month, day, 0, 0, 0, 0, tzinfo) + _ONE_DAY
+    except OverflowError:
+        raise _Reject("24:00 on 9999-12-31 is past the largest date", pos + 1)
 
 
 def parse_datetime(text):
@@ -738,6 +865,9 @@ def parse_datetime(text):
         >>> parse_datetime("2018-12-25T11:41:02.2331413Z")
         datetime.datetime(2018, 12, 25, 11, 41, 2, 233141, tzinfo=datetime.timezone.utc)
 
+    A date alone, of any precision (``2018-12-25``, ``2018-12``, ``2018``,
+    ``2018-W52``), is naive midnight of its first day.
+
     Raises ``ValueError`` naming the field, the character and its index for
     anything else, and ``TypeError`` for a non-``str`` argument.
     """
@@ -747,35 +877,21 @@ def parse_datetime(text):
                 "parse_datetime() takes a str, not %s" % type(text).__name__
             )
         text = str(text)
-    if _fromisoformat is not None and _FAST_SHAPE.fullmatch(text):
+    shape = _FAST_SHAPES.get(len(text))
+    if shape is not None:  # the fast path, inline (a call costs 1/6 of it on 3.7)
         try:
-            return _fromisoformat(text)
+            mask, reader, kept, suffix = shape
+            if reader is not None:
+                return reader(text)
+            if text.encode().translate(_ZERO_DIGITS) == mask and not (
+                _ISO_Z and text[11:13] == "24"  # never let fromisoformat judge 24:00
+            ):
+                return _fromisoformat(text[:kept] + suffix)
         except ValueError:
-            pass  # e.g. February 30th: let the reader below name the field
-    match = _RFC3339.fullmatch(text)
-    if match is not None:
-        year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
-        hour, second = int(hour), int(second)
-        if hour < 24 and second < 60 and year != "0000":
-            tzinfo = None
-            if zulu is not None:
-                tzinfo = _UTC
-            elif sign is not None:
-                off_h, off_m = int(off_h), int(off_m)
-                if off_h > 23 or off_m > 59:
-                    tzinfo = False
-                else:
-                    minutes = off_h * 60 + off_m
-                    tzinfo = _tz(-minutes if sign == "-" else minutes)
-            if tzinfo is not False:
-                micro = int(frac[:6].ljust(6, "0")) if frac else 0
-                try:
-                    return _datetime.datetime(int(year), int(month), int(day), hour,
-                                              int(minute), second, micro, tzinfo)
-                except ValueError:
-                    pass  # out of range: the reader below names the field
+            pass  # another shape, a field out of range, a lone surrogate (not
+            # encodable): the general reader decides, and names the fault
     try:
-        return _parse_slow(text)
+        return _read_datetime(text)
     except _Reject as exc:
         problem, index = exc.args
         if " index " not in problem:
