@@ -989,6 +989,17 @@ def _words(value, what):
     return tuple(w.lower() for w in value)
 
 
+def _names(value, what):
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("Vocabulary.%s must be a sequence of non-empty str" % what)
+    return tuple(value)
+
+
+def _check_number(value, what, kinds, least):
+    if isinstance(value, bool) or not isinstance(value, kinds) or not least <= value < 1e12:
+        raise ValueError("Vocabulary.%s must be a number >= %s, not %r" % (what, least, value))
+
+
 @_dataclasses.dataclass(frozen=True)
 class Vocabulary:
     """How one family of services writes its status documents: data, no code.
@@ -1036,34 +1047,24 @@ class Vocabulary:
         setattr_ = object.__setattr__
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("Vocabulary.name must be a non-empty str")
-        seen = {}  # type: Dict[str, str]
-        for what in ("succeeded", "failed", "canceled", "running"):
+        outcomes = {}  # type: Dict[str, Status]
+        for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
+                             ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
             words = _words(getattr(self, what), what)
             for word in words:
-                if seen.setdefault(word, what) != what:
-                    raise ValueError("Vocabulary %r: %r is both %s and %s"
-                                     % (self.name, word, seen[word], what))
+                if word in outcomes:
+                    raise ValueError("Vocabulary %r: %r is listed under two outcomes"
+                                     % (self.name, word))
+                outcomes[word] = Status.NOTSTARTED if word == "notstarted" else member
             setattr_(self, what, words)
         if self.unknown not in ("error", "running"):
             raise ValueError("Vocabulary.unknown must be 'error' or 'running', not %r"
                              % (self.unknown,))
         for what in ("created_fields", "updated_fields", "error_paths", "url_headers"):
-            value = getattr(self, what)
-            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-                raise ValueError("Vocabulary.%s must be a sequence of non-empty str" % what)
-            setattr_(self, what, tuple(value))
-        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) \
-                or self.max_bytes < 1:
-            raise ValueError("Vocabulary.max_bytes must be an int >= 1")
-        wait = self.max_server_wait
-        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
-                                 or not 0 <= wait <= 366 * 86400.0):
-            raise ValueError("Vocabulary.max_server_wait must be None or seconds >= 0")
-        outcomes = {}  # type: Dict[str, Status]
-        for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
-                             ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
-            for word in getattr(self, what):
-                outcomes[word] = Status.NOTSTARTED if word == "notstarted" else member
+            setattr_(self, what, _names(getattr(self, what), what))
+        _check_number(self.max_bytes, "max_bytes", int, 1)
+        if self.max_server_wait is not None:
+            _check_number(self.max_server_wait, "max_server_wait", (int, float), 0)
         setattr_(self, "_outcomes", outcomes)
 
     def outcome(self, word):

@@ -296,7 +296,7 @@ def test_an_arm_async_job_answers_at_its_location_too(quick, fake_clock):
 
 
 @pytest.mark.parametrize("query, message", [
-    ("?kind=lro", "kind must be one of azure, read, arm-async, arm-location, not 'lro'"),
+    ("?kind=lro", "kind must be one of azure, read, translator, language, arm-async, arm-location, not 'lro'"),
     ("?outcome=done", "outcome must be one of succeeded, failed, canceled, not 'done'"),
     ("?seconds=-1", "'seconds' must be a non-negative number, not '-1'"),
     ("?seconds=nan", "'seconds' must be a non-negative number, not 'nan'"),
