@@ -1125,7 +1125,7 @@ VOCABULARIES = {
         "arm", succeeded=("succeeded",), failed=("failed",), canceled=("canceled",),
         running=("notstarted", "accepted", "inprogress", "running", "creating", "updating",
                  "deleting"),
-        unknown="running", created_fields=("startTime",), updated_fields=(),
+        unknown="running", created_fields=("startTime",), updated_fields=("endTime",),
         error_paths=("error.message", "properties.error.message"),
         url_headers=("Azure-AsyncOperation", "Location"), accepted_means_running=True),
 }

@@ -452,7 +452,7 @@ def _only_status_document_error(document, name):
 
 
 @given(json_values)
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=100)
 def test_random_json_only_status_document_error_under_every_vocabulary(value):
     text = json.dumps(value)
     for name in NAMES:
@@ -467,7 +467,7 @@ def test_random_json_like_text_only_status_document_error_under_every_vocabulary
 
 
 @given(documents)
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=100)
 def test_random_documents_only_status_document_error_under_every_vocabulary(data):
     text = json.dumps(data)
     encoded = text.encode("utf-16")
