@@ -81,6 +81,7 @@ __all__ = [
     "api_base",
     "resolve_operation_url",
     "redact_url",
+    "is_loopback",
     # plugins
     "PluginError",
     "HookSpecs",
@@ -1889,7 +1890,7 @@ def _split_url(url, *, allow_http=False, what="URL"):
         raise UnsafeURLError("%s has userinfo ('user@host'), which is refused" % what)
     if not parts.hostname:
         raise UnsafeURLError("%s has no host" % what)
-    if scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+    if scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise UnsafeURLError(
             "%s uses plain http to %s: only https is allowed to a host other than "
             "loopback (allow_http=True, or --allow-http, overrides)" % (what, parts.hostname)
@@ -1899,8 +1900,11 @@ def _split_url(url, *, allow_http=False, what="URL"):
     return parts
 
 
-def _is_loopback(host):
+def is_loopback(host):
     # type: (str) -> bool
+    """Whether *host* (a name or an address, no brackets) is this machine's
+    loopback: ``localhost``, ``*.localhost``, 127.0.0.0/8 or ``::1``. Plain
+    http is allowed there only; plugins use the same rule."""
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -6662,7 +6666,7 @@ def _cmd_serve(args, out):
         try:
             out.write("Face snapshot simulator (dialect %s) listening; Ctrl-C stops it.\n"
                       % args.dialect)
-            if not _is_loopback(host):
+            if not is_loopback(host):
                 _sys.stderr.write("opstatus: warning: listening on %s: other hosts can reach "
                                   "this simulator (plain http)\n" % (args.host or "*"))
             out.write("export OPSTATUS_ENDPOINT=%s\n" % sim.endpoint)
