@@ -106,6 +106,7 @@ import json as _json
 import logging as _logging
 import random as _random
 import sys as _sys
+import threading as _threading
 import time as _time
 import types as _types
 from collections.abc import Mapping as _Mapping
@@ -2289,52 +2290,56 @@ class HTTPTransport:
     def send(self, request):
         # type: (Request) -> Response
         """Send *request*; raise :class:`NetworkError` or
-        :class:`ResponseTooLarge`, or return the :class:`Response`."""
-        import time
+        :class:`ResponseTooLarge`, or return the :class:`Response`.
 
-        clock = time.monotonic
+        Any method goes on a kept-alive connection that is provably idle.
+        If the server had closed it meanwhile, the request goes again on a
+        new connection when that is safe: a GET always, another method only
+        when it failed while being sent (the server cannot act on half a
+        request); once sent whole, a POST is never sent twice."""
         parts = _split_url(request.url, allow_http=True)
         origin = _origin(parts)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        deadline = clock() + max(0.001, request.timeout)
-        reuse = request.method == "GET"
+        deadline = _time.monotonic() + max(0.001, request.timeout)
         generation = self._generation
-        conn = self._idle_connection(origin) if reuse else None
-        fresh = conn is None
-        for attempt in (1, 2):
-            if conn is None:
-                conn = self._connect(origin, max(0.001, deadline - clock()))
-                fresh = True
+        conn = self._idle_connection(origin)
+        if conn is not None:
             try:
-                if conn.sock is None:
-                    try:
-                        conn.connect()
-                    except Exception as exc:
-                        conn.close()
-                        raise _network_error(exc, sent=False, url=request.url) from None
-                    conn.sock = _DeadlineSocket(conn.sock, clock)
-                conn.sock.deadline = deadline
-                conn.request(request.method, path, body=request.body, headers=request.headers)
-                raw = conn.getresponse()
-                return self._read(raw, conn, origin, request, reuse, generation)
-            except (NetworkError, ResponseTooLarge):
-                conn.close()
-                raise
-            except Exception as exc:
-                conn.close()
-                if not _is_network_exception(exc):
-                    raise
-                # A kept-alive connection the server had closed: try once more
-                # on a fresh one (GET only; never for a POST).
-                if not fresh and attempt == 1 and _is_stale_connection(exc):
-                    conn = None
-                    continue
-                raise _network_error(exc, sent=True, url=request.url) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                return self._exchange(conn, origin, path, request, deadline, generation, True)
+            except _StaleConnection as stale:
+                if stale.sent and request.method != "GET":
+                    raise _network_error(stale.exc, sent=True, url=request.url) from None
+        conn = self._connect(origin, max(0.001, deadline - _time.monotonic()))
+        try:
+            conn.connect()
+        except Exception as exc:
+            conn.close()
+            raise _network_error(exc, sent=False, url=request.url) from None
+        conn.sock = _DeadlineSocket(conn.sock, _time.monotonic)
+        return self._exchange(conn, origin, path, request, deadline, generation, False)
 
-    def _read(self, raw, conn, origin, request, reuse, generation):
+    def _exchange(self, conn, origin, path, request, deadline, generation, reused):
+        conn.sock.deadline = deadline
+        sent = False
+        try:
+            conn.request(request.method, path, body=request.body, headers=request.headers)
+            sent = True
+            raw = conn.getresponse()
+            return self._read(raw, conn, origin, request, generation)
+        except (NetworkError, ResponseTooLarge):
+            conn.close()
+            raise
+        except Exception as exc:
+            conn.close()
+            if not _is_network_exception(exc):
+                raise
+            if reused and _is_stale_connection(exc):
+                raise _StaleConnection(exc, sent) from None
+            raise _network_error(exc, sent=True, url=request.url) from None
+
+    def _read(self, raw, conn, origin, request, generation):
         length = raw.getheader("content-length")
         limit = request.max_bytes
         if length is not None:
@@ -2367,7 +2372,7 @@ class HTTPTransport:
             headers[name] = headers[name] + ", " + value if name in headers else value
         # Only a connection whose exchange ended cleanly goes back: the whole
         # body read, a final (not 1xx) answer, no close announced.
-        if (reuse and raw.status >= 200 and not raw.will_close and raw.isclosed()
+        if (raw.status >= 200 and not raw.will_close and raw.isclosed()
                 and not conn.sock.dirty):
             with self._lock:
                 if generation == self._generation:
@@ -2440,6 +2445,16 @@ def _readable_now(sock):
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):
         return True
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection turned out closed by the server; *sent* says
+    whether the whole request had been written before it failed."""
+
+    def __init__(self, exc, sent):
+        super().__init__(exc)
+        self.exc = exc
+        self.sent = sent
 
 
 def _is_network_exception(exc):
@@ -3065,6 +3080,7 @@ class _Client:
         self.explicit_tls = ssl_context is not None or cafile is not None
         self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if transport is None else None
+        self.owns_transport = True  # False once it shares another's connections
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
         self.hooks = _default_hooks(plugins)
@@ -3215,7 +3231,7 @@ class _Client:
         return exc
 
     def close(self):
-        if self.transport is not None:
+        if self.transport is not None and self.owns_transport:
             self.transport.close()
 
 
@@ -3274,6 +3290,32 @@ def _checked_response(response, request, name):
     return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body),
                     request.url)
 
+
+class _SharedPool:
+    """One :class:`HTTPTransport` for the polls running at once; closed when
+    the last of them releases it."""
+
+    def __init__(self):
+        self._lock = _threading.Lock()
+        self._transport = None  # type: Optional[HTTPTransport]
+        self._users = 0
+
+    def acquire(self):
+        # type: () -> HTTPTransport
+        with self._lock:
+            if self._transport is None:
+                self._transport = HTTPTransport()
+            self._users += 1
+            return self._transport
+
+    def release(self):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._transport is not None:
+                self._transport.close()
+
+
+_SHARED_POOL = _SharedPool()
 
 #: Seconds of errors in a row after which a poller logs one WARNING.
 ERRORS_WARNING_AFTER = 60.0
@@ -3759,12 +3801,21 @@ class Poller:
 
     async def wait_async(self):
         # type: () -> OperationStatus
-        """:meth:`wait` for ``asyncio``: ``status = await poller.wait_async()``."""
+        """:meth:`wait` for ``asyncio``: ``status = await poller.wait_async()``.
+        Polls running at once share kept-alive connections (unless this
+        poller has TLS options or a transport of its own); the last one to
+        end closes them."""
+        pool = None
+        if self._client.owns_transport and not self._client.explicit_tls:
+            pool = _SHARED_POOL.acquire()
+            self.share_connections(pool)
         try:
             async for _status in self:
                 pass
         finally:
             self._client.close()
+            if pool is not None:
+                _SHARED_POOL.release()
         return self._final()
 
     def wait(self, timeout=None):
@@ -3884,11 +3935,17 @@ class Poller:
         return poller
 
     def share_connections(self, other):
-        """Use the kept-alive connections of *other*, a :class:`Poller` of the
-        same service, when both use the built-in transport (a
-        :class:`Watcher` shares one pool between all of its pollers)."""
-        if self._client.transport is not None and other._client.transport is not None:
-            self._client.transport = other._client.transport
+        """Use the kept-alive connections of *other* (a :class:`Poller` of the
+        same service, or an :class:`HTTPTransport`) when this poller uses
+        the built-in transport; *other* stays in charge of closing them. A
+        :class:`Watcher` shares one pool between all of its pollers, and
+        :func:`poll_async` one between all the polls running at once."""
+        pool = other if isinstance(other, HTTPTransport) else other._client.transport
+        client = self._client
+        if client.transport is not None and pool is not None and pool is not client.transport:
+            if client.owns_transport:
+                client.transport.close()
+            client.transport, client.owns_transport = pool, False
 
     def close(self):
         """Release the connections of the built-in transport."""

@@ -53,7 +53,7 @@ def test_api_base_raises_only_unsafe_url_error(endpoint, allow_http):
     assert parts.scheme in ("https", "http")
     assert parts.path  # /face/v1.0 added when there was none
     if parts.scheme == "http" and not allow_http:
-        assert opstatus._is_loopback(parts.hostname)
+        assert opstatus.is_loopback(parts.hostname)
 
 
 @settings(max_examples=300, deadline=None)

@@ -474,3 +474,65 @@ def test_a_transport_returning_something_else_names_what_it_returned():
     with pytest.raises(opstatus.PluginError, match="returned dict instead of an opstatus.Response"):
         opstatus.poll("https://svc.example/face/v1.0/operations/x", key="k",
                       transport=Bad(), plugins=False, timeout=5)
+
+
+# -- issue 15: POSTs reuse provably idle connections, never sent twice ---------------
+
+
+def test_posts_reuse_one_kept_alive_connection(sim):
+    from conftest import ConnectionCounter
+
+    sim.add_object("PersonGroup", "pg")
+    counter = ConnectionCounter(sim)
+    with opstatus.HTTPTransport() as transport:
+        for _ in range(20):
+            opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                   object_id="pg", apply_scope=[sim.subscription],
+                                   transport=transport, plugins=False)
+    assert counter.accepted == 1
+
+
+@pytest.mark.parametrize("method, retried", [("POST", False), ("GET", True)])
+def test_a_request_the_server_dropped_on_a_reused_connection(keepalive, method, retried):
+    # The server reads the second request whole, then closes without an
+    # answer: a GET goes again on a new connection; a POST is never sent twice.
+    def respond(path, number):
+        if path == "/second" and number == 1:
+            return None
+        return answer(status_body())
+
+    server = keepalive(respond)
+    with opstatus.HTTPTransport() as transport:
+        transport.send(opstatus.Request("GET", server.origin + "/first", timeout=5))
+        request = opstatus.Request(method, server.origin + "/second", timeout=5, body=b"{}")
+        if retried:
+            assert transport.send(request).status == 200
+        else:
+            with pytest.raises(opstatus.NetworkError) as info:
+                transport.send(request)
+            assert info.value.sent
+    assert [p for _n, p in server.requests].count("/second") == (2 if retried else 1)
+
+
+def test_many_poll_async_operations_share_a_few_connections(sim, fake_clock):
+    import asyncio
+
+    from conftest import ConnectionCounter
+
+    sim.add_object("PersonGroup", "pg")
+    counter = ConnectionCounter(sim)
+    locations = [opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                        object_id="pg", apply_scope=[sim.subscription],
+                                        plugins=False) for _ in range(200)]
+    assert counter.wait_closed() == 0
+    counter.reset()
+
+    async def main():
+        return await asyncio.gather(*(
+            opstatus.poll_async(loc, endpoint=sim.endpoint, key=sim.key, plugins=False,
+                                **fake_time(fake_clock)) for loc in locations))
+
+    finals = asyncio.run(main())
+    assert all(f.succeeded for f in finals)
+    assert counter.accepted <= 16, counter.accepted
+    assert counter.wait_closed() == 0  # the last one out closed them
