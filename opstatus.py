@@ -948,6 +948,14 @@ _FIELD_BY_WIRE = {
     "resourcelocation": "resource_location",
     "location": "resource_location",
 }
+#: The spellings the service uses (camelCase, PascalCase), lower-cased.
+_LOWER_WIRE = {}  # type: Dict[str, str]
+for _lower in _FIELD_BY_WIRE:
+    _camel = {"createdtime": "createdTime", "lastactiontime": "lastActionTime",
+              "resourcelocation": "resourceLocation"}.get(_lower, _lower)
+    _LOWER_WIRE[_camel] = _LOWER_WIRE[_camel[0].upper() + _camel[1:]] = _lower
+del _lower, _camel
+
 _WIRE_BY_FIELD = {
     "status": "status",
     "created_time": "createdTime",
@@ -1187,6 +1195,66 @@ def _failure_reason(data, vocab):
     return None, None
 
 
+def _face_known(data):
+    """The five fields of a Face document by lower-case wire name, as
+    ``(key, value)``, and the other keys; duplicates (in any case) refused."""
+    known = {}  # type: Dict[str, Tuple[str, Any]]
+    extra = {}  # type: Dict[str, Any]
+    for key, value in data.items():
+        lower = _LOWER_WIRE.get(key)  # the wire's own spellings, without lower()
+        if lower is None:
+            if not isinstance(key, str):
+                raise StatusDocumentError("keys must be strings, got %r" % (key,))
+            lower = key.lower()
+            if lower not in _FIELD_BY_WIRE:
+                extra[key] = value
+                continue
+        if lower in known:
+            raise StatusDocumentError(
+                "duplicate key (%s and %s)" % (_short_repr(known[lower][0]), _short_repr(key)),
+                _WIRE_BY_FIELD[_FIELD_BY_WIRE[lower]])
+        known[lower] = (key, value)
+    # ``location`` is an alias; when both carry a value resourceLocation
+    # wins and ``location`` is kept with the unknown keys.
+    alias = known.pop("location", None)
+    if alias is not None and alias[1] is not None:
+        current = known.get("resourcelocation")
+        if current is None or current[1] is None:
+            known["resourcelocation"] = alias
+        else:
+            extra[alias[0]] = alias[1]
+    return known, extra
+
+
+def _read_face(cls, data):
+    """A Face v1.0 document (the ``"face"`` vocabulary), as strictly as the
+    service writes it; the checks of ``__post_init__`` are done here, once."""
+    known, extra = _face_known(data)
+    values = {lower: pair[1] for lower, pair in known.items() if pair[1] is not None}
+    raw = values.get("status")
+    if raw is None:
+        raise StatusDocumentError("missing (a required field)", "status")
+    status = FACE.outcome(raw)
+    created = values.get("createdtime")
+    if created is None:
+        raise StatusDocumentError("missing (a required field)", "createdTime")
+    last, message, location = (values.get("lastactiontime"), values.get("message"),
+                               values.get("resourcelocation"))
+    if cls is not OperationStatus:  # a subclass: its own __init__ and checks
+        return cls(status, created, last, message, location, extra, raw_status=raw,
+                   document=data)
+    for value, wire in ((message, "message"), (location, "resourceLocation")):
+        if value is not None and not isinstance(value, str):
+            raise StatusDocumentError("expected a string, got %s" % type(value).__name__, wire)
+    self = object.__new__(cls)
+    self.__dict__.update(
+        status=status, created_time=_as_time(created, "createdTime"),
+        last_action_time=None if last is None else _as_time(last, "lastActionTime"),
+        message=message, resource_location=location, extra=_types.MappingProxyType(extra),
+        raw_status=raw, document=_types.MappingProxyType(dict(data)), error_code=None)
+    return self
+
+
 def _read_document(cls, data, vocab):
     """A status document read under *vocab* (any but ``"face"``)."""
     index = {}  # type: Dict[str, Tuple[str, Any]]
@@ -1223,6 +1291,8 @@ def _as_time(value, wire):
             value = parse_datetime(value)
         except ValueError as exc:
             raise StatusDocumentError(str(exc), wire) from None
+        if value.tzinfo is _UTC:  # the service's own form
+            return value
     elif not isinstance(value, _datetime.datetime):
         raise StatusDocumentError(
             "expected an ISO 8601 string, got %s" % type(value).__name__, wire
@@ -1326,45 +1396,7 @@ class OperationStatus:
             vocab = _vocabulary_of(vocabulary)
             if vocab is not FACE:
                 return _read_document(cls, data, vocab)
-        known = {}  # type: Dict[str, Tuple[str, Any]]  # lower wire name -> (key, value)
-        extra = {}  # type: Dict[str, Any]
-        for key, value in data.items():
-            if not isinstance(key, str):
-                raise StatusDocumentError("keys must be strings, got %r" % (key,))
-            lower = key.lower()
-            if lower not in _FIELD_BY_WIRE:
-                extra[key] = value
-            elif lower in known:
-                raise StatusDocumentError(
-                    "duplicate key (%s and %s)" % (_short_repr(known[lower][0]), _short_repr(key)),
-                    _WIRE_BY_FIELD[_FIELD_BY_WIRE[lower]],
-                )
-            else:
-                known[lower] = (key, value)
-        # ``location`` is an alias; when both carry a value resourceLocation
-        # wins and ``location`` is kept with the unknown keys.
-        alias = known.pop("location", None)
-        if alias is not None and alias[1] is not None:
-            current = known.get("resourcelocation")
-            if current is None or current[1] is None:
-                known["resourcelocation"] = alias
-            else:
-                extra[alias[0]] = alias[1]
-        fields = {
-            _FIELD_BY_WIRE[lower]: value
-            for lower, (_key, value) in known.items()
-            if value is not None
-        }
-        if "status" not in fields:
-            raise StatusDocumentError("missing (a required field)", "status")
-        raw = fields["status"]
-        fields["status"] = FACE.outcome(raw)
-        if "created_time" not in fields:
-            raise StatusDocumentError("missing (a required field)", "createdTime")
-        fields["extra"] = extra
-        fields["raw_status"] = raw
-        fields["document"] = data
-        return cls(**fields)
+        return _read_face(cls, data)
 
     @classmethod
     def from_json(cls, document, *, max_bytes=None, vocabulary=None):
@@ -1506,11 +1538,13 @@ def _reject_constant(name):
 
 
 def _unique_object(pairs):
-    obj = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError("duplicate key %s" % _short_repr(key))
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise ValueError("duplicate key %s" % _short_repr(key))
+            seen.add(key)
     return obj
 
 
@@ -1570,8 +1604,11 @@ def _load_json_object(document, max_bytes=None):
             raise StatusDocumentError(
                 "body too large (%d bytes, limit %d)" % (len(document), limit)
             )
+        # UTF-8 unless a BOM or a NUL says otherwise (json.detect_encoding).
+        plain = document[:1] not in (b"\x00", b"\xef", b"\xfe", b"\xff", b"") and (
+            len(document) < 2 or document[1:2] != b"\x00")
         try:
-            document = document.decode(json.detect_encoding(document))
+            document = document.decode("utf-8" if plain else json.detect_encoding(document))
         except (UnicodeDecodeError, LookupError) as exc:
             raise StatusDocumentError("invalid JSON: not UTF-8/16/32 text (%s)" % exc.reason
                                       if isinstance(exc, UnicodeDecodeError) else
@@ -1587,17 +1624,20 @@ def _load_json_object(document, max_bytes=None):
     if document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
         _check_depth(document)
     try:
-        return json.loads(
-            document,
-            object_pairs_hook=_unique_object,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            parse_int=_short_int,
-        )
+        if document[:1] == "\ufeff":  # as json.loads says it
+            raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): "
+                             "line 1 column 1 (char 0)")
+        return _JSON_DECODER.decode(document)
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise StatusDocumentError("nesting too deep") from None
     except ValueError as exc:  # JSONDecodeError, int digit limit, ours
         raise StatusDocumentError("invalid JSON: %s" % exc) from None
+
+
+#: One strict decoder for every document (json.loads would build one a call).
+_JSON_DECODER = _json.JSONDecoder(object_pairs_hook=_unique_object,
+                                  parse_constant=_reject_constant,
+                                  parse_float=_finite_float, parse_int=_short_int)
 
 
 ###############################################################################
