@@ -2281,6 +2281,7 @@ class HTTPTransport:
         self._ssl_context = ssl_context
         self._cafile = cafile
         self._idle = {}  # type: Dict[Tuple[str, str, int], list]
+        self._targets = {}  # type: Dict[str, Tuple[Tuple[str, str, int], str]]
         import threading
 
         self._lock = threading.Lock()
@@ -2337,11 +2338,16 @@ class HTTPTransport:
         new connection when that is safe: a GET always, another method only
         when it failed while being sent (the server cannot act on half a
         request); once sent whole, a POST is never sent twice."""
-        parts = _split_url(request.url, allow_http=True)
-        origin = _origin(parts)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
+        target = self._targets.get(request.url)
+        if target is None:  # a poll sends one URL again and again: split it once
+            parts = _split_url(request.url, allow_http=True)
+            path = parts.path or "/"
+            if parts.query:
+                path += "?" + parts.query
+            if len(self._targets) >= 1024:
+                self._targets.clear()
+            target = self._targets[request.url] = (_origin(parts), path)
+        origin, path = target
         deadline = _time.monotonic() + max(0.001, request.timeout)
         generation = self._generation
         conn = self._idle_connection(origin)
@@ -3121,6 +3127,7 @@ class _Client:
         self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if transport is None else None
         self.owns_transport = True  # False once it shares another's connections
+        self._passed = None  # type: Optional[str]  # the last URL that passed the check
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
         self.hooks = _default_hooks(plugins)
@@ -3135,12 +3142,16 @@ class _Client:
             self.origin = _origin(parts)
 
     def _check_origin(self, url, what="request"):
+        if url == self._passed and what == "request":
+            return  # the poll's URL, checked at its first request
         parts = _split_url(url, allow_http=self.allow_http, what=what)
         if self.origin is not None and _origin(parts) != self.origin:
             raise UnsafeURLError(
                 "%s to %s, another origin than the endpoint's: refused, so that no "
                 "credential goes there" % (what, redact_url(url))
             )
+        if what == "request" and self.origin is not None:
+            self._passed = url
 
     def _prepare(self, request):
         if self.hooks is None or not self.hooks.has("opstatus_prepare_request"):
@@ -3489,6 +3500,7 @@ class Poller:
         if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
             raise ValueError("request_timeout must be a finite number > 0, not %r" % (request_timeout,))
         self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
+        self._shown = redact_url(self.url)  # what logs and errors show of it
         self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
                                cafile, request_timeout, max_bytes, plugins)
         self._client.bind(self.url)
@@ -3641,10 +3653,8 @@ class Poller:
         try:
             self.polls += 1
             response = self._client.send("GET", self.url, timeout=timeout)
-            self._log.debug(
-                "opstatus: GET %s -> %d (poll %d)", redact_url(self.url), response.status,
-                self.polls,
-            )
+            self._log.debug("opstatus: GET %s -> %d (poll %d)", self._shown, response.status,
+                            self.polls)
             status = _read_answer(response, self.vocabulary, self._client.scrub, self.url,
                                   self.policy)
             if status.message is not None:  # a key the service echoes stays hidden
@@ -3686,7 +3696,7 @@ class Poller:
     def _answered(self, response):
         """The service answered with a status: the errors in a row end."""
         if self._warned:
-            self._log.info("opstatus: %s answers again", redact_url(self.url))
+            self._log.info("opstatus: %s answers again", self._shown)
         self._ever_answered = True
         self._errors_in_row = 0
         self._errors_since = None
@@ -3794,7 +3804,7 @@ class Poller:
         previous = self.latest
         self.latest = status
         if previous is None or previous.status is not status.status:
-            self._log.info("opstatus: %s is %s", redact_url(self.url), status.status.value)
+            self._log.info("opstatus: %s is %s", self._shown, status.status.value)
             self._notify("opstatus_status_changed", url=self.url, previous=previous,
                          status=status)
         if self._on_status is not None:
