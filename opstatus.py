@@ -365,7 +365,7 @@ class Status(str, _enum.Enum):
     def __str__(self):
         return self.value
 
-    __format__ = str.__format__
+    __format__ = str.__format__  # type: ignore[assignment]
 
 
 _STATUS_BY_LOWER = {m.value: m for m in Status}
@@ -2518,6 +2518,7 @@ def _is_stale_connection(exc):
 
 def _network_error(exc, *, sent, url):
     # type: (BaseException, bool, Optional[str]) -> NetworkError
+    shown = redact_url(url) if url else "?"
     import socket
 
     if isinstance(exc, NetworkError):
@@ -2533,13 +2534,13 @@ def _network_error(exc, *, sent, url):
     elif exc.__class__.__name__ == "RemoteDisconnected":
         what = "server closed the connection without answering"
     elif exc.__class__.__name__.startswith("SSL") or "CERTIFICATE" in str(exc):
-        what, sent = "TLS error: %s" % _clip(getattr(exc, "reason", None) or exc, 200), False
+        what, sent = "TLS error: %s" % _clip(str(getattr(exc, "reason", None) or exc), 200), False
         if exc.__class__.__name__ == "SSLCertVerificationError" or "CERTIFICATE" in str(exc):
-            return NetworkError("%s (%s)" % (what, redact_url(url)), sent=False,
-                                url=redact_url(url), retryable=False)
+            return NetworkError("%s (%s)" % (what, shown), sent=False, url=shown,
+                                retryable=False)
     else:
-        what = "%s: %s" % (exc.__class__.__name__, _clip(exc, 200))
-    return NetworkError("%s (%s)" % (what, redact_url(url)), sent=sent, url=redact_url(url))
+        what = "%s: %s" % (exc.__class__.__name__, _clip(str(exc), 200))
+    return NetworkError("%s (%s)" % (what, shown), sent=sent, url=shown)
 
 
 ###############################################################################
@@ -2978,7 +2979,7 @@ def _failing_entry_point():
         from importlib import metadata
     except ImportError:  # Python 3.7: the backport, which pluggy uses there
         try:
-            import importlib_metadata as metadata
+            import importlib_metadata as metadata  # type: ignore[import-not-found,no-redef]
         except ImportError:  # pragma: no cover
             return None
     blocked = {n.strip() for n in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(",")}
@@ -3932,16 +3933,18 @@ class Poller:
             "version": _TOKEN_VERSION,
             "url": self.url,
             "endpoint": self._client.endpoint,
-            "createdTime": format_datetime(latest.created_time) if latest else None,
+            "createdTime": format_datetime(latest.created_time)
+            if latest is not None and latest.created_time is not None else None,
             "status": latest.status.value if latest else None,
             "polls": self.polls,
             "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
         }
-        if self.vocabulary is not FACE:  # face tokens stay as they always were
-            if VOCABULARIES.get(self.vocabulary.name) is not self.vocabulary:
+        vocab = self.vocabulary  # type: Vocabulary
+        if vocab is not FACE:  # face tokens stay as they always were
+            if VOCABULARIES.get(vocab.name) is not vocab:
                 raise ValueError("the vocabulary %r is not a built-in one: a resume token "
-                                 "can record only a built-in's name" % self.vocabulary.name)
-            doc["vocabulary"] = self.vocabulary.name
+                                 "can record only a built-in's name" % vocab.name)
+            doc["vocabulary"] = vocab.name
         key = next((v for k, v in self._client.headers.items()
                     if k.lower() == KEY_HEADER.lower()), None)
         doc["mac"] = _token_mac(doc, key)
@@ -5865,13 +5868,13 @@ def _terminal_time(dt):
 
 def _describe_status(st, safe=_printable):
     # type: (OperationStatus, Callable[[Any], str]) -> str
-    lines = ["status:       %s" % st.status.value,
-             "created:      %s" % _terminal_time(st.created_time)]
+    lines = ["status:       %s" % st.status.value]
+    if st.created_time is not None:
+        lines.append("created:      %s" % _terminal_time(st.created_time))
     if st.last_action_time is not None:
-        lines.append(
-            "last action:  %s (+%.3f s)"
-            % (_terminal_time(st.last_action_time), st.duration.total_seconds())
-        )
+        took = st.duration
+        lines.append("last action:  %s%s" % (_terminal_time(st.last_action_time), "" if took
+                                             is None else " (+%.3f s)" % took.total_seconds()))
     if st.message is not None:
         lines.append("message:      %s" % safe(st.message))
     if st.resource_location is not None:

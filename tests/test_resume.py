@@ -557,3 +557,13 @@ def test_a_token_records_a_built_in_vocabulary_and_refuses_a_custom_one(sim, fak
     with Poller(url, key=sim.key, vocabulary=custom, **fake_time(fake_clock)) as poller:
         with pytest.raises(ValueError, match="not a built-in"):
             poller.resume_token()
+
+
+def test_a_token_of_an_operation_without_a_created_time(sim, fake_clock):
+    # ARM Location polling has no status document: no created time to record.
+    url = sim.start_job(kind="arm-location", seconds=5.0)
+    with Poller(url, key=sim.key, vocabulary="arm", **fake_time(fake_clock)) as poller:
+        first = poller.step()
+        assert first.status.created_time is None
+        doc = json.loads(poller.resume_token())
+    assert doc["createdTime"] is None and doc["status"] == "running"
