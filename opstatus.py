@@ -101,10 +101,15 @@ import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
 import heapq as _heapq
+import hmac as _hmac
 import io as _io
+import itertools as _itertools
 import json as _json
 import logging as _logging
+import os as _os
 import random as _random
+import re as _re
+import shlex as _shlex
 import sys as _sys
 import threading as _threading
 import time as _time
@@ -135,9 +140,7 @@ class _LazyRegex:
         self._pattern = pattern
 
     def __getattr__(self, name):
-        import re
-
-        compiled = re.compile(self._pattern)
+        compiled = _re.compile(self._pattern)
         for method in ("match", "fullmatch", "search", "sub", "finditer", "findall"):
             setattr(self, method, getattr(compiled, method))  # later calls skip this
         return getattr(compiled, name)
@@ -1439,10 +1442,8 @@ class OperationStatus:
 
     def to_json(self, *, include_extra=False, **dumps_kwargs):
         # type: (bool, Any) -> str
-        """:meth:`to_dict` as JSON text; keyword arguments go to ``json.dumps``."""
-        import json
-
-        return json.dumps(self.to_dict(include_extra=include_extra), **dumps_kwargs)
+        """:meth:`to_dict` as JSON text; keyword arguments go to ``_json.dumps``."""
+        return _json.dumps(self.to_dict(include_extra=include_extra), **dumps_kwargs)
 
     # -- what users ask of it ------------------------------------------------
 
@@ -1594,9 +1595,7 @@ def _check_depth(document):
 
 def _load_json_object(document, max_bytes=None):
     # type: (Union[str, bytes, bytearray], Optional[int]) -> Any
-    """json.loads with a size cap, a depth cap and strict numbers."""
-    import json
-
+    """_json.loads with a size cap, a depth cap and strict numbers."""
     limit = MAX_DOCUMENT_BYTES if max_bytes is None else max_bytes
     if isinstance(document, (bytes, bytearray, memoryview)):
         document = bytes(document)
@@ -1604,11 +1603,11 @@ def _load_json_object(document, max_bytes=None):
             raise StatusDocumentError(
                 "body too large (%d bytes, limit %d)" % (len(document), limit)
             )
-        # UTF-8 unless a BOM or a NUL says otherwise (json.detect_encoding).
+        # UTF-8 unless a BOM or a NUL says otherwise (_json.detect_encoding).
         plain = document[:1] not in (b"\x00", b"\xef", b"\xfe", b"\xff", b"") and (
             len(document) < 2 or document[1:2] != b"\x00")
         try:
-            document = document.decode("utf-8" if plain else json.detect_encoding(document))
+            document = document.decode("utf-8" if plain else _json.detect_encoding(document))
         except (UnicodeDecodeError, LookupError) as exc:
             raise StatusDocumentError("invalid JSON: not UTF-8/16/32 text (%s)" % exc.reason
                                       if isinstance(exc, UnicodeDecodeError) else
@@ -1624,7 +1623,7 @@ def _load_json_object(document, max_bytes=None):
     if document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
         _check_depth(document)
     try:
-        if document[:1] == "\ufeff":  # as json.loads says it
+        if document[:1] == "\ufeff":  # as _json.loads says it
             raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): "
                              "line 1 column 1 (char 0)")
         return _JSON_DECODER.decode(document)
@@ -1769,9 +1768,7 @@ def _http_date_delay(raw, now):
     if when.tzinfo is None:
         when = when.replace(tzinfo=_UTC)
     if now is None:
-        import time
-
-        now = time.time()
+        now = _time.time()
     try:
         delay = when.timestamp() - now
     except (OverflowError, ValueError, OSError):
@@ -2274,17 +2271,13 @@ class HTTPTransport:
                     "(verify_mode=CERT_REQUIRED, check_hostname=True)"
                 )
         if cafile is not None:
-            import os
-
-            if not os.path.isfile(cafile):
+            if not _os.path.isfile(cafile):
                 raise ValueError("cafile %r is not a file" % (cafile,))
         self._ssl_context = ssl_context
         self._cafile = cafile
         self._idle = {}  # type: Dict[Tuple[str, str, int], list]
         self._targets = {}  # type: Dict[str, Tuple[Tuple[str, str, int], str]]
-        import threading
-
-        self._lock = threading.Lock()
+        self._lock = _threading.Lock()
         #: bumped by close(): a request that was in flight then does not put
         #: its connection back among the idle ones
         self._generation = 0
@@ -2917,10 +2910,8 @@ def plugin_manager():
     global _PLUGIN_MANAGER, _PM_LOCK
     if _PLUGIN_MANAGER is not None:
         return _PLUGIN_MANAGER
-    import threading
-
     if _PM_LOCK is None:
-        _PM_LOCK = threading.Lock()
+        _PM_LOCK = _threading.Lock()
     with _PM_LOCK:
         if _PLUGIN_MANAGER is None:
             _PLUGIN_MANAGER = make_plugin_manager(autoload=_autoload_wanted())
@@ -2933,9 +2924,7 @@ def _autoload_wanted():
     (``mylib._vendor.opstatus``) loads none unless
     ``OPSTATUS_PLUGIN_AUTOLOAD=1`` asks for them: they were written against
     another copy."""
-    import os
-
-    return __name__ in ("opstatus", "__main__") or os.environ.get(
+    return __name__ in ("opstatus", "__main__") or _os.environ.get(
         "OPSTATUS_PLUGIN_AUTOLOAD", "") == "1"
 
 
@@ -2944,8 +2933,6 @@ def make_plugin_manager(autoload=False):
     *autoload*, the entry-point plugins too (as :func:`plugin_manager`).
     Tests use a fresh one each. A plugin registered on it without a name is
     named as :func:`register_plugin` names it."""
-    import os
-
     pluggy = _import_pluggy()
     if pluggy is None:
         raise PluginError(
@@ -2954,12 +2941,12 @@ def make_plugin_manager(autoload=False):
         )
     pm = _manager_class(pluggy)("opstatus")
     pm.add_hookspecs(HookSpecs)
-    pm.hook.opstatus_configure.call_historic(kwargs={"environ": os.environ})
+    pm.hook.opstatus_configure.call_historic(kwargs={"environ": _os.environ})
     pm.register(_BuiltinPlugin(), name="opstatus.builtin")
-    for name in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(","):
+    for name in _os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(","):
         if name.strip():
             pm.set_blocked(name.strip())
-    if autoload and not os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
+    if autoload and not _os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except Exception as exc:
@@ -2973,8 +2960,6 @@ def make_plugin_manager(autoload=False):
 
 def _failing_entry_point():
     """The name of the first entry point of the group that fails to load."""
-    import os
-
     try:
         from importlib import metadata
     except ImportError:  # Python 3.7: the backport, which pluggy uses there
@@ -2982,7 +2967,7 @@ def _failing_entry_point():
             import importlib_metadata as metadata  # type: ignore[import-not-found,no-redef]
         except ImportError:  # pragma: no cover
             return None
-    blocked = {n.strip() for n in os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(",")}
+    blocked = {n.strip() for n in _os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(",")}
     for dist in metadata.distributions():
         for ep in dist.entry_points:
             if ep.group != ENTRY_POINT_GROUP or ep.name in blocked:
@@ -3075,10 +3060,8 @@ def _default_hooks(plugins):
 def _error_details(response, scrub):
     # type: (Response, Callable[[str], str]) -> Tuple[Optional[str], Optional[str]]
     """The service's ``error.code`` and ``error.message``, scrubbed, or None."""
-    import json
-
     try:
-        doc = json.loads(response.text(MAX_DOCUMENT_BYTES))
+        doc = _json.loads(response.text(MAX_DOCUMENT_BYTES))
     except (ValueError, RecursionError):
         return None, None
     error = doc.get("error") if isinstance(doc, dict) else None
@@ -3291,8 +3274,6 @@ def _call_transport(send, request, name, scrub):
     """``send(request)`` by a third-party transport, in a worker thread, so
     that one that hangs cannot hold the caller past the request's timeout
     (the thread is left to finish on its own). *name* names it in errors."""
-    import threading
-
     box = {}
 
     def run():
@@ -3301,7 +3282,7 @@ def _call_transport(send, request, name, scrub):
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
 
-    worker = threading.Thread(target=run, name="opstatus-transport", daemon=True)
+    worker = _threading.Thread(target=run, name="opstatus-transport", daemon=True)
     worker.start()
     worker.join(max(0.0, request.timeout) + 0.25)
     if worker.is_alive():
@@ -3512,9 +3493,7 @@ class Poller:
         self._sleep = sleep
         self._random = random
         self._on_status = on_status
-        import threading
-
-        self._cancelled = threading.Event()
+        self._cancelled = _threading.Event()
         self.latest = None  # type: Optional[OperationStatus]
         self.polls = 0  #: requests sent (each one billed by the service)
         self.errors = 0  #: transient errors met
@@ -3544,9 +3523,7 @@ class Poller:
     def _now(self):
         if self._clock is not None:
             return self._clock()
-        import time
-
-        return time.monotonic()
+        return _time.monotonic()
 
     def _elapsed(self):
         # The time slept counts even if the clock stands still (a frozen clock
@@ -3572,9 +3549,7 @@ class Poller:
         if self._random is not None:
             value = self._random()
         else:
-            import random
-
-            value = random.random()
+            value = _random.random()
         return value if 0.0 <= value <= 1.0 else 0.5
 
     def _pause(self, seconds):
@@ -3921,8 +3896,6 @@ class Poller:
         vocabulary by name; a custom one (not in :data:`VOCABULARIES`) is
         refused with ``ValueError``.
         """
-        import json
-
         query = self.url.partition("?")[2]
         if "#" in self.url or _QUERY_SECRET.search(query):
             raise ValueError("the operation URL has a query string that may carry a "
@@ -3948,7 +3921,7 @@ class Poller:
         key = next((v for k, v in self._client.headers.items()
                     if k.lower() == KEY_HEADER.lower()), None)
         doc["mac"] = _token_mac(doc, key)
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return _json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_resume_token(cls, token, *, key=None, endpoint=None, **options):
@@ -4063,18 +4036,13 @@ MAX_TOKEN_BYTES = 4096
 
 def _token_mac(doc, key):
     import hashlib
-    import hmac
-    import json
-
-    body = json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True,
+    body = _json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
     secret = (key or "").encode("utf-8") + b"\x00opstatus-resume"
-    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return _hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def _read_token(token, key):
-    import hmac
-
     if not isinstance(token, str):
         raise ResumeTokenError("a resume token is a str, not %s" % type(token).__name__)
     size = len(token.encode("utf-8", "surrogatepass"))
@@ -4103,7 +4071,7 @@ def _read_token(token, key):
             raise ResumeTokenError("resume token field %s has the wrong type" % name)
     if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
         raise ResumeTokenError("resume token has an impossible schedule state")
-    if not hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
+    if not _hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
                                _token_mac(doc, key).encode("ascii")):
         raise ResumeTokenError("resume token was altered, or sealed with another key")
     return doc
@@ -4160,8 +4128,6 @@ class Watcher:
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
                  timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, max_rate=None,
                  clock=None, sleep=None, on_status=None, on_step=None, **options):
-        import threading
-
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
                 1 <= max_workers <= 64):
             raise ValueError("max_workers must be an int from 1 to 64")
@@ -4174,7 +4140,7 @@ class Watcher:
         self._clock = clock
         self._sleep = sleep
         self._on_step = on_step
-        self._cancelled = threading.Event()
+        self._cancelled = _threading.Event()
         self.pollers = []  # type: list
         for index, location in enumerate(self.locations):
             callback = None
@@ -4192,9 +4158,7 @@ class Watcher:
     def _now(self):
         if self._clock is not None:
             return self._clock()
-        import time
-
-        return time.monotonic()
+        return _time.monotonic()
 
     def cancel(self):
         """Stop watching; safe from any thread. Pending operations come out
@@ -4713,10 +4677,7 @@ class Simulator:
         if not (isinstance(idle_timeout, (int, float)) and 0 < idle_timeout < 1e9):
             raise ValueError("idle_timeout must be a positive number of seconds, not %r"
                              % (idle_timeout,))
-        import heapq
-        import itertools
         import secrets
-        import threading
         import uuid
 
         self.key = key if key is not None else secrets.token_hex(16)
@@ -4744,7 +4705,7 @@ class Simulator:
         self._wall0 = None  # type: Optional[float]
         self._mono0 = None  # type: Optional[float]
         self._host, self._port = host, port
-        self._lock = threading.Lock()
+        self._lock = _threading.Lock()
         self.operations = {}  # type: Dict[str, _SimOperation]
         self.jobs = {}  # type: Dict[str, _SimJob]
         self.snapshots = {}  # type: Dict[str, Dict[str, Any]]
@@ -4754,8 +4715,8 @@ class Simulator:
         #: looks only at those due (a heap by finish time), never at all.
         self.settle_examined = 0
         self._due = []  # type: list  # heap of (finish, seq, op) still to settle
-        self._heappush, self._heappop = heapq.heappush, heapq.heappop
-        self._seq = itertools.count()
+        self._heappush, self._heappop = _heapq.heappush, _heapq.heappop
+        self._seq = _itertools.count()
         self._server = None
         self._thread = None
         for object_type, object_id in objects:
@@ -4764,12 +4725,10 @@ class Simulator:
     # -- time ----------------------------------------------------------------
 
     def now(self):
-        """The simulator's monotonic time."""
+        """The simulator's monotonic _time."""
         if self._clock is not None:
             return self._clock()
-        import time
-
-        return time.monotonic()
+        return _time.monotonic()
 
     def wall(self, mono=None):
         """POSIX time of a monotonic instant (default: now)."""
@@ -4799,16 +4758,13 @@ class Simulator:
         return "http://%s:%d" % (host, port)
 
     def start(self):
-        import threading
-        import time
-
         self._mono0 = self.now()
-        self._wall0 = time.time()
+        self._wall0 = _time.time()
         host = self._host.strip("[]") if self._host else self._host
         handler = type("_Handler", (_make_sim_handler(),),
                        {"sim": self, "timeout": self.idle_timeout})
         self._server = _sim_server_class(host)((host, self._port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = _threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name="opstatus-simulator", daemon=True)
         self._thread.start()
@@ -5118,7 +5074,6 @@ def _sim_server_class(host):
     away."""
     import socket
     import socketserver
-    import threading
     from http.server import ThreadingHTTPServer
 
     class _Server(ThreadingHTTPServer):
@@ -5156,17 +5111,15 @@ def _sim_server_class(host):
                     pass
 
     _Server._open = set()
-    _Server._open_lock = threading.Lock()
+    _Server._open_lock = _threading.Lock()
     return _Server
 
 
 def _sim_log_error(client_address):
     """Log why a connection ended badly: one line when the client went away
     (or stalled), the traceback only for an error of the simulator itself."""
-    import logging
-
     exc = _sys.exc_info()[1]
-    log = logging.getLogger("opstatus.simulator")
+    log = _logging.getLogger("opstatus.simulator")
     where = "%s:%s" % tuple(client_address[:2]) if client_address else "?"
     if isinstance(exc, OSError):
         log.info("opstatus simulator: client %s went away (%s: %s)", where,
@@ -5219,9 +5172,7 @@ def _make_sim_handler():
         # -- answering ------------------------------------------------------
 
         def _answer(self, status, doc=None, headers=(), close=False):
-            import json
-
-            body = b"" if doc is None else json.dumps(
+            body = b"" if doc is None else _json.dumps(
                 doc, separators=_SIM_JSON_SEPARATORS).encode("utf-8")
             self.send_response(status)
             if doc is not None:
@@ -5252,9 +5203,7 @@ def _make_sim_handler():
             with sim._lock:
                 sim.requests.append((self.command, self.path))
             if sim.slow:
-                import time
-
-                time.sleep(sim.slow)
+                _time.sleep(sim.slow)
             refusal = self._refusal()
             if refusal is not None:
                 return self._refuse(refusal)
@@ -5301,14 +5250,12 @@ def _make_sim_handler():
         def _key_ok(self):
             """The key, compared in constant time: the subscription-key
             header, or (beside Face) ``Authorization: Bearer <key>``."""
-            import hmac
-
             got = self.headers.get("Ocp-Apim-Subscription-Key")
             if got is None and self._face_parts(self.path.partition("?")[0]) is None:
                 auth = self.headers.get("Authorization") or ""
                 if auth[:7].lower() == "bearer ":
                     got = auth[7:].strip()
-            return hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
+            return _hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
                                        self.sim.key.encode("utf-8", "surrogateescape"))
 
         def _throttled(self):
@@ -5344,10 +5291,8 @@ def _make_sim_handler():
             raw = self.rfile.read(length)
             if len(raw) < length:
                 raise ConnectionAbortedError("the request body ended early")
-            import json
-
             try:
-                return json.loads(raw.decode("utf-8")), None
+                return _json.loads(raw.decode("utf-8")), None
             except (ValueError, RecursionError):
                 return None, _sim_error(400, "BadArgument", "JSON parsing error.")
 
@@ -5678,21 +5623,15 @@ class _RealTime:
 
     @staticmethod
     def monotonic():
-        import time
-
-        return time.monotonic()
+        return _time.monotonic()
 
     @staticmethod
     def time():
-        import time
-
-        return time.time()
+        return _time.time()
 
     @staticmethod
     def sleep(seconds):
-        import time
-
-        time.sleep(seconds)
+        _time.sleep(seconds)
 
 
 _cli_time = _RealTime()
@@ -5738,14 +5677,12 @@ class _Console:
     :meth:`json` (secrets masked; JSON escapes every control character)."""
 
     def __init__(self, out, err, verbose=0):
-        import threading
-
         self.out = out
         self.err = err
         self.verbose = verbose
         self.scrub = _Scrubber()
         self._secrets = []  # type: list
-        self.lock = threading.RLock()
+        self.lock = _threading.RLock()
         #: the live display on the terminal, cleared before a line goes to
         #: stderr and drawn again after it
         self.live = None
@@ -5772,9 +5709,7 @@ class _Console:
 
     def json(self, value):
         # type: (Any) -> str
-        import json
-
-        return json.dumps(self._masked(value))
+        return _json.dumps(self._masked(value))
 
     def _masked(self, value):
         if isinstance(value, str):
@@ -5957,14 +5892,12 @@ def _unset(name):
 
 
 def _connection_options(args, con, *, need_endpoint):
-    import os
-
-    endpoint = args.endpoint or os.environ.get("OPSTATUS_ENDPOINT") or None
+    endpoint = args.endpoint or _os.environ.get("OPSTATUS_ENDPOINT") or None
     if need_endpoint and not endpoint:
         raise _UsageError("no endpoint: pass --endpoint URL or set OPSTATUS_ENDPOINT")
     key_env = args.key_env or "OPSTATUS_KEY"
     try:
-        key = os.environ.get(key_env) or None
+        key = _os.environ.get(key_env) or None
     except ValueError:  # a NUL in the name
         key = None
     if key is None:
@@ -5972,7 +5905,7 @@ def _connection_options(args, con, *, need_endpoint):
     con.secret(key)
     if endpoint is not None:
         api_base(endpoint, allow_http=args.allow_http)
-    if args.cafile is not None and not os.path.isfile(args.cafile):
+    if args.cafile is not None and not _os.path.isfile(args.cafile):
         raise _UsageError("--cafile %s: no such file" % args.cafile)
     return endpoint, key
 
@@ -6008,10 +5941,8 @@ def _operation_argument(text):
     service's answer shows) or ``take --json``'s document by what it holds."""
     value = text.strip()
     if value.startswith("{"):
-        import json
-
         try:
-            doc = json.loads(value)
+            doc = _json.loads(value)
         except ValueError:
             doc = None
         if isinstance(doc, dict):
@@ -6039,12 +5970,10 @@ def _check_location(location, endpoint, args, con):
 def _log_exchanges(con):
     """-v: one line per HTTP exchange (method, redacted URL, status or error,
     ms), from the core's ``opstatus.http`` log. Returns what undoes it."""
-    import logging
-
     if con.verbose < 1:
         return lambda: None
 
-    class Handler(logging.Handler):
+    class Handler(_logging.Handler):
         def emit(self, record):
             try:
                 text = record.getMessage()
@@ -6052,9 +5981,9 @@ def _log_exchanges(con):
                 text = str(record.msg)
             con.note(con.safe(text))
 
-    handler = Handler(logging.DEBUG)
+    handler = Handler(_logging.DEBUG)
     saved = _http_log.level
-    _http_log.setLevel(logging.DEBUG)
+    _http_log.setLevel(_logging.DEBUG)
     _http_log.addHandler(handler)
 
     def undo():
@@ -6131,9 +6060,7 @@ def _log_to(con):
     """Show the records of the ``opstatus`` loggers (the core's and the
     plugins') on stderr, made safe: warnings always, all of them with -vv.
     Returns a function that undoes it."""
-    import logging
-
-    class Handler(logging.Handler):
+    class Handler(_logging.Handler):
         def emit(self, record):
             if record.name == _http_log.name:
                 return  # -v shows those its own way (_log_exchanges)
@@ -6147,11 +6074,11 @@ def _log_to(con):
                 text = "opstatus: " + text
             con.line(con.safe(text))
 
-    logger = logging.getLogger("opstatus")
-    handler = Handler(logging.DEBUG if con.verbose >= 2 else logging.WARNING)
+    logger = _logging.getLogger("opstatus")
+    handler = Handler(_logging.DEBUG if con.verbose >= 2 else _logging.WARNING)
     saved = logger.level
     if con.verbose >= 2:
-        logger.setLevel(logging.DEBUG)
+        logger.setLevel(_logging.DEBUG)
     logger.addHandler(handler)
 
     def undo():
@@ -6411,8 +6338,6 @@ def _print_result(final, con):
 
 def _again_options(args):
     """The options a later ``watch`` of the same operation needs again."""
-    import shlex
-
     words = []
     if args.key_env and _SHOWN_VARIABLE.fullmatch(args.key_env):
         words += ["--key-env", args.key_env]
@@ -6420,14 +6345,11 @@ def _again_options(args):
         words.append("--allow-http")
     if args.cafile:
         words += ["--cafile", args.cafile]
-    return "".join(" " + shlex.quote(w) for w in words)
+    return "".join(" " + _shlex.quote(w) for w in words)
 
 
 def _resume_hint(poller, args, con):
     """What to run to carry on after Ctrl-C: lines for main to print."""
-    import os
-    import shlex
-
     lines = ["the operation goes on at the service"]
     save = getattr(args, "save_token", None)
     if save:
@@ -6436,21 +6358,19 @@ def _resume_hint(poller, args, con):
         except (OSError, ValueError):
             pass
         lines.append("resume with: opstatus watch%s --resume %s"
-                     % (_again_options(args), shlex.quote(os.path.abspath(save))))
+                     % (_again_options(args), _shlex.quote(_os.path.abspath(save))))
     else:
         lines.append("watch it again with: opstatus watch%s %s"
-                     % (_again_options(args), shlex.quote(poller.url)))
+                     % (_again_options(args), _shlex.quote(poller.url)))
         lines.append("(with --save-token FILE a watch can be resumed where it stopped)")
     return lines
 
 
 def _read_resume(value):
     """--resume takes a token or the path of a file holding one."""
-    import os
-
     text = value
     if not value.lstrip().startswith("{"):
-        if not os.path.isfile(value):
+        if not _os.path.isfile(value):
             raise _UsageError("--resume: %s is neither a token nor a file" % _short_repr(value))
         try:
             with open(value, "rb") as fh:
@@ -6463,20 +6383,16 @@ def _read_resume(value):
 def _save_token(path, poller):
     """Write the poller's resume token to *path*, atomically, readable by the
     owner only."""
-    import os
-
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    tmp = "%s.%d.tmp" % (path, _os.getpid())
+    fd = _os.open(tmp, _os.O_WRONLY | _os.O_CREAT | _os.O_TRUNC, 0o600)
+    with _os.fdopen(fd, "w") as fh:
         fh.write(poller.resume_token() + "\n")
-    os.replace(tmp, path)
+    _os.replace(tmp, path)
 
 
 def _check_writable(path):
-    import os
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    folder = _os.path.dirname(_os.path.abspath(path))
+    if _os.path.isdir(path) or not _os.path.isdir(folder) or not _os.access(folder, _os.W_OK):
         raise _UsageError("--save-token %s: cannot write a file there" % path)
 
 
@@ -6695,8 +6611,6 @@ def _cmd_apply(args, con):
 def _started(what, location, endpoint, key, args, con):
     """The operation URL alone on stdout (``opstatus watch "$(opstatus take
     ...)"`` works), or a JSON document with --json; the details on stderr."""
-    import shlex
-
     url = resolve_operation_url(location, endpoint, allow_http=args.allow_http)
     if args.json:
         con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
@@ -6706,7 +6620,7 @@ def _started(what, location, endpoint, key, args, con):
     if not args.wait:
         if _isatty(con.err):
             con.say("%s started; follow it with: opstatus watch%s %s"
-                    % (what, _again_options(args), shlex.quote(url)))
+                    % (what, _again_options(args), _shlex.quote(url)))
         return EXIT_OK
     return _watch_one(url, endpoint, key, args, con)
 
@@ -6767,11 +6681,9 @@ def _cmd_serve(args, out):
         raise _UsageError("cannot listen on %s port %s: %s"
                           % (args.host, args.port, getattr(exc, "strerror", None) or exc))
     with sim:
-        import logging
-
-        log = logging.getLogger("opstatus.simulator")
-        level, handler = log.level, logging.StreamHandler(_sys.stderr)
-        log.setLevel(logging.INFO)  # one line for each client that went away
+        log = _logging.getLogger("opstatus.simulator")
+        level, handler = log.level, _logging.StreamHandler(_sys.stderr)
+        log.setLevel(_logging.INFO)  # one line for each client that went away
         log.addHandler(handler)
         try:
             out.write("Face snapshot simulator (dialect %s) listening; Ctrl-C stops it.\n"
@@ -6782,10 +6694,8 @@ def _cmd_serve(args, out):
             out.write("export OPSTATUS_ENDPOINT=%s\n" % sim.endpoint)
             out.write("export OPSTATUS_KEY=%s\n" % sim.key)
             out.flush()
-            import time
-
             while True:
-                time.sleep(3600)
+                _time.sleep(3600)
         finally:
             log.removeHandler(handler)
             log.setLevel(level)
@@ -6805,11 +6715,9 @@ def _sim_object(text):
 
 
 def _cmd_demo(args, out):
-    import time
-
     sim = Simulator(dialect=args.dialect, take_seconds=1.0, apply_seconds=1.0,
                     queue_seconds=0.3, objects=[("PersonGroup", "sample-group")])
-    started = time.monotonic()
+    started = _time.monotonic()
     polls = 0
     with sim:
         out.write("Face snapshot simulator at %s (wire dialect %s)\n\n"
@@ -6833,7 +6741,7 @@ def _cmd_demo(args, out):
                                           object_id="sample-group-copy")
                 out.write("  POST /snapshots/%s/apply -> 202  Operation-Location: %s\n"
                           % (snapshot_id, location))
-            t0 = time.monotonic()
+            t0 = _time.monotonic()
             seen = []
 
             def show(st, t0=t0, seen=seen):
@@ -6844,7 +6752,7 @@ def _cmd_demo(args, out):
                         took = "  (service: %.2f s from created to last action)" % (
                             st.duration.total_seconds())
                     out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
-                        time.monotonic() - t0, st.status.value,
+                        _time.monotonic() - t0, st.status.value,
                         _terminal_time(st.last_action_time or st.created_time), took))
                     out.flush()
 
@@ -6860,22 +6768,18 @@ def _cmd_demo(args, out):
             else:
                 out.write("  target: %s\n\n" % final.resource_location)
     out.write("done in %.1f s with %d polls (each one a billed transaction on the real "
-              "service)\n" % (time.monotonic() - started, polls))
+              "service)\n" % (_time.monotonic() - started, polls))
     return EXIT_OK
 
 
 def _cmd_plugins(args, con):
-    import os
-
     if _import_pluggy() is None:
         con.write("pluggy is not installed, so no plugins are loaded (pip install pluggy)\n")
         return EXIT_OK
     rows = _plugin_rows(plugin_manager())
-    autoload = not os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD")
+    autoload = not _os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD")
     if args.json:
-        import json
-
-        con.write(json.dumps([{"name": n, "version": v, "origin": o, "hooks": h}
+        con.write(_json.dumps([{"name": n, "version": v, "origin": o, "hooks": h}
                               for n, v, o, h in rows], indent=2) + "\n")
         return EXIT_OK
     width = max(len(r[0]) for r in rows)
@@ -7245,11 +7149,9 @@ def _parse_args(argv):
 
 
 def _serve(args, con):
-    import os
-
     args.key_value = None
     if args.serve_key_env:
-        args.key_value = os.environ.get(args.serve_key_env)
+        args.key_value = _os.environ.get(args.serve_key_env)
         if not args.key_value:
             raise _UsageError("--key-env: %s" % _unset(args.serve_key_env))
     return _cmd_serve(args, con.out)
@@ -7320,11 +7222,9 @@ def main(argv=None):
     except BrokenPipeError:
         # The reader went away (``| head``): say so in the exit status, and
         # keep Python from complaining when it flushes stdout at exit.
-        import os
-
         con.live = None
         try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), _sys.stdout.fileno())
+            _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), _sys.stdout.fileno())
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
