@@ -18,7 +18,9 @@ credential does; this module never imports azure-identity itself unless
 The token is cached and refreshed :data:`DEFAULT_MARGIN` seconds before it
 expires (or at the credential's ``refresh_on`` hint), by one thread while
 the others wait; if a refresh fails while the old token is still valid, the
-old one is used and the refresh is tried again later. The header is added
+old one is used and the refresh is tried again later. A request whose token
+the service refuses (``401``) is sent once more with a fresh token, when the
+credential gives another (hook ``opstatus_response_received``). The header is added
 only to requests for the hosts the token is meant for (the Cognitive
 Services domains by default), over https (http only to loopback), and never
 replaces an ``Authorization`` header the caller set. The core then treats it
@@ -29,12 +31,15 @@ Installed, the module is a plugin (entry point ``opstatus-azure-identity``)
 that does nothing until :func:`configure` is called, or
 ``OPSTATUS_AZURE_CREDENTIAL`` names an azure-identity credential class
 (``default`` for ``DefaultAzureCredential``, ``cli``, ``managed-identity``,
-``environment``, ``workload-identity``, or a class name).
+``environment``, ``workload-identity``, or a class name). The variable is
+read when the plugin joins a plugin manager (``opstatus_configure``); a
+credential that cannot be made there (azure-identity missing, a class it
+does not have) refuses the plugin, with a :class:`opstatus.PluginError`,
+rather than letting requests go without the token asked for.
 """
 
 import logging
 import math
-import os
 import threading
 
 import opstatus
@@ -113,6 +118,8 @@ class AzureIdentityAuth:
         self.credential = credential
         self._clock = clock
         self._cached = None  # type: _Cached
+        self._previous = None  # the token the last refresh replaced
+        self._after_401 = None  # the token fetched because a 401 refused the one before
         self._next_attempt = 0.0
         self._lock = threading.Lock()
         self.refreshes = 0  #: tokens fetched from the credential
@@ -137,7 +144,7 @@ class AzureIdentityAuth:
         if not host or not any(host == h or host.endswith("." + h) for h in self.hosts):
             return False
         scheme = parts.scheme.lower()
-        return scheme == "https" or (scheme == "http" and _is_loopback(host))
+        return scheme == "https" or (scheme == "http" and opstatus.is_loopback(host))
 
     def token(self):
         """The access token (a str), fetched or refreshed as needed."""
@@ -153,8 +160,7 @@ class AzureIdentityAuth:
             if still_valid and now < self._next_attempt:
                 return cached.token  # a refresh failed lately: keep the old one
             try:
-                fresh = self.credential.get_token(*self.scopes)
-                self._cached = self._check(fresh, now)
+                fresh = self._check(self.credential.get_token(*self.scopes), now)
             except Exception as exc:
                 if not still_valid:
                     raise
@@ -162,9 +168,15 @@ class AzureIdentityAuth:
                 _log.warning("opstatus: token refresh failed (%s); using the current token, "
                              "valid %.0f s more", type(exc).__name__, cached.expires_on - now)
                 return cached.token
-            self.refreshes += 1
-            self._next_attempt = 0.0
-            return self._cached.token
+            self._store(fresh)
+            return fresh.token
+
+    def _store(self, fresh):
+        """Cache *fresh* (under the lock)."""
+        self._previous = self._cached.token if self._cached is not None else None
+        self._cached = fresh
+        self.refreshes += 1
+        self._next_attempt = 0.0
 
     def _check(self, fresh, now):
         token = getattr(fresh, "token", None)
@@ -186,6 +198,43 @@ class AzureIdentityAuth:
             refresh_at = now + max(0.0, expires_on - now) / 2.0
         return _Cached(token, float(expires_on), refresh_at)
 
+    def refused(self, token):
+        """The service refused *token* (a 401): fetch another, unless one
+        was fetched since. Whether the token now cached is another one (so
+        that sending the request again may succeed). A token fetched after a
+        401 and refused too is not replaced: that refusal is not about its
+        age. A failure of the credential is logged, not raised: the 401
+        stands."""
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached.token != token:
+                return True  # another thread fetched a new one meanwhile
+            if token == self._after_401:
+                return False
+            now = self._time()
+            try:
+                fresh = self._check(self.credential.get_token(*self.scopes), now)
+            except Exception as exc:
+                _log.warning("opstatus: token refresh after a 401 failed (%s)",
+                             type(exc).__name__)
+                return False
+            self._store(fresh)
+            self._after_401 = fresh.token
+            return fresh.token != token
+
+    def _ours(self, request):
+        """The token of ours that *request* carries, or None (none, or the
+        caller's own)."""
+        values = [v for k, v in request.headers.items() if k.lower() == "authorization"]
+        if len(values) != 1 or not isinstance(values[0], str) \
+                or not values[0].startswith("Bearer "):
+            return None
+        token = values[0][len("Bearer "):]
+        with self._lock:
+            known = {t for t in (self._cached.token if self._cached else None,
+                                 self._previous) if t}
+        return token if token in known else None
+
     @opstatus.hookimpl
     def opstatus_prepare_request(self, request):
         if any(name.lower() == "authorization" for name in request.headers):
@@ -194,32 +243,36 @@ class AzureIdentityAuth:
             return
         request.headers["Authorization"] = "Bearer " + self.token()
 
-
-def _is_loopback(host):
-    if host == "localhost" or host.endswith(".localhost"):
+    @opstatus.hookimpl
+    def opstatus_response_received(self, request, response):
+        """On a 401 to a request that carries our token: a fresh token, and
+        the request once more (``True``), with it instead of the old one."""
+        if response.status != 401:
+            return None
+        token = self._ours(request)
+        if token is None or not self.refused(token):
+            return None
+        for name in [k for k in request.headers if k.lower() == "authorization"]:
+            del request.headers[name]  # opstatus_prepare_request adds the new one
         return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
-_DEFAULT = None
-_CONFIGURED = False
-_LOCK = threading.Lock()
+###############################################################################
+# The installed plugin: the credential configure() gives, else the environment's
+
+_UNSET = object()
+_code_auth = _UNSET  # what configure() set: it wins over the environment
+_env_auth = None  # what opstatus_configure made
 
 
 def configure(credential=None, **options):
     """Set the credential the installed plugin uses (``None``: none, the
-    plugin then does nothing). *options* are those of
-    :class:`AzureIdentityAuth`. Returns the :class:`AzureIdentityAuth`."""
-    global _DEFAULT, _CONFIGURED
-    with _LOCK:
-        _DEFAULT = None if credential is None else AzureIdentityAuth(credential, **options)
-        _CONFIGURED = True
-        return _DEFAULT
+    plugin then does nothing), in place of the environment's. *options* are
+    those of :class:`AzureIdentityAuth`. Returns the
+    :class:`AzureIdentityAuth`."""
+    global _code_auth
+    _code_auth = None if credential is None else AzureIdentityAuth(credential, **options)
+    return _code_auth
 
 
 def _from_environment(environ):
@@ -249,14 +302,17 @@ def _from_environment(environ):
 
 
 def _default_auth():
-    global _DEFAULT, _CONFIGURED
-    if _CONFIGURED:
-        return _DEFAULT
-    with _LOCK:
-        if not _CONFIGURED:
-            _DEFAULT = _from_environment(os.environ)
-            _CONFIGURED = True
-        return _DEFAULT
+    """The :class:`AzureIdentityAuth` in force: configure()'s, else the
+    environment's, or None."""
+    return _env_auth if _code_auth is _UNSET else _code_auth
+
+
+@opstatus.hookimpl
+def opstatus_configure(environ):
+    """Make the credential ``OPSTATUS_AZURE_CREDENTIAL`` names; one that
+    cannot be made refuses the plugin (:class:`opstatus.PluginError`)."""
+    global _env_auth
+    _env_auth = _from_environment(environ)
 
 
 @opstatus.hookimpl
@@ -265,3 +321,10 @@ def opstatus_prepare_request(request):
     auth = _default_auth()
     if auth is not None:
         auth.opstatus_prepare_request(request)
+
+
+@opstatus.hookimpl
+def opstatus_response_received(request, response):
+    """The installed plugin: a fresh token and one more try on a 401."""
+    auth = _default_auth()
+    return None if auth is None else auth.opstatus_response_received(request, response)

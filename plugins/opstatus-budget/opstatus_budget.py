@@ -14,16 +14,17 @@ a *burst*, shared by all pollers that consult it::
     policy = opstatus.RetryPolicy(cap=900)   # let the budget ask for long waits
     opstatus.Watcher(locations, endpoint=..., key=..., policy=policy).results()
 
-How it works: every request the core sends is counted (hook
-``opstatus_prepare_request``). Before each wait between polls
-(``opstatus_next_delay``) and before each retry (``opstatus_retry_delay``) the
-budget reserves the next free slot no earlier than the policy's own choice
-and returns the wait until it: when the budget is ample the schedule is the
-policy's, when it is short the waits grow so that the process stays within
-*per_hour* requests an hour (plus *burst*). First polls and POSTs cannot be
-delayed (no hook comes before them): they are counted, and when they exceed
-the budget they are counted in :attr:`PollBudget.overdrafts` and push the
-later slots back.
+How it works: every request the service answers is counted (hook
+``opstatus_response_received``, so a request that never reached it is not).
+Before each wait between polls (``opstatus_next_delay``) and before each
+retry (``opstatus_retry_delay``) the budget reserves the next free slot no
+earlier than the core's own choice (the service's ``Retry-After``, else the
+policy's) and returns the wait until it: when the budget is ample the
+schedule is the core's, when it is short the waits grow so that the process
+stays within *per_hour* requests an hour (plus *burst*). First polls and
+POSTs cannot be delayed (no hook comes before them): they are counted, and
+when they exceed the budget they are counted in :attr:`PollBudget.overdrafts`
+and push the later slots back.
 
 The core clamps every delay to ``policy.cap`` (60 s by default): a budget
 that needs longer waits than the cap allows is exceeded, and says so once in
@@ -39,12 +40,14 @@ minimum. An error the policy would not retry is left to the policy.
 Installed, the module is a plugin (entry point ``opstatus-budget``) that
 does nothing unless ``OPSTATUS_BUDGET_PER_HOUR`` is set
 (``OPSTATUS_BUDGET_BURST`` and ``OPSTATUS_BUDGET_JITTER=decorrelated``
-optional), or :func:`configure` is called.
+optional), or :func:`configure` is called. The environment is read when the
+plugin joins a plugin manager (``opstatus_configure``): a value that is not
+a number refuses the plugin there, with a :class:`opstatus.PluginError`
+naming it, rather than letting polls run unbudgeted.
 """
 
 import logging
 import math
-import os
 import threading
 
 import opstatus
@@ -142,7 +145,7 @@ class PollBudget:
             return slot - now
 
     def count(self, url, method="GET"):
-        """Count one request sent to *url* (what ``opstatus_prepare_request``
+        """Count one request sent to *url* (what ``opstatus_response_received``
         does): it uses a slot reserved for it, or takes one now."""
         with self._lock:
             self.sent += 1
@@ -172,15 +175,24 @@ class PollBudget:
 
     # -- hooks -------------------------------------------------------------------
 
-    @opstatus.hookimpl
-    def opstatus_prepare_request(self, request):
+    # tryfirst: the hook stops at the first plugin that returns something (a
+    # credential plugin asking for the request again after a 401, say), and
+    # that answer must be counted too.
+    @opstatus.hookimpl(tryfirst=True)
+    def opstatus_response_received(self, request, response):
         self.count(request.url, request.method)
 
     @opstatus.hookimpl
-    def opstatus_next_delay(self, url, status, age, polls, policy):
+    def opstatus_next_delay(self, url, age, policy, retry_after):
         with self._lock:
             self._previous.pop(url, None)  # a success ends a run of errors
-        delay = self.reserve(url, policy.poll_delay(age, self._rand))
+        if not _is_seconds(retry_after):
+            retry_after = None
+        # No earlier than the core's own choice: the service's wait, else the policy's.
+        wanted = policy.poll_delay(age, self._rand) if retry_after is None else retry_after
+        delay = self.reserve(url, wanted)
+        if retry_after is not None and delay <= retry_after + 1e-9:
+            return None  # the service's wait binds, not the budget: the core honours it
         self._warn_cap(delay, policy)
         return delay
 
@@ -198,7 +210,7 @@ class PollBudget:
         else:
             base = policy.error_delay(errors, self._rand)
         hint = getattr(error, "retry_after", None)
-        if isinstance(hint, (int, float)) and not isinstance(hint, bool):
+        if _is_seconds(hint):
             base = max(base, hint)
         delay = self.reserve(url, base)
         self._warn_cap(delay, policy)
@@ -209,23 +221,26 @@ class PollBudget:
         self._forget(url)
 
 
+def _is_seconds(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and value >= 0
+
+
 ###############################################################################
-# The installed plugin
+# The installed plugin: the budget configure() sets, else the environment's
 
-
-_DEFAULT = None
-_CONFIGURED = False
-_LOCK = threading.Lock()
+_UNSET = object()
+_code_budget = _UNSET  # what configure() set: it wins over the environment
+_env_budget = None  # what opstatus_configure read
 
 
 def configure(per_hour=None, **options):
-    """Set the budget the installed plugin enforces (``None``: none).
-    *options* are those of :class:`PollBudget`. Returns it."""
-    global _DEFAULT, _CONFIGURED
-    with _LOCK:
-        _DEFAULT = None if per_hour is None else PollBudget(per_hour, **options)
-        _CONFIGURED = True
-        return _DEFAULT
+    """Set the budget the installed plugin enforces (``None``: none), in
+    place of the environment's. *options* are those of :class:`PollBudget`.
+    Returns it."""
+    global _code_budget
+    _code_budget = None if per_hour is None else PollBudget(per_hour, **options)
+    return _code_budget
 
 
 def _from_environment(environ):
@@ -242,31 +257,36 @@ def _from_environment(environ):
     jitter = environ.get("OPSTATUS_BUDGET_JITTER", "").strip()
     if jitter:
         options["jitter"] = jitter
-    return PollBudget(per_hour, **options)
+    try:
+        return PollBudget(per_hour, **options)
+    except ValueError as exc:
+        raise ValueError("OPSTATUS_BUDGET_*: %s" % exc) from None
 
 
 def _budget():
-    global _DEFAULT, _CONFIGURED
-    if not _CONFIGURED:
-        with _LOCK:
-            if not _CONFIGURED:
-                _DEFAULT = _from_environment(os.environ)
-                _CONFIGURED = True
-    return _DEFAULT
+    """The budget in force: configure()'s, else the environment's, or None."""
+    return _env_budget if _code_budget is _UNSET else _code_budget
 
 
 @opstatus.hookimpl
-def opstatus_prepare_request(request):
+def opstatus_configure(environ):
+    """Read the budget from the environment; a bad value refuses the plugin
+    (``ValueError``: the core names the plugin)."""
+    global _env_budget
+    _env_budget = _from_environment(environ)
+
+
+@opstatus.hookimpl(tryfirst=True)
+def opstatus_response_received(request, response):
     budget = _budget()
     if budget is not None:
-        budget.opstatus_prepare_request(request)
+        budget.opstatus_response_received(request, response)
 
 
 @opstatus.hookimpl
-def opstatus_next_delay(url, status, age, polls, policy):
+def opstatus_next_delay(url, age, policy, retry_after):
     budget = _budget()
-    return None if budget is None else budget.opstatus_next_delay(url, status, age, polls,
-                                                                  policy)
+    return None if budget is None else budget.opstatus_next_delay(url, age, policy, retry_after)
 
 
 @opstatus.hookimpl

@@ -30,9 +30,11 @@ Installed, the module is a plugin (entry point ``opstatus-notify``) that does
 nothing unless ``OPSTATUS_NOTIFY_LOG`` (a file path, or ``-`` for standard
 error) or ``OPSTATUS_NOTIFY_WEBHOOK`` (a URL) is set;
 ``OPSTATUS_NOTIFY_OUTCOMES`` (comma-separated) limits the webhook to some
-outcomes. A mistake in these (an unknown outcome, a webhook URL that is
-refused) is told once, as a warning on ``opstatus.notify``. :func:`configure`
-does the same from code (and raises ``ValueError`` for a mistake).
+outcomes. They are read when the plugin joins a plugin manager
+(``opstatus_configure``). A mistake in these (an unknown outcome, a webhook
+URL that is refused) is told once, then, as a warning on ``opstatus.notify``,
+and never stops a poll. :func:`configure` does the same from code (it wins
+over the environment, and raises ``ValueError`` for a mistake).
 """
 
 import datetime
@@ -226,7 +228,7 @@ class WebhookNotifier:
             raise ValueError("webhook URL must be an absolute https URL")
         if "@" in parts.netloc:
             raise ValueError("webhook URL must not hold a user name or password")
-        if scheme == "http" and not _is_loopback(host):
+        if scheme == "http" and not opstatus.is_loopback(host):
             raise ValueError("webhook URL must use https (plain http only to loopback)")
         if ssl_context is not None:
             import ssl
@@ -306,17 +308,6 @@ class WebhookNotifier:
             conn.close()
 
 
-def _is_loopback(host):
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 ###############################################################################
 # The installed plugin: configured from the environment or configure()
 
@@ -333,8 +324,9 @@ class _Stderr:
         sys.stderr.flush()
 
 
-_NOTIFIERS = None
-_LOCK = threading.Lock()
+_UNSET = object()
+_code_notifiers = _UNSET  # what configure() set: it wins over the environment
+_env_notifiers = ()  # what opstatus_configure read
 
 
 def _from_environment(environ):
@@ -368,25 +360,28 @@ def _from_environment(environ):
 def configure(*, log=None, webhook=None, outcomes=None):
     """Set what the installed plugin does: *log* a path or stream for an
     :class:`EventLog`, *webhook* a URL for a :class:`WebhookNotifier` told of
-    *outcomes*. With neither, it does nothing. Returns the notifiers."""
-    global _NOTIFIERS
+    *outcomes*. With neither, it does nothing. Returns the notifiers. In
+    place of the environment's, whenever it is called."""
+    global _code_notifiers
     notifiers = []
     if log is not None:
         notifiers.append(EventLog(log))
     if webhook is not None:
         notifiers.append(WebhookNotifier(webhook, outcomes=outcomes))
-    with _LOCK:
-        _NOTIFIERS = notifiers
-    return list(notifiers)
+    _code_notifiers = tuple(notifiers)
+    return notifiers
 
 
 def _notifiers():
-    global _NOTIFIERS
-    if _NOTIFIERS is None:
-        with _LOCK:
-            if _NOTIFIERS is None:
-                _NOTIFIERS = _from_environment(os.environ)
-    return _NOTIFIERS
+    """The notifiers in force: configure()'s, else the environment's."""
+    return _env_notifiers if _code_notifiers is _UNSET else _code_notifiers
+
+
+@opstatus.hookimpl
+def opstatus_configure(environ):
+    """Read the notifiers from the environment (mistakes told, not raised)."""
+    global _env_notifiers
+    _env_notifiers = tuple(_from_environment(environ))
 
 
 @opstatus.hookimpl

@@ -418,18 +418,28 @@ class _DeadlineReader(io.RawIOBase):
             super().close()
 
 
+###############################################################################
+# The installed plugin
+
 _DEFAULT = None
-_DEFAULT_LOCK = threading.Lock()
 
 
 def default_transport():
     """The transport the installed plugin uses: one session for the process,
-    made on first use."""
+    made when the plugin first joins a plugin manager (``opstatus_configure``,
+    before any request), or here if called before that."""
     global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = RequestsTransport()
-        return _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = RequestsTransport()
+    return _DEFAULT
+
+
+@opstatus.hookimpl
+def opstatus_configure(environ):
+    """Make the default transport, before any request: its session reads
+    ``HTTPS_PROXY``, ``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` itself, for
+    each request."""
+    default_transport()
 
 
 @opstatus.hookimpl

@@ -1,33 +1,21 @@
 """opstatus-azure-identity with a fake credential and an injected clock; the
 header is checked end to end against a loopback server. No network, no
-azure-identity needed."""
+azure-identity needed. The clock, the loopback server and a fresh plugin
+manager (``pm``) are the core's (tests/opstatus_testing.py)."""
 
-import json
 import logging
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import opstatus
 import opstatus_azure_identity
 from opstatus_azure_identity import SCOPE, AzureIdentityAuth
+from opstatus_testing import SUCCEEDED, FakeClock, LoopbackServer, send_json
 
-SUCCEEDED = {"status": "succeeded", "createdTime": "2026-01-01T00:00:00Z",
-             "lastActionTime": "2026-01-01T00:00:01Z", "resourceLocation": "/snapshots/abc"}
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
-
-
-class WallClock:
-    """POSIX seconds that move only when told to."""
-
-    def __init__(self, now=T0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 class Token:
@@ -63,7 +51,8 @@ class FakeCredential:
 
 @pytest.fixture
 def clock():
-    return WallClock()
+    """Wall-clock POSIX seconds (what ``expires_on`` is compared with)."""
+    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -251,57 +240,26 @@ def test_callers_own_authorization_header_wins(credential, clock):
 ###############################################################################
 
 
-class TokenCheckingServer:
+class TokenCheckingServer(LoopbackServer):
     """A loopback server that serves a finished operation only to a request
-    with ``Authorization: Bearer <expected>``, 401 otherwise."""
+    with ``Authorization: Bearer <expected>``, 401 otherwise; :attr:`tokens`
+    lists the ``Authorization`` of each request."""
 
     def __init__(self):
+        super().__init__(self._answer)
         self.expected = None
-        self.seen = []
-        owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format, *args):
-                pass
-
-            def do_GET(self):
-                auth = self.headers.get("Authorization")
-                owner.seen.append(auth)
-                ok = owner.expected is not None and auth == "Bearer " + owner.expected
-                doc = SUCCEEDED if ok else {"error": {
-                    "code": "PermissionDenied", "message": "bad token %s" % auth}}
-                body = json.dumps(doc).encode("utf-8")
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+    def _answer(self, handler):
+        auth = handler.headers.get("Authorization")
+        if self.expected is not None and auth == "Bearer " + self.expected:
+            send_json(handler, 200, SUCCEEDED)
+        else:
+            send_json(handler, 401, {"error": {"code": "PermissionDenied",
+                                               "message": "bad token %s" % auth}})
 
     @property
-    def url(self):
-        return "http://127.0.0.1:%d/face/v1.0/operations/op1" % self.httpd.server_address[1]
-
-
-@pytest.fixture
-def pm():
-    return opstatus.make_plugin_manager()
+    def tokens(self):
+        return [e.headers.get("authorization") for e in self.seen]
 
 
 def test_poll_with_the_token(pm, credential, clock):
@@ -310,9 +268,9 @@ def test_poll_with_the_token(pm, credential, clock):
     try:
         with TokenCheckingServer() as server:
             server.expected = "tok-1"
-            final = opstatus.poll(server.url, plugins=pm, sleep=lambda s: None)
+            final = opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None)
         assert final.snapshot_id == "abc"
-        assert server.seen == ["Bearer tok-1"]
+        assert server.tokens == ["Bearer tok-1"]
     finally:
         pm.unregister(auth)
 
@@ -322,10 +280,11 @@ def test_token_never_shows_in_errors(pm, credential, clock):
     with TokenCheckingServer() as server:
         server.expected = "another-token"
         with pytest.raises(opstatus.HTTPError) as info:
-            opstatus.poll(server.url, plugins=pm, sleep=lambda s: None)
-    assert server.seen == ["Bearer tok-1"]
+            opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None)
+    assert server.tokens == ["Bearer tok-1", "Bearer tok-2"]  # refused, refreshed, refused
+    assert len(credential.calls) == 2  # a fresh token refused: not about its age, no third
     assert info.value.status == 401 and "bad token" in str(info.value)
-    assert "tok-1" not in str(info.value)
+    assert "tok-1" not in str(info.value) and "tok-2" not in str(info.value)
 
 
 def test_credential_failure_is_a_plugin_error_naming_the_plugin(pm, credential, clock):
@@ -333,8 +292,8 @@ def test_credential_failure_is_a_plugin_error_naming_the_plugin(pm, credential, 
     pm.register(auth_for(credential, clock), name="azure-identity")
     with TokenCheckingServer() as server:
         with pytest.raises(opstatus.PluginError) as info:
-            opstatus.poll(server.url, plugins=pm, sleep=lambda s: None)
-        assert server.seen == []  # nothing sent without a token
+            opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None)
+        assert server.tokens == []  # nothing sent without a token
     assert info.value.plugin == "azure-identity"
     assert "failed to retrieve a token" in str(info.value)
 
@@ -347,7 +306,7 @@ def test_with_the_simulator_and_a_key_too(pm, credential):
         def opstatus_prepare_request(self, request):
             seen.append(request.headers.get("Authorization"))
 
-    wall = WallClock()
+    wall = FakeClock(T0)
     pm.register(Spy(), name="spy")
     pm.register(AzureIdentityAuth(credential, hosts=["127.0.0.1"], clock=wall), name="aad")
     with opstatus.Simulator(queue_seconds=0, take_seconds=0, require_objects=False) as sim:
@@ -360,14 +319,97 @@ def test_with_the_simulator_and_a_key_too(pm, credential):
 
 
 ###############################################################################
+# A refused token (401): refreshed, and the request sent once more
+###############################################################################
+
+
+@pytest.fixture(params=["instance", "installed"])
+def registered(request, pm, credential, clock, unconfigured):
+    """The plugin on *pm*: an AzureIdentityAuth, or the installed module
+    configured in code; returns the AzureIdentityAuth."""
+    if request.param == "instance":
+        auth = auth_for(credential, clock)
+        pm.register(auth, name="azure-identity")
+    else:
+        auth = opstatus_azure_identity.configure(credential, clock=clock, hosts=["127.0.0.1"])
+        pm.register(opstatus_azure_identity, name="opstatus-azure-identity")
+    return auth
+
+
+def test_a_refused_token_is_refreshed_and_the_request_sent_again(registered, pm, credential):
+    # The cache still holds tok-1 (valid for an hour), but the service has
+    # revoked it: a 401, a fresh token, the same GET once more.
+    with TokenCheckingServer() as server:
+        server.expected = "tok-2"
+        final = opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None)
+    assert final.snapshot_id == "abc"
+    assert server.tokens == ["Bearer tok-1", "Bearer tok-2"]
+    assert len(credential.calls) == 2 and registered.token() == "tok-2"
+
+
+def test_a_401_to_the_callers_own_header_is_left_alone(registered, pm, credential):
+    with TokenCheckingServer() as server:
+        server.expected = "tok-1"
+        with pytest.raises(opstatus.HTTPError) as info:
+            opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None,
+                          headers={"Authorization": "Bearer mine"})
+    assert info.value.status == 401
+    assert server.tokens == ["Bearer mine"] and credential.calls == []
+
+
+def test_no_second_try_when_the_credential_gives_the_same_token(pm, clock):
+    class Stale:
+        calls = 0
+
+        def get_token(self, *scopes):
+            Stale.calls += 1
+            return Token("same-token", clock() + 3600)  # from its own cache, say
+
+    pm.register(auth_for(Stale(), clock), name="azure-identity")
+    with TokenCheckingServer() as server:
+        server.expected = "another-token"
+        with pytest.raises(opstatus.HTTPError):
+            opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None)
+    assert server.tokens == ["Bearer same-token"] and Stale.calls == 2
+
+
+def test_a_failed_refresh_after_a_401_leaves_the_401(pm, credential, clock, caplog):
+    auth = auth_for(credential, clock)
+    pm.register(auth, name="azure-identity")
+    auth.token()
+    credential.fail = RuntimeError("AADSTS700082: expired refresh token")
+    with TokenCheckingServer() as server:
+        server.expected = "tok-2"
+        with caplog.at_level(logging.WARNING, logger="opstatus.azure_identity"):
+            with pytest.raises(opstatus.HTTPError) as info:
+                opstatus.poll(server.url(), plugins=pm, sleep=lambda s: None)
+    assert info.value.status == 401 and server.tokens == ["Bearer tok-1"]
+    assert "refresh after a 401 failed (RuntimeError)" in caplog.text
+    assert "AADSTS" not in caplog.text and "tok-1" not in caplog.text
+
+
+def test_a_token_another_thread_refreshed_is_used_without_a_new_fetch(credential, clock):
+    auth = auth_for(credential, clock)
+    request = opstatus.Request("GET", "http://127.0.0.1:8080/face/v1.0/operations/x")
+    auth.opstatus_prepare_request(request)  # tok-1
+    clock.now = T0 + 3400  # in the margin: the next token() fetches tok-2
+    assert auth.token() == "tok-2"
+    refused = opstatus.Response(401, {}, b"")
+    assert auth.opstatus_response_received(request, refused) is True
+    assert request.headers == {} and len(credential.calls) == 2
+    auth.opstatus_prepare_request(request)
+    assert request.headers == {"Authorization": "Bearer tok-2"}
+
+
+###############################################################################
 # The installed plugin
 ###############################################################################
 
 
 @pytest.fixture
 def unconfigured(monkeypatch):
-    monkeypatch.setattr(opstatus_azure_identity, "_DEFAULT", None)
-    monkeypatch.setattr(opstatus_azure_identity, "_CONFIGURED", False)
+    monkeypatch.setattr(opstatus_azure_identity, "_code_auth", opstatus_azure_identity._UNSET)
+    monkeypatch.setattr(opstatus_azure_identity, "_env_auth", None)
     monkeypatch.delenv("OPSTATUS_AZURE_CREDENTIAL", raising=False)
 
 
@@ -405,7 +447,8 @@ class DefaultAzureCredential:
 '''
 
 
-def test_environment_names_an_azure_identity_credential(unconfigured, monkeypatch, tmp_path):
+def test_environment_names_an_azure_identity_credential(unconfigured, monkeypatch, tmp_path,
+                                                        pm):
     package = tmp_path / "azure" / "identity"
     package.mkdir(parents=True)
     (tmp_path / "azure" / "__init__.py").write_text("")
@@ -418,16 +461,34 @@ def test_environment_names_an_azure_identity_credential(unconfigured, monkeypatc
     monkeypatch.setenv("OPSTATUS_AZURE_HOSTS", "cognitiveservices.azure.us")
     request = opstatus.Request("GET", "https://x.cognitiveservices.azure.us/face/v1.0/x")
     try:
-        opstatus_azure_identity.opstatus_prepare_request(request)
+        pm.register(opstatus_azure_identity, name="opstatus-azure-identity")  # reads it
     finally:
         for name in [m for m in sys.modules if m == "azure" or m.startswith("azure.")]:
             del sys.modules[name]  # the fake package goes with the test
+    pm.hook.opstatus_prepare_request(request=request)
     assert request.headers["Authorization"] == (
         "Bearer from-default:https://cognitiveservices.azure.us/.default")
 
 
-def test_environment_without_azure_identity_says_what_to_install(unconfigured, monkeypatch):
+def test_environment_without_azure_identity_says_what_to_install(unconfigured, monkeypatch,
+                                                                 pm):
     monkeypatch.setitem(sys.modules, "azure.identity", None)
     with pytest.raises(opstatus.PluginError, match="pip install azure-identity"):
         opstatus_azure_identity._from_environment({"OPSTATUS_AZURE_CREDENTIAL": "cli"})
     assert opstatus_azure_identity._from_environment({}) is None
+    # Installed: the plugin is refused when it joins a manager, not at the
+    # first request (which would go out without the token asked for).
+    monkeypatch.setenv("OPSTATUS_AZURE_CREDENTIAL", "cli")
+    with pytest.raises(opstatus.PluginError, match="pip install azure-identity") as info:
+        pm.register(opstatus_azure_identity, name="opstatus-azure-identity")
+    assert info.value.plugin == "opstatus-azure-identity"
+    assert opstatus_azure_identity._default_auth() is None
+
+
+def test_configure_wins_over_the_environment(unconfigured, monkeypatch, credential, clock, pm):
+    auth = opstatus_azure_identity.configure(credential, clock=clock)
+    monkeypatch.setenv("OPSTATUS_AZURE_CREDENTIAL", "cli")
+    monkeypatch.setitem(sys.modules, "azure.identity", None)
+    with pytest.raises(opstatus.PluginError):
+        pm.register(opstatus_azure_identity, name="opstatus-azure-identity")
+    assert opstatus_azure_identity._default_auth() is auth

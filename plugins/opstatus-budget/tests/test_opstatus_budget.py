@@ -1,8 +1,11 @@
 """opstatus-budget on a fake clock: the bucket's arithmetic, then the budget
-holding for pollers and a Watcher against the opstatus simulator."""
+holding for pollers and a Watcher against the opstatus simulator. The clock,
+the simulator (on it) and a fresh plugin manager (``pm``) are the core's
+fixtures (tests/opstatus_testing.py)."""
 
 import logging
 import random
+import socket
 import threading
 
 import pytest
@@ -10,41 +13,7 @@ import pytest
 import opstatus
 import opstatus_budget
 from opstatus_budget import PollBudget
-
-
-class FakeClock:
-    def __init__(self, start=1000.0):
-        self.now = float(start)
-        self.sleeps = []
-        self._lock = threading.Lock()
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def sim(clock):
-    simulator = opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0,
-                                   require_objects=False).start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-@pytest.fixture
-def pm():
-    return opstatus.make_plugin_manager()
+from opstatus_testing import LoopbackServer, send_json, take
 
 
 class SendTimes:
@@ -59,12 +28,6 @@ class SendTimes:
     def opstatus_prepare_request(self, request):
         with self._lock:
             self.times.append((self.clock(), request.method))
-
-
-def take(sim):
-    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
-                                  object_id="group1", apply_scope=[sim.subscription],
-                                  plugins=False)
 
 
 def most_in_a_window(times, window=3600.0):
@@ -283,6 +246,61 @@ def test_server_retry_after_is_a_minimum(sim, clock, pm):
     assert clock.sleeps[0] == 9.0
 
 
+@pytest.mark.parametrize("retry_after", [7, 90])  # below the policy's cap (60 s), above it
+def test_the_services_retry_after_paces_the_polls(sim, clock, pm, retry_after):
+    # An ample budget keeps the core's own schedule, and with a Retry-After
+    # on each running status that is the service's wait, not the policy's
+    # (above the cap too, as the core allows a service).
+    pm.register(PollBudget(100000, clock=clock), name="budget")
+    for plugins in (pm, False):
+        del clock.sleeps[:]
+        url = sim.start_job("azure", seconds=300.0, queue_seconds=0.0, retry_after=retry_after)
+        opstatus.poll(url, key=sim.key, vocabulary="azure", clock=clock, sleep=clock.sleep,
+                      random=lambda: 0.0, plugins=plugins, timeout=3600)
+        assert clock.sleeps and set(clock.sleeps) == {float(retry_after)}, plugins
+
+
+def test_a_short_budget_waits_longer_than_the_services_retry_after(sim, clock, pm):
+    pm.register(PollBudget(120, burst=1, clock=clock), name="budget")  # one per 30 s
+    url = sim.start_job("azure", seconds=200.0, queue_seconds=0.0, retry_after=7)
+    opstatus.poll(url, key=sim.key, vocabulary="azure", clock=clock, sleep=clock.sleep,
+                  random=lambda: 0.0, plugins=pm, policy=opstatus.RetryPolicy(cap=600))
+    assert clock.sleeps and min(clock.sleeps) >= 30.0 - 1e-9
+
+
+def test_requests_are_counted_once_answered(clock, pm):
+    budget = PollBudget(60, burst=1, clock=clock)
+    pm.register(budget, name="budget")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    url = "http://127.0.0.1:%d/face/v1.0/operations/op1" % probe.getsockname()[1]
+    probe.close()  # nothing listens there: the request never reaches a service
+    with pytest.raises(opstatus.NetworkError):
+        opstatus.poll(url, clock=clock, sleep=clock.sleep, plugins=pm,
+                      policy=opstatus.RetryPolicy(max_errors=0))
+    assert budget.sent == 0 and budget.wait_time() == 0.0
+    with LoopbackServer(send_json) as server:
+        opstatus.poll(server.url(), clock=clock, sleep=clock.sleep, plugins=pm)
+    assert budget.sent == 1
+
+
+def test_an_answer_another_plugin_has_sent_again_is_counted_too(clock, pm):
+    class Refresher:  # registered after the budget: pluggy asks it first
+        @opstatus.hookimpl
+        def opstatus_response_received(self, request, response):
+            if response.status == 401:
+                return True
+
+    budget = PollBudget(3600, clock=clock)
+    pm.register(budget, name="budget")
+    pm.register(Refresher(), name="refresher")
+    answers = iter([401, 200])
+    with LoopbackServer(lambda handler: send_json(handler, next(answers))) as server:
+        opstatus.poll(server.url(), clock=clock, sleep=clock.sleep, plugins=pm)
+        assert len(server.seen) == 2
+    assert budget.sent == 2
+
+
 def test_errors_the_policy_would_not_retry_are_left_to_it(sim, clock, pm):
     pm.register(PollBudget(100000, clock=clock), name="budget")
     with pytest.raises(opstatus.OperationNotFound):
@@ -300,8 +318,8 @@ def test_errors_the_policy_would_not_retry_are_left_to_it(sim, clock, pm):
 
 @pytest.fixture
 def unconfigured(monkeypatch):
-    monkeypatch.setattr(opstatus_budget, "_DEFAULT", None)
-    monkeypatch.setattr(opstatus_budget, "_CONFIGURED", False)
+    monkeypatch.setattr(opstatus_budget, "_code_budget", opstatus_budget._UNSET)
+    monkeypatch.setattr(opstatus_budget, "_env_budget", None)
     for name in ("OPSTATUS_BUDGET_PER_HOUR", "OPSTATUS_BUDGET_BURST", "OPSTATUS_BUDGET_JITTER"):
         monkeypatch.delenv(name, raising=False)
 
@@ -311,7 +329,7 @@ def test_installed_plugin_does_nothing_unless_configured(unconfigured, sim, cloc
     pm.check_pending()
     opstatus.poll(take(sim), endpoint=sim.endpoint, key=sim.key, clock=clock,
                   sleep=clock.sleep, random=lambda: 0.0, plugins=pm)
-    assert opstatus_budget._DEFAULT is None
+    assert opstatus_budget._budget() is None
     assert set(clock.sleeps) == {0.5}  # the policy's own schedule
 
 
@@ -323,14 +341,50 @@ def test_installed_plugin_reads_the_environment(unconfigured, monkeypatch, sim, 
     opstatus.poll(take(sim), endpoint=sim.endpoint, key=sim.key, clock=clock,
                   sleep=clock.sleep, random=lambda: 0.0, plugins=pm,
                   policy=opstatus.RetryPolicy(cap=600))
-    budget = opstatus_budget._DEFAULT
+    budget = opstatus_budget._budget()
     assert (budget.per_hour, budget.burst, budget.jitter) == (120, 1, "decorrelated")
     assert min(clock.sleeps) >= 29.0  # the budget runs on the real monotonic clock here
 
 
-def test_configure_from_code(unconfigured):
+def test_the_environment_is_read_when_the_plugin_joins_a_manager(unconfigured, monkeypatch):
+    monkeypatch.setenv("OPSTATUS_BUDGET_PER_HOUR", "120")
+    assert opstatus_budget._budget() is None  # not at import, not at first use
+    opstatus.make_plugin_manager().register(opstatus_budget, name="opstatus-budget")
+    assert opstatus_budget._budget().per_hour == 120
+    monkeypatch.setenv("OPSTATUS_BUDGET_PER_HOUR", "600")
+    assert opstatus_budget._budget().per_hour == 120  # once, at registration
+
+
+def test_configure_from_code(unconfigured, monkeypatch):
     budget = opstatus_budget.configure(3600, burst=2)
     assert opstatus_budget._budget() is budget and budget.interval == 1.0
+    # The code's budget wins over the environment, read by a manager made later.
+    monkeypatch.setenv("OPSTATUS_BUDGET_PER_HOUR", "60")
+    opstatus.make_plugin_manager().register(opstatus_budget, name="opstatus-budget")
+    assert opstatus_budget._budget() is budget
     assert opstatus_budget.configure(None) is None and opstatus_budget._budget() is None
     with pytest.raises(ValueError, match="numbers"):
         opstatus_budget._from_environment({"OPSTATUS_BUDGET_PER_HOUR": "lots"})
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("OPSTATUS_BUDGET_PER_HOUR", "lots"), ("OPSTATUS_BUDGET_PER_HOUR", "-5"),
+    ("OPSTATUS_BUDGET_JITTER", "full"),
+])
+def test_a_bad_environment_refuses_the_plugin(unconfigured, monkeypatch, variable, value):
+    monkeypatch.setenv("OPSTATUS_BUDGET_PER_HOUR", "120")
+    monkeypatch.setenv(variable, value)
+    pm = opstatus.make_plugin_manager()
+    with pytest.raises(ValueError, match="OPSTATUS_BUDGET_"):
+        pm.register(opstatus_budget, name="opstatus-budget")
+    assert opstatus_budget._budget() is None
+
+
+def test_a_bad_environment_stops_the_installed_plugins_manager(unconfigured, monkeypatch):
+    monkeypatch.delenv("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("OPSTATUS_DISABLED_PLUGINS", raising=False)
+    monkeypatch.setenv("OPSTATUS_BUDGET_PER_HOUR", "lots")
+    with pytest.raises(opstatus.PluginError, match="OPSTATUS_BUDGET_PER_HOUR"):
+        opstatus.make_plugin_manager(autoload=True)
+    monkeypatch.setenv("OPSTATUS_DISABLED_PLUGINS", "opstatus-budget")  # the way out
+    assert opstatus.make_plugin_manager(autoload=True).get_plugin("opstatus-budget") is None

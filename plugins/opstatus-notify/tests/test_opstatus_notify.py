@@ -1,6 +1,8 @@
 """opstatus-notify against real loopback servers: the opstatus simulator for
 the events, a small webhook receiver (plain and TLS) for the chat messages.
-Time is injected into pollers; nothing is mocked."""
+Time is injected into pollers; nothing is mocked. The clock, the simulator
+and a fresh plugin manager (``pm``) are the core's fixtures
+(tests/opstatus_testing.py)."""
 
 import io
 import json
@@ -8,54 +10,15 @@ import logging
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import opstatus
 import opstatus_notify
 from opstatus_notify import EventLog, WebhookNotifier
+from opstatus_testing import LoopbackServer, take
 
 SECRET_PATH = "/services/T000/B000/XXXXsecretXXXX"
-
-
-class FakeClock:
-    def __init__(self, start=100.0):
-        self.now = float(start)
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def sim(clock):
-    simulator = opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0,
-                                   require_objects=False).start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-@pytest.fixture
-def pm():
-    return opstatus.make_plugin_manager()
-
-
-def take(sim):
-    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
-                                  object_id="group1", apply_scope=[sim.subscription],
-                                  plugins=False)
 
 
 def poll(sim, clock, pm, location=None, **options):
@@ -65,56 +28,32 @@ def poll(sim, clock, pm, location=None, **options):
     return opstatus.Poller(location or take(sim), **kwargs).wait()
 
 
-class Receiver:
-    """A loopback webhook receiver: records (path, headers, JSON body) and
-    answers *status* (a 3xx goes with a Location)."""
+class Receiver(LoopbackServer):
+    """A loopback webhook receiver: :attr:`posts` holds (path, headers, JSON
+    body) of each POST; it answers *status* (a 3xx goes with a Location),
+    after *delay* seconds or the end of the test."""
 
     def __init__(self, status=200, ssl_context=None, delay=None):
+        super().__init__(self._answer, ssl_context=ssl_context)
         self.status = status
         self.delay = delay
-        self.posts = []
-        self.release = threading.Event()
-        owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
+    def _answer(self, handler):
+        if self.delay:
+            self.release.wait(self.delay)
+        handler.send_response(self.status)
+        if 300 <= self.status < 400:
+            handler.send_header("Location", "http://127.0.0.1:9/elsewhere")
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
 
-            def log_message(self, format, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()},
-                                    json.loads(body.decode("utf-8"))))
-                if owner.delay:
-                    owner.release.wait(owner.delay)
-                self.send_response(owner.status)
-                if 300 <= owner.status < 400:
-                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        if ssl_context is not None:
-            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+    @property
+    def posts(self):
+        return [(e.path, e.headers, json.loads(e.body.decode("utf-8"))) for e in self.seen]
 
     def url(self, scheme="http", host="127.0.0.1"):
-        return "%s://%s:%d%s" % (scheme, host, self.httpd.server_address[1], SECRET_PATH)
+        return "%s://%s:%d%s" % (scheme, host, self.port, SECRET_PATH)
 
 
 def lines(text):
@@ -362,7 +301,8 @@ def test_webhook_allows_https_and_loopback_http_and_hides_its_path():
 
 @pytest.fixture
 def fresh_module(monkeypatch):
-    monkeypatch.setattr(opstatus_notify, "_NOTIFIERS", None)
+    monkeypatch.setattr(opstatus_notify, "_code_notifiers", opstatus_notify._UNSET)
+    monkeypatch.setattr(opstatus_notify, "_env_notifiers", ())
     for name in ("OPSTATUS_NOTIFY_LOG", "OPSTATUS_NOTIFY_WEBHOOK", "OPSTATUS_NOTIFY_OUTCOMES"):
         monkeypatch.delenv(name, raising=False)
 
@@ -371,7 +311,7 @@ def test_installed_plugin_is_quiet_until_configured(fresh_module, sim, clock, pm
     pm.register(opstatus_notify, name="opstatus-notify")
     pm.check_pending()
     poll(sim, clock, pm)
-    assert opstatus_notify._NOTIFIERS == []
+    assert opstatus_notify._notifiers() == ()
 
 
 def test_installed_plugin_reads_the_environment(fresh_module, sim, clock, pm, tmp_path,
@@ -389,9 +329,11 @@ def test_installed_plugin_reads_the_environment(fresh_module, sim, clock, pm, tm
     assert len(receiver.posts) == 1
 
 
-def test_configure_from_code(fresh_module, sim, clock, pm):
+def test_configure_from_code(fresh_module, sim, clock, pm, monkeypatch, tmp_path):
     stream = io.StringIO()
     notifiers = opstatus_notify.configure(log=stream)
+    # The code's notifiers win over the environment, read when it registers.
+    monkeypatch.setenv("OPSTATUS_NOTIFY_LOG", str(tmp_path / "events.jsonl"))
     assert [type(n).__name__ for n in notifiers] == ["EventLog"]
     pm.register(opstatus_notify, name="opstatus-notify")
     poll(sim, clock, pm)
@@ -400,6 +342,7 @@ def test_configure_from_code(fresh_module, sim, clock, pm):
     before = stream.getvalue()
     poll(sim, clock, pm)
     assert stream.getvalue() == before
+    assert not (tmp_path / "events.jsonl").exists()
 
 
 def warnings_of(caplog):
@@ -446,8 +389,8 @@ def test_mistyped_outcomes_are_told_once_and_ignored(fresh_module, sim, clock, p
     with Receiver() as receiver:
         monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", receiver.url())
         monkeypatch.setenv("OPSTATUS_NOTIFY_OUTCOMES", "failed, sucess")
-        pm.register(opstatus_notify, name="opstatus-notify")
         with caplog.at_level(logging.WARNING, logger="opstatus"):
+            pm.register(opstatus_notify, name="opstatus-notify")
             poll(sim, clock, pm)
             poll(sim, clock, pm)
             sim.fail = "boom"
@@ -466,8 +409,8 @@ def test_outcomes_all_unknown_tell_every_outcome(fresh_module, sim, clock, pm, m
     with Receiver() as receiver:
         monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", receiver.url())
         monkeypatch.setenv("OPSTATUS_NOTIFY_OUTCOMES", "faild")
-        pm.register(opstatus_notify, name="opstatus-notify")
         with caplog.at_level(logging.WARNING, logger="opstatus"):
+            pm.register(opstatus_notify, name="opstatus-notify")
             poll(sim, clock, pm)
     assert len(receiver.posts) == 1
     assert "every outcome" in warnings_of(caplog)[0][1]
@@ -478,8 +421,8 @@ def test_a_refused_webhook_url_is_told_once_and_the_log_still_works(
     path = tmp_path / "events.jsonl"
     monkeypatch.setenv("OPSTATUS_NOTIFY_LOG", str(path))
     monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", "http://chat.example.com" + SECRET_PATH)
-    pm.register(opstatus_notify, name="opstatus-notify")
     with caplog.at_level(logging.WARNING, logger="opstatus"):
+        pm.register(opstatus_notify, name="opstatus-notify")
         poll(sim, clock, pm)
         poll(sim, clock, pm)
     told = warnings_of(caplog)
@@ -487,3 +430,17 @@ def test_a_refused_webhook_url_is_told_once_and_the_log_still_works(
     assert "OPSTATUS_NOTIFY_WEBHOOK" in told[0][1] and "https" in told[0][1]
     assert "XXXXsecretXXXX" not in caplog.text
     assert lines(path.read_text(encoding="utf-8"))[-1]["outcome"] == "succeeded"
+
+
+def test_a_mistake_is_told_when_the_plugin_joins_a_manager(fresh_module, monkeypatch, caplog):
+    # Told at once, before any poll: not at the first event, which may come
+    # hours later in a long-running program (or never, for `opstatus plugins`).
+    monkeypatch.setenv("OPSTATUS_NOTIFY_WEBHOOK", "https://chat.example.com" + SECRET_PATH)
+    monkeypatch.setenv("OPSTATUS_NOTIFY_OUTCOMES", "sucess")
+    with caplog.at_level(logging.WARNING, logger="opstatus"):
+        opstatus.make_plugin_manager().register(opstatus_notify, name="opstatus-notify")
+    [(name, message)] = warnings_of(caplog)
+    assert name == "opstatus.notify" and "'sucess'" in message
+    [webhook] = opstatus_notify._notifiers()
+    assert webhook.label == "https://chat.example.com" and webhook.outcomes is None
+

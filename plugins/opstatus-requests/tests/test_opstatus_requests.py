@@ -1,6 +1,7 @@
 """opstatus-requests against real loopback servers: the opstatus simulator,
 small HTTP servers, raw sockets that misbehave, a proxy, a TLS server with a
-private CA. Time is injected into pollers; nothing here is mocked."""
+private CA. Time is injected into pollers; nothing here is mocked. The clock,
+the simulator and the HTTP servers are the core's (tests/opstatus_testing.py)."""
 
 import gzip
 import inspect
@@ -10,7 +11,6 @@ import socket
 import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -18,38 +18,9 @@ import requests
 import opstatus
 import opstatus_requests
 from opstatus_requests import RequestsTransport
+from opstatus_testing import SUCCEEDED, LoopbackServer, send_json, take
 
-SUCCEEDED = {"status": "succeeded", "createdTime": "2026-01-01T00:00:00Z",
-             "lastActionTime": "2026-01-01T00:00:01Z", "resourceLocation": "/snapshots/abc"}
 TOKEN = "eyJhbGciOiJub25lIn0.secret-bearer-token-0042"
-
-
-class FakeClock:
-    def __init__(self, start=100.0):
-        self.now = float(start)
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def sim(clock):
-    simulator = opstatus.Simulator(clock=clock, queue_seconds=0.3, take_seconds=1.0,
-                                   require_objects=False).start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 @pytest.fixture
@@ -58,75 +29,8 @@ def transport():
         yield t
 
 
-def take(sim, **kwargs):
-    return opstatus.take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
-                                  object_id="group1", apply_scope=[sim.subscription],
-                                  **kwargs)
-
-
 def request(url, method="GET", headers=None, timeout=5.0, max_bytes=opstatus.MAX_RESPONSE_BYTES):
     return opstatus.Request(method, url, headers or {}, timeout=timeout, max_bytes=max_bytes)
-
-
-class HTTPServer:
-    """A loopback HTTP/1.1 server: ``respond(handler)`` answers each request;
-    :attr:`seen` holds (request line, lower-cased headers, client port)."""
-
-    def __init__(self, respond, ssl_context=None):
-        self.respond = respond
-        self.seen = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format, *args):
-                pass
-
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                owner.seen.append((self.requestline, {k.lower(): v for k, v in
-                                                      self.headers.items()},
-                                   self.client_address[1]))
-                owner.respond(self)
-
-            do_GET = do_POST = _any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        if ssl_context is not None:
-            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
-            # A client that refuses the certificate after a TLS 1.3 handshake
-            # resets the connection the handler reads: not this test's error.
-            self.httpd.handle_error = lambda request, client_address: None
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-    def url(self, path="/face/v1.0/operations/op1", scheme="http"):
-        return "%s://127.0.0.1:%d%s" % (scheme, self.httpd.server_address[1], path)
-
-
-def send_json(handler, status=200, doc=SUCCEEDED, headers=()):
-    body = json.dumps(doc).encode("utf-8")
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in headers:
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 class RawServer:
@@ -228,11 +132,13 @@ def test_the_installed_module_is_a_valid_plugin(sim, clock, monkeypatch):
     pm.register(opstatus_requests, name="opstatus-requests")
     try:
         pm.check_pending()
+        made = opstatus_requests._DEFAULT  # when it joined the manager, before a request
+        assert isinstance(made, RequestsTransport)
         final = opstatus.poll(take(sim), endpoint=sim.endpoint, key=sim.key, plugins=pm,
                               clock=clock, sleep=clock.sleep)
         assert final.status is opstatus.Status.SUCCEEDED
-        assert isinstance(opstatus_requests._DEFAULT, RequestsTransport)
-        assert opstatus_requests.default_transport() is opstatus_requests._DEFAULT
+        assert opstatus_requests._DEFAULT is made
+        assert opstatus_requests.default_transport() is made
     finally:
         pm.unregister(opstatus_requests)
         if opstatus_requests._DEFAULT is not None:
@@ -266,17 +172,17 @@ def test_entry_point_is_declared_and_autoloaded(monkeypatch):
 
 
 def test_connections_are_kept_alive(transport):
-    with HTTPServer(send_json) as server:
+    with LoopbackServer(send_json) as server:
         answers = [transport.send(request(server.url())) for _ in range(3)]
     assert [a.status for a in answers] == [200, 200, 200]
-    assert len({port for _, _, port in server.seen}) == 1  # one connection, three requests
+    assert len({e.port for e in server.seen}) == 1  # one connection, three requests
 
 
 def test_response_headers_are_lower_cased_and_joined(transport):
     def respond(handler):
         send_json(handler, headers=[("X-Multi", "a"), ("X-Multi", "b"), ("Retry-After", "3")])
 
-    with HTTPServer(respond) as server:
+    with LoopbackServer(respond) as server:
         answer = transport.send(request(server.url()))
     assert answer.headers["x-multi"] == "a, b"
     assert answer.headers["retry-after"] == "3"
@@ -285,27 +191,27 @@ def test_response_headers_are_lower_cased_and_joined(transport):
 
 
 def test_request_headers_and_body_are_sent_as_given(transport):
-    with HTTPServer(lambda h: send_json(h, 202, {})) as server:
+    with LoopbackServer(lambda h: send_json(h, 202, {})) as server:
         req = request(server.url("/face/v1.0/snapshots"), "POST",
                       {"Ocp-Apim-Subscription-Key": "k" * 32, "User-Agent": "opstatus/x"})
         req.body = b'{"type": "PersonGroup"}'
         answer = transport.send(req)
     assert answer.status == 202
-    line, headers, _ = server.seen[0]
-    assert line.startswith("POST /face/v1.0/snapshots ")
+    assert server.seen[0].requestline.startswith("POST /face/v1.0/snapshots ")
+    headers = server.seen[0].headers
     assert headers["ocp-apim-subscription-key"] == "k" * 32
     assert headers["user-agent"] == "opstatus/x"  # not python-requests'
 
 
 def test_redirects_are_returned_not_followed(transport, clock):
-    with HTTPServer(send_json) as elsewhere:
+    with LoopbackServer(send_json) as elsewhere:
         def respond(handler):
             handler.send_response(302)
             handler.send_header("Location", elsewhere.url("/steal"))
             handler.send_header("Content-Length", "0")
             handler.end_headers()
 
-        with HTTPServer(respond) as server:
+        with LoopbackServer(respond) as server:
             answer = transport.send(request(server.url()))
             assert answer.status == 302
             assert answer.headers["location"] == elsewhere.url("/steal")
@@ -320,26 +226,26 @@ def test_netrc_never_replaces_the_requests_own_authorization(transport, tmp_path
     netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
     os.chmod(str(netrc), 0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    with HTTPServer(send_json) as server:
+    with LoopbackServer(send_json) as server:
         transport.send(request(server.url()))
         transport.send(request(server.url(), headers={"Authorization": "Bearer " + TOKEN}))
-    assert server.seen[0][1]["authorization"].startswith("Basic ")  # netrc is in force here
-    assert server.seen[1][1]["authorization"] == "Bearer " + TOKEN
+    assert server.seen[0].headers["authorization"].startswith("Basic ")  # netrc is in force
+    assert server.seen[1].headers["authorization"] == "Bearer " + TOKEN
 
 
 def test_proxy_of_the_session_is_used():
     session = requests.Session()
     session.trust_env = False
-    with HTTPServer(send_json) as proxy:
-        session.proxies = {"http": "http://127.0.0.1:%d" % proxy.httpd.server_address[1]}
+    with LoopbackServer(send_json) as proxy:
+        session.proxies = {"http": "http://127.0.0.1:%d" % proxy.port}
         with RequestsTransport(session) as transport:
             answer = transport.send(request("http://face.invalid/face/v1.0/operations/op1",
                                             headers={"Ocp-Apim-Subscription-Key": "k" * 32}))
     session.close()
     assert answer.status == 200
-    line, headers, _ = proxy.seen[0]
-    assert line.startswith("GET http://face.invalid/face/v1.0/operations/op1 ")
-    assert headers["host"] == "face.invalid"
+    assert proxy.seen[0].requestline.startswith(
+        "GET http://face.invalid/face/v1.0/operations/op1 ")
+    assert proxy.seen[0].headers["host"] == "face.invalid"
 
 
 def test_custom_ca_of_the_session_is_trusted(tmp_path, monkeypatch):
@@ -353,7 +259,7 @@ def test_custom_ca_of_the_session_is_trusted(tmp_path, monkeypatch):
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
-    with HTTPServer(send_json, ssl_context=server_context) as server:
+    with LoopbackServer(send_json, ssl_context=server_context) as server:
         url = server.url(scheme="https")
         session = requests.Session()
         session.verify = str(cafile)
@@ -465,7 +371,7 @@ def test_exceptions_map_to_sent_or_not(exc_factory, sent, retryable):
 def _tls_server(ca, *names, **cert_options):
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names, **cert_options).configure_cert(server_context)
-    return HTTPServer(send_json, ssl_context=server_context)
+    return LoopbackServer(send_json, ssl_context=server_context)
 
 
 def _trusting_session(ca, tmp_path):
@@ -530,7 +436,7 @@ def test_untrusted_certificate_ends_the_poll_at_once(clock):
 def test_a_tls_failure_that_is_not_the_certificate_stays_retryable(transport):
     # A plain-HTTP server on an https:// URL: the handshake fails, but the
     # certificate was never judged; it may be a passing fault.
-    with HTTPServer(send_json) as server:
+    with LoopbackServer(send_json) as server:
         with pytest.raises(opstatus.NetworkError) as info:
             transport.send(request(server.url(scheme="https")))
     assert str(info.value).startswith("TLS error")
@@ -638,7 +544,7 @@ def _body_server(body, headers):
             handler.wfile.write(body)
         handler.close_connection = True
 
-    return HTTPServer(respond)
+    return LoopbackServer(respond)
 
 
 def test_announced_length_over_the_cap_is_refused_unread(transport):
