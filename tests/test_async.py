@@ -81,11 +81,11 @@ def quick(**extra):
 ###############################################################################
 
 
-@pytest.mark.parametrize("live_sim", [{"queue_seconds": 0.05, "take_seconds": 0.5}],
+@pytest.mark.parametrize("live_sim", [{"queue_seconds": 0.05, "take_seconds": 1.5}],
                          indirect=True)
 def test_poll_async_does_not_block_the_loop(live_sim):
     location = take(live_sim)
-    live_sim.slow = 0.15  # each answer takes 150 ms: a blocking GET would stall the loop
+    live_sim.slow = 0.4  # each answer takes 400 ms: a blocking GET would stall the loop
     ticks = []
 
     async def ticker(stop):
@@ -97,10 +97,10 @@ def test_poll_async_does_not_block_the_loop(live_sim):
         stop = asyncio.Event()
         task = asyncio.ensure_future(ticker(stop))
         try:
-            # waits of 150 ms too: a blocking sleep would stall it as well
+            # waits of 400 ms too: a blocking sleep would stall it as well
             return await poll_async(location, endpoint=live_sim.endpoint, key=live_sim.key,
-                                    timeout=10,
-                                    **quick(policy=RetryPolicy(floor=0.15, cap=0.15)))
+                                    timeout=20,
+                                    **quick(policy=RetryPolicy(floor=0.4, cap=0.4)))
         finally:
             stop.set()
             await task
@@ -111,12 +111,13 @@ def test_poll_async_does_not_block_the_loop(live_sim):
     assert status.status is Status.SUCCEEDED
     requests = len(gets(live_sim))
     assert requests >= 3
-    assert elapsed >= requests * 0.15
-    # the ticker kept running all along: many ticks, no long gap
-    assert len(ticks) >= 0.5 * elapsed / 0.01
+    assert elapsed >= requests * 0.4
+    # the ticker kept running all along: many ticks, no gap as long as a
+    # request or a wait (the margins leave room for a loaded machine)
+    assert len(ticks) >= 0.2 * elapsed / 0.01
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    assert max(gaps) < 0.12, "the loop stalled for %.3f s" % max(gaps)
-    assert ticks[0] - started < 0.1 and started + elapsed - ticks[-1] < 0.15
+    assert max(gaps) < 0.3, "the loop stalled for %.3f s" % max(gaps)
+    assert ticks[0] - started < 0.3 and started + elapsed - ticks[-1] < 0.4
 
 
 ###############################################################################
