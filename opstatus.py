@@ -73,8 +73,6 @@ __all__ = [
     "poll",
     "poll_async",
     "ResumeTokenError",
-    "Watcher",
-    "Outcome",
     "take_snapshot",
     "start_operation",
     "apply_snapshot",
@@ -89,10 +87,7 @@ __all__ = [
     "plugin_manager",
     "make_plugin_manager",
     "register_plugin",
-    # simulator
-    "Simulator",
-    # command line
-    "main",
+    # the optional tail adds Outcome, Watcher, Simulator and main
 ]
 
 __version__ = "0.1.0"
@@ -4078,190 +4073,6 @@ def _read_token(token, key):
 
 
 ###############################################################################
-# Many operations #############################################################
-###############################################################################
-
-#: Worker threads a :class:`Watcher` uses by default (16 at most advised).
-DEFAULT_WORKERS = 8
-
-
-@_dataclasses.dataclass(frozen=True)
-class Outcome:
-    """How one operation watched by a :class:`Watcher` ended.
-
-    ``index`` is its position in the list given; ``status`` the final (or
-    last seen) :class:`OperationStatus`; ``error`` ``None`` on success, else
-    the exception :func:`poll` would have raised.
-    """
-
-    index: int
-    location: str
-    status: Optional[OperationStatus]
-    error: Optional[BaseException] = _dataclasses.field(default=None, compare=False)
-
-    @property
-    def ok(self):
-        # type: () -> bool
-        return self.error is None
-
-
-class Watcher:
-    """Watch many operations at once with a few threads.
-
-    Each operation keeps its own schedule; requests run on at most
-    *max_workers* threads (connections are kept alive and shared); outcomes
-    come out as operations end, like ``concurrent.futures.as_completed``::
-
-        for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
-            print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
-
-    One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
-    a failure of one does not stop the others. *max_rate* caps the requests
-    per second of all of them together (every poll is billed, and the Face
-    API allows 10 calls a second on the standard tier, 20 a minute on the
-    free one). *on_status* is called as ``on_status(index, status)`` for
-    each status seen, *on_step* as ``on_step(index, step)`` for each
-    :class:`Step` (a retried error among them). Other keyword arguments are
-    those of :class:`Poller`.
-    """
-
-    def __init__(self, locations, *, endpoint=None, key=None, headers=None,
-                 timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, max_rate=None,
-                 clock=None, sleep=None, on_status=None, on_step=None, **options):
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
-                1 <= max_workers <= 64):
-            raise ValueError("max_workers must be an int from 1 to 64")
-        if max_rate is not None and (isinstance(max_rate, bool) or not isinstance(
-                max_rate, (int, float)) or not 0 < max_rate < float("inf")):
-            raise ValueError("max_rate must be None or a number of requests per second > 0")
-        self.max_rate = max_rate
-        self.locations = list(locations)
-        self.max_workers = max_workers
-        self._clock = clock
-        self._sleep = sleep
-        self._on_step = on_step
-        self._cancelled = _threading.Event()
-        self.pollers = []  # type: list
-        for index, location in enumerate(self.locations):
-            callback = None
-            if on_status is not None:
-                callback = (lambda i: lambda st: on_status(i, st))(index)
-            self.pollers.append(Poller(location, endpoint=endpoint, key=key, headers=headers,
-                                       timeout=timeout, clock=clock, on_status=callback,
-                                       **options))
-        for poller in self.pollers[1:]:
-            poller.share_connections(self.pollers[0])
-
-    def __repr__(self):
-        return "<Watcher of %d operations, %d workers>" % (len(self.pollers), self.max_workers)
-
-    def _now(self):
-        if self._clock is not None:
-            return self._clock()
-        return _time.monotonic()
-
-    def cancel(self):
-        """Stop watching; safe from any thread. Pending operations come out
-        with :class:`PollCancelled`."""
-        self._cancelled.set()
-        for poller in self.pollers:
-            poller.cancel()
-
-    def _outcome(self, index, error=None):
-        poller = self.pollers[index]
-        return Outcome(index, self.locations[index], poller.latest, error)
-
-    def __iter__(self):
-        # type: () -> Iterator[Outcome]
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-        now = self._now()
-        for poller in self.pollers:
-            poller.start()  # one deadline for all
-        heap = [(now, i) for i in range(len(self.pollers))]
-        running = {}  # type: Dict[Any, int]  # future -> index
-        self._next_send = now
-        pool = ThreadPoolExecutor(max_workers=self.max_workers,
-                                  thread_name_prefix="opstatus-watch")
-        try:
-            while heap or running:
-                if self._cancelled.is_set():
-                    while heap:  # each ends at once with PollCancelled, no request
-                        yield self._step_here(_heapq.heappop(heap)[1])
-                now = self._now()
-                while heap and heap[0][0] <= now and self._out_of_time(heap[0][1]):
-                    yield self._step_here(_heapq.heappop(heap)[1])  # no request, no rate slot
-                self._submit(heap, running, pool, now)
-                idle = None
-                if heap and len(running) < self.max_workers:
-                    idle = max(0.0, heap[0][0] - now, self._next_send - now)
-                if not running:
-                    self._pause(idle)
-                    continue
-                done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = self._settle(future, running.pop(future), heap)
-                    if outcome is not None:
-                        yield outcome
-        finally:
-            if heap or running:
-                self.cancel()
-            pool.shutdown(wait=True)
-            if self.pollers:
-                self.pollers[0].close()  # the connections all of them shared
-
-    def _out_of_time(self, index):
-        left = self.pollers[index].time_left
-        return left is not None and left <= 0.001
-
-    def _step_here(self, index):
-        """Step a poller that will end without a request (cancelled, or out
-        of time) in this thread: its outcome."""
-        try:
-            self.pollers[index].step()
-        except OpStatusError as exc:
-            return self._outcome(index, exc)
-        raise AssertionError("a cancelled or timed-out poller sent a request")  # pragma: no cover
-
-    def _submit(self, heap, running, pool, now):
-        """Start the steps that are due, within the workers and the rate."""
-        spacing = 1.0 / self.max_rate if self.max_rate else 0.0
-        while (heap and heap[0][0] <= now and len(running) < self.max_workers
-               and self._next_send <= now):
-            index = _heapq.heappop(heap)[1]
-            running[pool.submit(self.pollers[index].step)] = index
-            if spacing:
-                self._next_send = max(self._next_send, now - spacing) + spacing
-
-    def _pause(self, seconds):
-        if not seconds:
-            return
-        if self._sleep is not None:
-            self._sleep(seconds)
-        else:
-            self._cancelled.wait(seconds)
-
-    def _settle(self, future, index, heap):
-        """The outcome of a finished step, or None once it is scheduled again."""
-        try:
-            step = future.result()
-            if self._on_step is not None:
-                self._on_step(index, step)
-        except Exception as exc:  # OpStatusError; and a bug must not stop the others
-            return self._outcome(index, exc)
-        if step.done:
-            return self._outcome(index, step.error)
-        _heapq.heappush(heap, (self._now() + step.delay, index))
-        return None
-
-    def results(self):
-        # type: () -> list
-        """Watch to the end; the outcomes in the order the locations were given."""
-        outcomes = sorted(self, key=lambda o: o.index)
-        return outcomes
-
-
-###############################################################################
 # Take and apply ##############################################################
 ###############################################################################
 
@@ -4506,6 +4317,205 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
                             ssl_context=ssl_context, cafile=cafile,
                             request_timeout=request_timeout, timeout=timeout, policy=policy,
                             clock=clock, sleep=sleep, random=random, plugins=plugins)
+
+
+###############################################################################
+###############################################################################
+##                                                                           ##
+##  The optional tail: Watcher, Simulator, command line.                     ##
+##                                                                           ##
+##  Nothing above this banner uses what follows it: a vendored copy that     ##
+##  needs only to read, start and poll operations may cut the file here     ##
+##  (tests/test_packaging.py runs the core's tests on such a cut copy).      ##
+##                                                                           ##
+###############################################################################
+###############################################################################
+
+__all__ += ["Outcome", "Watcher", "Simulator", "main"]
+
+
+###############################################################################
+# Many operations #############################################################
+###############################################################################
+
+#: Worker threads a :class:`Watcher` uses by default (16 at most advised).
+DEFAULT_WORKERS = 8
+
+
+@_dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one operation watched by a :class:`Watcher` ended.
+
+    ``index`` is its position in the list given; ``status`` the final (or
+    last seen) :class:`OperationStatus`; ``error`` ``None`` on success, else
+    the exception :func:`poll` would have raised.
+    """
+
+    index: int
+    location: str
+    status: Optional[OperationStatus]
+    error: Optional[BaseException] = _dataclasses.field(default=None, compare=False)
+
+    @property
+    def ok(self):
+        # type: () -> bool
+        return self.error is None
+
+
+class Watcher:
+    """Watch many operations at once with a few threads.
+
+    Each operation keeps its own schedule; requests run on at most
+    *max_workers* threads (connections are kept alive and shared); outcomes
+    come out as operations end, like ``concurrent.futures.as_completed``::
+
+        for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
+            print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
+
+    One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
+    a failure of one does not stop the others. *max_rate* caps the requests
+    per second of all of them together (every poll is billed, and the Face
+    API allows 10 calls a second on the standard tier, 20 a minute on the
+    free one). *on_status* is called as ``on_status(index, status)`` for
+    each status seen, *on_step* as ``on_step(index, step)`` for each
+    :class:`Step` (a retried error among them). Other keyword arguments are
+    those of :class:`Poller`.
+    """
+
+    def __init__(self, locations, *, endpoint=None, key=None, headers=None,
+                 timeout=DEFAULT_TIMEOUT, max_workers=DEFAULT_WORKERS, max_rate=None,
+                 clock=None, sleep=None, on_status=None, on_step=None, **options):
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not (
+                1 <= max_workers <= 64):
+            raise ValueError("max_workers must be an int from 1 to 64")
+        if max_rate is not None and (isinstance(max_rate, bool) or not isinstance(
+                max_rate, (int, float)) or not 0 < max_rate < float("inf")):
+            raise ValueError("max_rate must be None or a number of requests per second > 0")
+        self.max_rate = max_rate
+        self.locations = list(locations)
+        self.max_workers = max_workers
+        self._clock = clock
+        self._sleep = sleep
+        self._on_step = on_step
+        self._cancelled = _threading.Event()
+        self.pollers = []  # type: list
+        for index, location in enumerate(self.locations):
+            callback = None
+            if on_status is not None:
+                callback = (lambda i: lambda st: on_status(i, st))(index)
+            self.pollers.append(Poller(location, endpoint=endpoint, key=key, headers=headers,
+                                       timeout=timeout, clock=clock, on_status=callback,
+                                       **options))
+        for poller in self.pollers[1:]:
+            poller.share_connections(self.pollers[0])
+
+    def __repr__(self):
+        return "<Watcher of %d operations, %d workers>" % (len(self.pollers), self.max_workers)
+
+    def _now(self):
+        if self._clock is not None:
+            return self._clock()
+        return _time.monotonic()
+
+    def cancel(self):
+        """Stop watching; safe from any thread. Pending operations come out
+        with :class:`PollCancelled`."""
+        self._cancelled.set()
+        for poller in self.pollers:
+            poller.cancel()
+
+    def _outcome(self, index, error=None):
+        poller = self.pollers[index]
+        return Outcome(index, self.locations[index], poller.latest, error)
+
+    def __iter__(self):
+        # type: () -> Iterator[Outcome]
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        now = self._now()
+        for poller in self.pollers:
+            poller.start()  # one deadline for all
+        heap = [(now, i) for i in range(len(self.pollers))]
+        running = {}  # type: Dict[Any, int]  # future -> index
+        self._next_send = now
+        pool = ThreadPoolExecutor(max_workers=self.max_workers,
+                                  thread_name_prefix="opstatus-watch")
+        try:
+            while heap or running:
+                if self._cancelled.is_set():
+                    while heap:  # each ends at once with PollCancelled, no request
+                        yield self._step_here(_heapq.heappop(heap)[1])
+                now = self._now()
+                while heap and heap[0][0] <= now and self._out_of_time(heap[0][1]):
+                    yield self._step_here(_heapq.heappop(heap)[1])  # no request, no rate slot
+                self._submit(heap, running, pool, now)
+                idle = None
+                if heap and len(running) < self.max_workers:
+                    idle = max(0.0, heap[0][0] - now, self._next_send - now)
+                if not running:
+                    self._pause(idle)
+                    continue
+                done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = self._settle(future, running.pop(future), heap)
+                    if outcome is not None:
+                        yield outcome
+        finally:
+            if heap or running:
+                self.cancel()
+            pool.shutdown(wait=True)
+            if self.pollers:
+                self.pollers[0].close()  # the connections all of them shared
+
+    def _out_of_time(self, index):
+        left = self.pollers[index].time_left
+        return left is not None and left <= 0.001
+
+    def _step_here(self, index):
+        """Step a poller that will end without a request (cancelled, or out
+        of time) in this thread: its outcome."""
+        try:
+            self.pollers[index].step()
+        except OpStatusError as exc:
+            return self._outcome(index, exc)
+        raise AssertionError("a cancelled or timed-out poller sent a request")  # pragma: no cover
+
+    def _submit(self, heap, running, pool, now):
+        """Start the steps that are due, within the workers and the rate."""
+        spacing = 1.0 / self.max_rate if self.max_rate else 0.0
+        while (heap and heap[0][0] <= now and len(running) < self.max_workers
+               and self._next_send <= now):
+            index = _heapq.heappop(heap)[1]
+            running[pool.submit(self.pollers[index].step)] = index
+            if spacing:
+                self._next_send = max(self._next_send, now - spacing) + spacing
+
+    def _pause(self, seconds):
+        if not seconds:
+            return
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._cancelled.wait(seconds)
+
+    def _settle(self, future, index, heap):
+        """The outcome of a finished step, or None once it is scheduled again."""
+        try:
+            step = future.result()
+            if self._on_step is not None:
+                self._on_step(index, step)
+        except Exception as exc:  # OpStatusError; and a bug must not stop the others
+            return self._outcome(index, exc)
+        if step.done:
+            return self._outcome(index, step.error)
+        _heapq.heappush(heap, (self._now() + step.delay, index))
+        return None
+
+    def results(self):
+        # type: () -> list
+        """Watch to the end; the outcomes in the order the locations were given."""
+        outcomes = sorted(self, key=lambda o: o.index)
+        return outcomes
 
 
 ###############################################################################

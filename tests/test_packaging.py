@@ -338,3 +338,28 @@ def test_first_instances_built_by_racing_threads_are_complete(tmp_path):
                          stderr=subprocess.PIPE, timeout=60)
     assert out.returncode == 0, (out.stdout, out.stderr)
     assert out.stdout.strip() == b"ok"
+
+
+def test_a_copy_cut_at_the_optional_tail_passes_the_core_tests(tmp_path):
+    # Issue 11: a vendor who needs only to read, start and poll operations
+    # cuts the file at the banner; what remains imports alone and passes the
+    # tests of the model, the timestamps and the vocabularies.
+    with open(SOURCE, encoding="utf-8") as fh:
+        text = fh.read()
+    marker = "##  The optional tail"
+    assert text.count(marker) == 1
+    cut = text[: text.index(marker)].rstrip("#\n ") + "\n"
+    (tmp_path / "opstatus.py").write_text(cut, encoding="utf-8")
+    for name in ("test_model.py", "test_datetime.py", "test_vocabularies.py"):
+        shutil.copy(os.path.join(ROOT, "tests", name), str(tmp_path / name))
+    data = os.path.join(ROOT, "tests", "data")
+    if os.path.isdir(data):
+        shutil.copytree(data, str(tmp_path / "data"))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
+         "-o", "addopts=", "-p", "no:xdist", "-p", "no:benchmark", str(tmp_path)],
+        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    tail = out.stdout.decode("utf-8", "replace")[-2000:]
+    assert out.returncode == 0, tail
+    assert " passed" in tail
+    assert "class Watcher" not in cut and "class Simulator" not in cut and "def main(" not in cut
