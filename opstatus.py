@@ -386,7 +386,7 @@ def _short_repr(value, limit=60):
     # type: (Any, int) -> str
     """repr() of *value*, cut to about *limit* characters for error messages."""
     text = repr(value)
-    if len(text) > limit:
+    if len(text) > limit:  # keep the closing quote, so it still reads as a string
         text = text[: limit - 5] + "...'" if text[:1] in "'\"" else text[: limit - 3] + "..."
     return text
 
@@ -1967,11 +1967,7 @@ def redact_url(url):
         scheme, _, rest = base.partition("://")
         host, slash, path = rest.partition("/")
         base = "%s://%s%s%s" % (scheme, host.rpartition("@")[2], slash, path)
-    return _short(base + ("?…" if q else ""), 200)
-
-
-def _short(text, limit):
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _clip(base + ("?…" if q else ""), 200)
 
 
 def api_base(endpoint, *, allow_http=False):
@@ -4241,7 +4237,7 @@ def _absolute(url, base, allow_http):
     if "://" not in url.split("?", 1)[0]:
         if base is None:
             raise UnsafeURLError("%s is relative: pass the endpoint it belongs to"
-                                 % _short(url, 80))
+                                 % _clip(url, 80))
         _split_url(base, allow_http=allow_http, what="endpoint")
         url = urljoin(base, url)
     _split_url(url, allow_http=allow_http)
