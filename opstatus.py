@@ -2673,7 +2673,7 @@ class HookSpecs:
                     return 5.0
         """
 
-    @_hookspec(firstresult=True)
+    @_hookspec()
     def opstatus_response_received(self, request, response):
         """An answer arrived, before the core reads it: count it, log it, or
         refresh a credential on a ``401``.
@@ -2683,9 +2683,9 @@ class HookSpecs:
             ``body``).
         :return: ``True`` to have the core send the request once more (after
             a plugin refreshed what ``opstatus_prepare_request`` adds, say),
-            or ``None``. The core sends one request again at most once.
-
-        Stops at first non-None result.
+            or ``None``. Every implementation sees every answer (one that only
+            counts them needs no ``tryfirst``); the core sends one request
+            again at most once, if any of them returned ``True``.
 
         Example::
 
@@ -2940,6 +2940,9 @@ def make_plugin_manager(autoload=False):
     if autoload and not _os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except PluginError as exc:  # its opstatus_configure refused: named
+            raise PluginError("%s; block it with OPSTATUS_DISABLED_PLUGINS=%s"
+                              % (exc, exc.plugin), exc.plugin) from exc
         except Exception as exc:
             raise PluginError("an entry-point plugin of group %r failed to load: %s; "
                               "block it with OPSTATUS_DISABLED_PLUGINS=%s"
@@ -3019,6 +3022,20 @@ def _manager_class(pluggy):
     cls = _MANAGER_CLASSES.get(pluggy)
     if cls is None:
         class PluginManager(pluggy.PluginManager):
+            def register(self, plugin, name=None):
+                before = self.is_registered(plugin)
+                try:
+                    return super().register(plugin, name)
+                except Exception as exc:
+                    if before or not self.is_registered(plugin):
+                        raise  # already registered, the name taken or blocked
+                    # Its opstatus_configure refused it: named, and not left
+                    # half-registered.
+                    shown = self.get_name(plugin) or name or _plugin_name(plugin)
+                    self.unregister(plugin)
+                    raise PluginError("plugin %s refused to load: %s"
+                                      % (shown, _clip(str(exc), 300)), shown) from exc
+
             def get_canonical_name(self, plugin):
                 base = _plugin_name(plugin)
                 name, n = base, 1
@@ -3190,9 +3207,9 @@ class _Client:
         response = self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
             return response
-        again = self.hooks.call("opstatus_response_received", self.scrub, request=request,
-                                response=response)
-        if again is True and (request.method == "GET" or response.status == 401):
+        answers = self.hooks.call("opstatus_response_received", self.scrub, request=request,
+                                  response=response)
+        if True in answers and (request.method == "GET" or response.status == 401):
             self._prepare(request)
             response = self._timed(request)
             self.hooks.call("opstatus_response_received", self.scrub, request=request,
@@ -3756,6 +3773,11 @@ class Poller:
                                retry_after=self._hint)
             if value is not None:
                 delay = _plugin_number(value, hooks, "opstatus_next_delay")
+                if self._hint is not None:  # it may wait as long as the service asked
+                    return self.policy.clamp_hint(
+                        delay, self._time_left(),
+                        None if self.vocabulary.max_server_wait is None
+                        else min(self._hint, self.vocabulary.max_server_wait))
         if delay is None and self._hint is not None:
             return self.policy.clamp_hint(self._hint, self._time_left(),
                                           self.vocabulary.max_server_wait)

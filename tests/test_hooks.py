@@ -193,3 +193,45 @@ def test_notifiers_after_a_failing_one_still_run_and_wrappers_are_not_called_twi
     assert calls == ["wrapper", "quiet"]
     assert any("plugin boom failed in opstatus_status_changed" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_plugin_refused_by_its_configure_is_named_and_not_left_registered(pm):
+    class Refusing:
+        @opstatus.hookimpl
+        def opstatus_configure(self, environ):
+            raise ValueError("MYPLUGIN_LIMIT is not a number")
+
+    plugin = Refusing()
+    with pytest.raises(opstatus.PluginError) as info:
+        pm.register(plugin, name="refusing")
+    assert info.value.plugin == "refusing" and "MYPLUGIN_LIMIT" in str(info.value)
+    assert not pm.is_registered(plugin) and pm.get_plugin("refusing") is None
+
+
+def test_every_plugin_hears_every_answer_and_one_true_resends(pm):
+    seen = []
+
+    class Counter:
+        @opstatus.hookimpl
+        def opstatus_response_received(self, request, response):
+            seen.append(response.status)
+
+    pm.register(Counter(), name="counter")
+    pm.register(RefreshOn401(), name="auth")  # registered last: called first
+    transport = Scripted((401, {}, b"{}"), (200, {}, DONE))
+    poller(pm, transport, FakeClock()).wait()
+    assert seen == [401, 200]
+
+
+def test_a_plugin_delay_may_wait_as_long_as_the_service_asked(pm):
+    class Slow:
+        @opstatus.hookimpl
+        def opstatus_next_delay(self, url, status, age, polls, policy, retry_after):
+            return retry_after
+
+    pm.register(Slow())
+    clock = FakeClock()
+    transport = Scripted((200, {"Retry-After": "300"}, RUNNING), (200, {}, DONE))
+    poller(pm, transport, clock, vocabulary=opstatus.Vocabulary(
+        "plain", created_fields=("createdTime",))).wait()
+    assert clock.sleeps == [300.0]  # above the 60 s cap, as the service asked
