@@ -167,3 +167,87 @@ def delta(after, before):
     return {"accepted": after["accepted"] - before["accepted"],
             "requests": {m: after["requests"].get(m, 0) - before["requests"].get(m, 0)
                          for m in methods}}
+
+
+class PySpy(object):
+    """py-spy sampling this process while a piece of work runs: the stacks
+    it saw, as ``[(frames, count)]`` (outermost frame first), by function.
+
+    With *gil* (the default) only the thread holding the GIL is sampled:
+    Python code running, not the time spent in C with the GIL released
+    (waiting in a socket call, say). A sampler, unlike cProfile, adds no
+    cost to each call, so small functions are not inflated. Needs the
+    ``py-spy`` program on PATH (``pip install py-spy``) and the right to
+    trace this process; :attr:`available` says whether it is there.
+    """
+
+    def __init__(self, rate=250, gil=True):
+        import shutil
+
+        self.rate = rate
+        self.gil = gil
+        self.exe = shutil.which("py-spy")
+        self.proc = self.path = None
+        self.error = None
+
+    @property
+    def available(self):
+        return self.exe is not None
+
+    def start(self):
+        fd, self.path = tempfile.mkstemp(prefix="bench-pyspy-", suffix=".txt")
+        os.close(fd)
+        argv = [self.exe, "record", "--pid", str(os.getpid()), "--rate", str(self.rate),
+                "--nonblocking",
+                "--format", "raw", "--function", "--output", self.path]
+        if self.gil:
+            argv.append("--gil")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        time.sleep(0.7)  # it attaches
+
+    def stop(self):
+        """Stop sampling; the stacks seen."""
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _out, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _out, err = self.proc.communicate()
+        if self.proc.returncode:
+            self.error = err.decode("utf-8", "replace").strip()[-300:]
+        stacks = []
+        try:
+            with open(self.path) as f:
+                for line in f:
+                    stack, _sep, count = line.rstrip("\n").rpartition(" ")
+                    if stack and count.isdigit():
+                        stacks.append((stack.split(";"), int(count)))
+        finally:
+            os.unlink(self.path)
+        return stacks
+
+
+def frame_module(frame):
+    """The file of a py-spy frame ``function (file:line)``."""
+    return frame.rpartition("(")[2].split(":")[0]
+
+
+def tally(stacks, skip=()):
+    """(total, own by frame, inclusive by frame, own by module) of py-spy
+    stacks, leaving out those with a frame containing any of *skip*."""
+    own, inclusive, modules = {}, {}, {}
+    total = 0
+    for frames, count in stacks:
+        if any(s in f for s in skip for f in frames):
+            continue
+        total += count
+        leaf = frames[-1]
+        own[leaf] = own.get(leaf, 0) + count
+        module = frame_module(leaf)
+        modules[module] = modules.get(module, 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    return total, own, inclusive, modules

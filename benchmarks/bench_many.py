@@ -277,67 +277,28 @@ class _Profiles(object):
 
 
 class _PySpy(object):
-    """py-spy sampling this process (every thread, idle ones left out): CPU
-    by function, from the stacks it saw, without the overhead of a tracing
-    profiler."""
-
-    RATE = 250
+    """py-spy sampling this process, every thread (the GIL holder), while
+    the follow phase runs: CPU by function per GET, without the cost a
+    tracing profiler adds to each call."""
 
     def __init__(self):
-        import shutil
-
-        self.exe = shutil.which("py-spy")
-        self.proc = None
-        self.path = None
+        self.spy = _servers.PySpy(rate=250, gil=True)
 
     def start(self):
-        fd, self.path = tempfile.mkstemp(prefix="bench-many-", suffix=".txt")
-        os.close(fd)
-        self.proc = subprocess.Popen([self.exe, "record", "--pid", str(os.getpid()),
-                                      "--rate", str(self.RATE), "--format", "raw",
-                                      "--function", "--gil", "--output", self.path],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
-        time.sleep(1.0)  # it attaches
+        self.spy.start()
 
     def stop(self):
-        import signal
-
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            _out, err = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _out, err = self.proc.communicate()
-        self.error = err.decode("utf-8", "replace").strip()[-300:] if self.proc.returncode \
-            else None
+        self.stacks = self.spy.stop()
 
     def lines(self, units, what):
-        stacks = []
-        try:
-            with open(self.path) as f:
-                for line in f:
-                    stack, _sep, count = line.rstrip("\n").rpartition(" ")
-                    if stack and count.isdigit() and "_ThreadSampler" not in stack:
-                        stacks.append((stack.split(";"), int(count)))
-        finally:
-            os.unlink(self.path)
-        if not stacks:
-            return ["%s: py-spy saw nothing (%s)" % (what, self.error)]
-        per = 1e6 / self.RATE / units
-        inclusive, own, modules = {}, {}, {}
-        total = 0
-        for frames, count in stacks:
-            total += count
-            leaf = frames[-1]
-            own[leaf] = own.get(leaf, 0) + count
-            module = leaf.rpartition("(")[2].split(":")[0]
-            modules[module] = modules.get(module, 0) + count
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + count
+        if not self.stacks:
+            return ["%s: py-spy saw nothing (%s)" % (what, self.spy.error)]
+        rate = self.spy.rate
+        total, own, inclusive, modules = _servers.tally(self.stacks, skip=("_ThreadSampler",))
+        per = 1e6 / rate / units
         out = ["%s: py-spy --gil, %d samples at %d Hz of the thread holding the GIL (Python"
                " code running; time in C with the GIL released, as in socket calls, is not "
-               "seen): %.0f us per GET in all" % (what, total, self.RATE, total * per), "",
+               "seen): %.0f us per GET in all" % (what, total, rate, total * per), "",
                "| module (where the sample's innermost Python frame was) | us/GET |",
                "|---|---:|"]
         for module, count in sorted(modules.items(), key=lambda kv: -kv[1])[:12]:

@@ -137,6 +137,10 @@ def _x(ratio):
     return ("%.3fx" if ratio < 0.1 else "%.2fx") % ratio
 
 
+def _conns(n):
+    return "%d connection%s" % (n, "" if n == 1 else "s")
+
+
 def _verdict(ok):
     return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
@@ -628,11 +632,11 @@ def report_posts(report, clients, result):
             ok = entry["accepted"] <= limit
             target = "<= %d connections: %s" % (limit, _verdict(ok))
             report.verdict("(d) %d take POSTs through one HTTPTransport" % n,
-                           "%d connections accepted by the simulator" % entry["accepted"], ok)
+                           "%s accepted by the simulator" % _conns(entry["accepted"]), ok)
         report.row("(d) %d POSTs, %s: client CPU per POST" % (entry["posts"], label),
                    _us(min(mine)), _us(_median(mine)), _us(min(floor)),
                    "%s / %s" % (_x(best), _x(med)),
-                   "%d connections" % entry["accepted"],
+                   _conns(entry["accepted"]),
                    target if target != "(info)" else
                    "(the floor)" if label == clients[0][0] else "(info)")
 
@@ -690,12 +694,12 @@ def report_follow(report, follow):
         ok = entry["accepted"] <= TARGET_FOLLOW_CONNECTIONS
         label = "%s of %d operations (default arguments)" % (name, entry["n"])
         report.row("(d) %s: connections; succeeded, GETs, wall" % label,
-                   "", "", "", "", "%d connections; %d of %d, %d GETs, %.1f s"
-                   % (entry["accepted"], entry["ok"], entry["n"], entry["gets"],
+                   "", "", "", "", "%s; %d of %d, %d GETs, %.1f s"
+                   % (_conns(entry["accepted"]), entry["ok"], entry["n"], entry["gets"],
                       entry["wall"]),
                    "<= %d connections: %s" % (TARGET_FOLLOW_CONNECTIONS, _verdict(ok)))
-        report.verdict("(d) %s" % label, "%d connections, %d of %d succeeded"
-                       % (entry["accepted"], entry["ok"], entry["n"]), ok)
+        report.verdict("(d) %s" % label, "%s, %d of %d succeeded"
+                       % (_conns(entry["accepted"]), entry["ok"], entry["n"]), ok)
         if entry["ok"] != entry["n"]:
             report.notes.append("%s: only %d of %d operations reported succeeded"
                                 % (name, entry["ok"], entry["n"]))
@@ -781,8 +785,87 @@ def profile_lines(title, floor_func, func, units, top=10):
     return out
 
 
+def _spy_loop(spy, work, seconds):
+    """Run work() (one unit) over and over for *seconds* under *spy*: the
+    stacks, the number of units, and the (user, system) CPU seconds of
+    this process per unit meanwhile."""
+    import resource
+
+    spy.start()
+    units = 0
+    deadline = time.perf_counter() + seconds
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        while time.perf_counter() < deadline:
+            for _ in range(20):
+                work()
+            units += 20
+    finally:
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        stacks = spy.stop()
+    return stacks, units, ((r1.ru_utime - r0.ru_utime) / units,
+                           (r1.ru_stime - r0.ru_stime) / units)
+
+
+def _below_loop(stacks):
+    """The stacks seen inside _spy_loop, the frames from there out cut off
+    (and the benchmark's own lambdas and wrappers with them)."""
+    out = []
+    for frames, count in stacks:
+        at = [i for i, f in enumerate(frames) if f.startswith("_spy_loop ")]
+        if not at:
+            continue  # py-spy's attach, or the spy's own start/stop
+        rest = frames[at[0] + 1:]
+        while rest and (os.path.basename(_servers.frame_module(rest[0])) == "bench_poll.py"):
+            rest = rest[1:]
+        if rest:
+            out.append((rest, count))
+        else:
+            out.append(([frames[at[0]]], count))
+    return out
+
+
+def spy_lines(title, floor_work, work, seconds, top=16):
+    """py-spy --gil over the floor's unit of work and opstatus's, each
+    repeated for *seconds*: where the Python time goes, per unit, side by
+    side by module, then opstatus's side by function."""
+    spy = _servers.PySpy(rate=1000, gil=True)
+    fstacks, funits, (fuser, fsys) = _spy_loop(spy, floor_work, seconds)
+    stacks, units, (user, sys_) = _spy_loop(spy, work, seconds)
+    ftotal, _fown, _finc, fmod = _servers.tally(_below_loop(fstacks))
+    total, own, inclusive, mod = _servers.tally(_below_loop(stacks))
+    # Samples of the thread holding the GIL, spread over the user CPU time
+    # measured meanwhile (py-spy's own rate drifts; its totals are not times).
+    fper = fuser * 1e6 / max(1, ftotal)
+    per = user * 1e6 / max(1, total)
+    out = ["%s: py-spy --gil --nonblocking, %.0f s each, %d and %d units; the samples "
+           "(Python code holding the GIL) spread over the user CPU per unit measured "
+           "meanwhile: floor %.1f us user + %.1f us system, opstatus %.1f + %.1f (both "
+           "slowed by the sampling); us per unit" % (
+               title, seconds, funits, units, fuser * 1e6, fsys * 1e6, user * 1e6,
+               sys_ * 1e6), "",
+           "| user time in | floor | opstatus | difference |", "|---|---:|---:|---:|"]
+    for module in sorted(set(fmod) | set(mod),
+                         key=lambda m: -(mod.get(m, 0) * per - fmod.get(m, 0) * fper)):
+        f, o = fmod.get(module, 0) * fper, mod.get(module, 0) * per
+        if max(f, o) >= 0.5:
+            out.append("| %s | %.1f | %.1f | %+.1f |" % (module, f, o, o - f))
+    out.append("| all | %.1f | %.1f | %+.1f |" % (ftotal * fper, total * per,
+                                                 total * per - ftotal * fper))
+    out += ["", "| inclusive us/unit | own us/unit | opstatus's side: function |",
+            "|---:|---:|---|"]
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        out.append("| %.1f | %.1f | `%s` |" % (count * per, own.get(frame, 0) * per, frame))
+    out.append("")
+    out.append("most own time (opstatus's side), us/unit: " + "; ".join(
+        "%s %.1f" % (f, c * per) for f, c in sorted(own.items(), key=lambda kv: -kv[1])[:14]))
+    return out
+
+
 def run_profiles(report, sim, face_url, job_url, quick):
     lines = []
+    spy = _servers.PySpy().available
+    spy_seconds = 1.5 if quick else 3.0
     n_read = 20000 if not quick else 5000
 
     def read_floor():
@@ -797,6 +880,12 @@ def run_profiles(report, sim, face_url, job_url, quick):
     lines += profile_lines("from_json(254-byte 2021 body) vs floor_read", read_floor,
                            read_work, n_read)
     lines.append("")
+    if spy:
+        from_json = opstatus.OperationStatus.from_json
+        lines += spy_lines("from_json(254-byte 2021 body) vs floor_read",
+                           lambda: floor_read(BODY_2021), lambda: from_json(BODY_2021),
+                           spy_seconds)
+        lines.append("")
     n_poll = 2000 if not quick else 500
     for vocab, url in (("face", face_url), ("azure", job_url)):
         floor = _FloorPoll(url, sim.key)
@@ -817,6 +906,10 @@ def run_profiles(report, sim, face_url, job_url, quick):
         lines += profile_lines("Poller.step() under %r, plugins=None, vs the http.client floor"
                                % vocab, poll_floor, poll_work, n_poll)
         lines.append("")
+        if spy:
+            lines += spy_lines("Poller.step() under %r, plugins=None, vs the http.client floor"
+                               % vocab, floor.poll, client.poll, spy_seconds)
+            lines.append("")
         client.close()
         floor.close()
     n_post = 1000 if not quick else 300
@@ -835,6 +928,20 @@ def run_profiles(report, sim, face_url, job_url, quick):
 
     lines += profile_lines("take_snapshot(transport=shared HTTPTransport) vs the http.client "
                            "POST floor", post_floor, post_work, n_post)
+    if spy:
+        counter = {"i": 10 ** 6}
+
+        def one_floor():
+            counter["i"] += 1
+            floor.post(counter["i"])
+
+        def one_post():
+            counter["i"] += 1
+            poster.post(counter["i"])
+
+        lines.append("")
+        lines += spy_lines("take_snapshot(transport=shared HTTPTransport) vs the http.client "
+                           "POST floor", one_floor, one_post, spy_seconds)
     poster.close()
     floor.close()
     return lines
