@@ -162,8 +162,7 @@ class StatusDocumentError(OpStatusError, ValueError):
     :attr:`problem` is the explanation without the field name.
     """
 
-    def __init__(self, problem, field=None):
-        # type: (str, Optional[str]) -> None
+    def __init__(self, problem: str, field: Optional[str] = None) -> None:
         self.problem = problem
         self.field = field
         text = "%s: %s" % (field, problem) if field else problem
@@ -304,8 +303,7 @@ class PluginError(OpStatusError):
 MAX_MESSAGE_CHARS = 1000
 
 
-def _clip(text, limit=MAX_MESSAGE_CHARS):
-    # type: (str, int) -> str
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
@@ -354,8 +352,7 @@ class Status(str, _enum.Enum):
         )
 
     @property
-    def is_terminal(self):
-        # type: () -> bool
+    def is_terminal(self) -> bool:
         """True for :attr:`SUCCEEDED`, :attr:`FAILED` and :attr:`CANCELED`:
         nothing changes after."""
         return self is Status.SUCCEEDED or self is Status.FAILED or self is Status.CANCELED
@@ -369,8 +366,7 @@ class Status(str, _enum.Enum):
 _STATUS_BY_LOWER = {m.value: m for m in Status}
 
 
-def _status_of(value):
-    # type: (Any) -> Status
+def _status_of(value: Any) -> Status:
     """``Status(value)`` without the enum's own error chained to ours (it
     would carry the raw value, which may be anything a server sent)."""
     if isinstance(value, Status):
@@ -382,8 +378,7 @@ def _status_of(value):
     return Status._missing_(value)  # raises the error naming the value
 
 
-def _short_repr(value, limit=60):
-    # type: (Any, int) -> str
+def _short_repr(value: Any, limit: int = 60) -> str:
     """repr() of *value*, cut to about *limit* characters for error messages."""
     text = repr(value)
     if len(text) > limit:  # keep the closing quote, so it still reads as a string
@@ -420,7 +415,7 @@ def _short_repr(value, limit=60):
 # the field and index of a fault.
 
 _UTC = _datetime.timezone.utc
-_TZ_CACHE = {0: _UTC}  # type: Dict[int, _datetime.timezone]
+_TZ_CACHE: Dict[int, _datetime.timezone] = {0: _UTC}
 _ONE_DAY = _datetime.timedelta(days=1)
 _DIGITS = frozenset("0123456789")
 _DIGIT_CHARS = "0123456789"
@@ -442,8 +437,7 @@ _fromisoformat = _datetime.datetime.fromisoformat
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 
 
-def _read_fast_fields(text):
-    # type: (str) -> _datetime.datetime
+def _read_fast_fields(text: str) -> _datetime.datetime:
     """The fast path's date and service shapes, field by field: on PyPy,
     whose ``fromisoformat`` is written in Python, as its JIT compiles this.
     ``ValueError`` when *text* is not in its shape, or out of range."""
@@ -471,8 +465,7 @@ def _read_fast_fields(text):
     )
 
 
-def _read_fast_basic(text):
-    # type: (str) -> _datetime.datetime
+def _read_fast_basic(text: str) -> _datetime.datetime:
     """The fast path's basic shape, ``20181225T114102Z``, which
     ``fromisoformat`` reads only from Python 3.11 on. ``ValueError`` when
     *text* is not in that shape, or out of range."""
@@ -484,8 +477,7 @@ def _read_fast_basic(text):
     )
 
 
-def _fast_shapes():
-    # type: () -> Dict[int, Tuple[Optional[bytes], Any, int, str]]
+def _fast_shapes() -> Dict[int, Tuple[Optional[bytes], Any, int, str]]:
     """The fast path's shapes by length: (mask, reader, kept, suffix).
 
     The shapes met nearly always: the service's ``2018-12-25T11:41:02``, 0
@@ -499,7 +491,7 @@ def _fast_shapes():
     refuses.
     """
     by_fromisoformat = _sys.implementation.name == "cpython"  # C, not Python
-    shapes = {16: (None, _read_fast_basic, 0, "")}  # type: Dict[int, Any]
+    shapes: Dict[int, Any] = {16: (None, _read_fast_basic, 0, "")}
     for digits in range(-1, 10):  # -1: the plain date; then fraction digits
         if digits < 0:
             mask, kept, suffix = b"0000-00-00", 10, ""
@@ -523,32 +515,27 @@ class _Reject(Exception):
     """Internal: carries (problem, index) to parse_datetime's one error site."""
 
 
-def _is_leap(year):
-    # type: (int) -> bool
+def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def _weeks_in_year(year):
-    # type: (int) -> int
+def _weeks_in_year(year: int) -> int:
     """52 or 53: a year has week 53 when it starts, or is a leap year that
     starts, on a Thursday (ISO 8601 week rule)."""
     jan1 = _datetime.date(year, 1, 1).isoweekday()
     return 53 if jan1 == 4 or (jan1 == 3 and _is_leap(year)) else 52
 
 
-def _describe(text, i):
-    # type: (str, int) -> str
+def _describe(text: str, i: int) -> str:
     return "end of text" if i >= len(text) else repr(text[i])
 
 
-def _digits_end(text, pos):
-    # type: (str, int) -> int
+def _digits_end(text: str, pos: int) -> int:
     """The index after the run of ASCII digits at *pos*."""
     return len(text) - len(text[pos:].lstrip(_DIGIT_CHARS))
 
 
-def _read_int(text, pos, width, field):
-    # type: (str, int, int, str) -> Tuple[int, int]
+def _read_int(text: str, pos: int, width: int, field: str) -> Tuple[int, int]:
     """Exactly *width* ASCII digits at *pos*, or _Reject naming *field*."""
     digits = text[pos : pos + width]
     if len(digits) == width:
@@ -565,8 +552,7 @@ def _read_int(text, pos, width, field):
     )
 
 
-def _expect(text, pos, char, field):
-    # type: (str, int, str, str) -> int
+def _expect(text: str, pos: int, char: str, field: str) -> int:
     """*char* at *pos*: the index after it, or _Reject naming *field*."""
     if text[pos : pos + 1] != char:
         raise _Reject(
@@ -576,8 +562,7 @@ def _expect(text, pos, char, field):
     return pos + 1
 
 
-def _int_of_digits(digits):
-    # type: (str) -> int
+def _int_of_digits(digits: str) -> int:
     """int() of an ASCII digit string of any length, without tripping the
     int/str conversion limit of Python 3.11+ (4300 digits)."""
     if len(digits) <= 1000:
@@ -589,8 +574,7 @@ def _int_of_digits(digits):
     return value
 
 
-def _fraction_units(digits, unit):
-    # type: (str, int) -> int
+def _fraction_units(digits: str, unit: int) -> int:
     """floor(0.<digits> * unit), exact for any number of digits.
 
     Reads as few digits as decide the result: ``x`` lies in
@@ -608,8 +592,7 @@ def _fraction_units(digits, unit):
     return _int_of_digits(digits) * unit // 10 ** len(digits)
 
 
-def _read_fraction(text, pos, field):
-    # type: (str, int, str) -> Tuple[str, int]
+def _read_fraction(text: str, pos: int, field: str) -> Tuple[str, int]:
     """A decimal fraction (``.`` or ``,`` then digits) at *pos*, if any:
     (its digits, the index after it)."""
     if text[pos : pos + 1] not in (".", ","):
@@ -624,8 +607,7 @@ def _read_fraction(text, pos, field):
     return text[pos + 1 : end], end
 
 
-def _tz(minutes):
-    # type: (int) -> _datetime.timezone
+def _tz(minutes: int) -> _datetime.timezone:
     tz = _TZ_CACHE.get(minutes)
     if tz is None:
         tz = _TZ_CACHE[minutes] = _datetime.timezone(
@@ -634,13 +616,11 @@ def _tz(minutes):
     return tz
 
 
-def _year_zero():
-    # type: () -> _Reject
+def _year_zero() -> _Reject:
     return _Reject("year: 0000 is out of range 1..9999", 0)
 
 
-def _read_date(text, extended):
-    # type: (str, bool) -> Tuple[Tuple[int, int, int], int]
+def _read_date(text: str, extended: bool) -> Tuple[Tuple[int, int, int], int]:
     """The date at the start of *text*: ((year, month, day), index after it)."""
     year, pos = _read_int(text, 0, 4, "year")
     if pos == len(text):  # YYYY alone
@@ -658,8 +638,8 @@ def _read_date(text, extended):
     return _read_calendar_date(text, pos, year, extended)
 
 
-def _read_calendar_date(text, pos, year, extended):
-    # type: (str, int, int, bool) -> Tuple[Tuple[int, int, int], int]
+def _read_calendar_date(text: str, pos: int, year: int,
+                        extended: bool) -> Tuple[Tuple[int, int, int], int]:
     """MM-DD or MMDD at *pos*, or MM alone in extended format (the 1st)."""
     month_at = pos
     month, pos = _read_int(text, pos, 2, "month")
@@ -687,8 +667,7 @@ def _read_calendar_date(text, pos, year, extended):
     return (year, month, day), pos
 
 
-def _read_ordinal_date(text, pos, year):
-    # type: (str, int, int) -> Tuple[Tuple[int, int, int], int]
+def _read_ordinal_date(text: str, pos: int, year: int) -> Tuple[Tuple[int, int, int], int]:
     """DDD, the day of the year, at *pos*."""
     ordinal = int(text[pos : pos + 3])
     last = 366 if _is_leap(year) else 365
@@ -700,8 +679,8 @@ def _read_ordinal_date(text, pos, year):
     return (year, date.month, date.day), pos + 3
 
 
-def _read_week_date(text, pos, year, extended):
-    # type: (str, int, int, bool) -> Tuple[Tuple[int, int, int], int]
+def _read_week_date(text: str, pos: int, year: int,
+                    extended: bool) -> Tuple[Tuple[int, int, int], int]:
     """ww-D or wwD after the ``W`` (or ww alone: the week's Monday)."""
     week_at = pos
     week, pos = _read_int(text, pos, 2, "week")
@@ -727,8 +706,7 @@ def _read_week_date(text, pos, year, extended):
     return (date.year, date.month, date.day), pos
 
 
-def _next_time_field(text, pos, extended):
-    # type: (str, int, bool) -> Optional[int]
+def _next_time_field(text: str, pos: int, extended: bool) -> Optional[int]:
     """Where the next time field (minute, second) starts, or None if none
     follows; _Reject for a ':' after a basic-format date."""
     char = text[pos : pos + 1]
@@ -741,8 +719,7 @@ def _next_time_field(text, pos, extended):
     return pos if char in _DIGITS and not extended else None
 
 
-def _read_time(text, pos, extended):
-    # type: (str, int, bool) -> Tuple[Tuple[int, int, int, int], int]
+def _read_time(text: str, pos: int, extended: bool) -> Tuple[Tuple[int, int, int, int], int]:
     """hh[:mm[:ss]] or hh[mm[ss]] and a fraction of the last field:
     ((hour, minute, second, microsecond), index after it). Hour 24 comes
     back as 24, checked to be the end of the day."""
@@ -774,8 +751,8 @@ def _read_time(text, pos, extended):
     return (hour, minute, second, micro), pos
 
 
-def _check_time(hour, minute, second, fraction, hour_at, step):
-    # type: (int, int, int, str, int, int) -> None
+def _check_time(hour: int, minute: int, second: int, fraction: str, hour_at: int,
+                step: int) -> None:
     """The range checks of _read_time: hour at index *hour_at*, minute and
     second *step* and 2 * *step* after it."""
     if hour == 24:
@@ -791,8 +768,7 @@ def _check_time(hour, minute, second, fraction, hour_at, step):
         raise _Reject("second: %d is out of range 0..59" % second, hour_at + 2 * step)
 
 
-def _read_offset(text, pos, extended):
-    # type: (str, int, bool) -> Tuple[Optional[_datetime.timezone], int]
+def _read_offset(text: str, pos: int, extended: bool) -> Tuple[Optional[_datetime.timezone], int]:
     """Z, z, ±hh:mm, ±hhmm or ±hh at *pos*, if any: (tzinfo, index after it)."""
     sign = text[pos : pos + 1]
     if sign in ("Z", "z"):
@@ -823,8 +799,7 @@ def _read_offset(text, pos, extended):
     return _tz(-minutes if sign == "-" else minutes), pos
 
 
-def _read_datetime(text):
-    # type: (str) -> _datetime.datetime
+def _read_datetime(text: str) -> _datetime.datetime:
     """The general reader: every form above, or _Reject naming the fault."""
     if len(text) < 4:
         raise _Reject("too short for a date", len(text))
@@ -854,8 +829,7 @@ def _read_datetime(text):
         raise _Reject("24:00 on 9999-12-31 is past the largest date", pos + 1)
 
 
-def parse_datetime(text):
-    # type: (str) -> _datetime.datetime
+def parse_datetime(text: str) -> _datetime.datetime:
     """Parse an ISO 8601 / RFC 3339 date-time, strictly.
 
     Returns an aware ``datetime`` when *text* has an offset (``Z``, ``+01:00``
@@ -901,8 +875,7 @@ def parse_datetime(text):
         ) from None
 
 
-def format_datetime(dt):
-    # type: (_datetime.datetime) -> str
+def format_datetime(dt: _datetime.datetime) -> str:
     """Write *dt* in the service's form: UTC, ``Z``, trailing zeros trimmed.
 
     A naive datetime is taken as UTC (as the status document's are)::
@@ -947,7 +920,7 @@ _FIELD_BY_WIRE = {
     "location": "resource_location",
 }
 #: The spellings the service uses (camelCase, PascalCase), lower-cased.
-_LOWER_WIRE = {}  # type: Dict[str, str]
+_LOWER_WIRE: Dict[str, str] = {}
 for _lower in _FIELD_BY_WIRE:
     _camel = {"createdtime": "createdTime", "lastactiontime": "lastActionTime",
               "resourcelocation": "resourceLocation"}.get(_lower, _lower)
@@ -1055,7 +1028,7 @@ class Vocabulary:
         setattr_ = object.__setattr__
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("Vocabulary.name must be a non-empty str")
-        outcomes = {}  # type: Dict[str, Status]
+        outcomes: Dict[str, Status] = {}
         for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
                              ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
             words = _words(getattr(self, what), what)
@@ -1075,8 +1048,7 @@ class Vocabulary:
             _check_number(self.max_server_wait, "max_server_wait", (int, float), 0)
         setattr_(self, "_outcomes", outcomes)
 
-    def outcome(self, word):
-        # type: (Any) -> Status
+    def outcome(self, word: Any) -> Status:
         """The :class:`Status` that *word* means here; an unknown word is a
         :class:`StatusDocumentError` (or running, if ``unknown="running"``)."""
         if not isinstance(word, str):
@@ -1139,8 +1111,7 @@ VOCABULARIES = {
 }
 
 
-def vocabulary(name):
-    # type: (str) -> Vocabulary
+def vocabulary(name: str) -> Vocabulary:
     """The built-in :class:`Vocabulary` called *name* (case-insensitive);
     ``ValueError`` listing the known ones otherwise."""
     if isinstance(name, str):
@@ -1151,8 +1122,7 @@ def vocabulary(name):
                      % (_short_repr(name), ", ".join(VOCABULARIES)))
 
 
-def _vocabulary_of(value):
-    # type: (Any) -> Vocabulary
+def _vocabulary_of(value: Any) -> Vocabulary:
     if value is None:
         return FACE
     if isinstance(value, Vocabulary):
@@ -1196,8 +1166,8 @@ def _failure_reason(data, vocab):
 def _face_known(data):
     """The five fields of a Face document by lower-case wire name, as
     ``(key, value)``, and the other keys; duplicates (in any case) refused."""
-    known = {}  # type: Dict[str, Tuple[str, Any]]
-    extra = {}  # type: Dict[str, Any]
+    known: Dict[str, Tuple[str, Any]] = {}
+    extra: Dict[str, Any] = {}
     for key, value in data.items():
         lower = _LOWER_WIRE.get(key)  # the wire's own spellings, without lower()
         if lower is None:
@@ -1255,7 +1225,7 @@ def _read_face(cls, data):
 
 def _read_document(cls, data, vocab):
     """A status document read under *vocab* (any but ``"face"``)."""
-    index = {}  # type: Dict[str, Tuple[str, Any]]
+    index: Dict[str, Tuple[str, Any]] = {}
     for key, value in data.items():
         if not isinstance(key, str):
             raise StatusDocumentError("keys must be strings, got %r" % (key,))
@@ -1282,8 +1252,7 @@ def _read_document(cls, data, vocab):
                error_code=code)
 
 
-def _as_time(value, wire):
-    # type: (Any, str) -> _datetime.datetime
+def _as_time(value: Any, wire: str) -> _datetime.datetime:
     if isinstance(value, str):
         try:
             value = parse_datetime(value)
@@ -1375,8 +1344,7 @@ class OperationStatus:
     # -- reading -------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data, *, vocabulary=None):
-        # type: (Mapping[str, Any], Any) -> OperationStatus
+    def from_dict(cls, data: Mapping[str, Any], *, vocabulary: Any = None) -> OperationStatus:
         """Read a decoded status document.
 
         *vocabulary* (a :class:`Vocabulary` or a built-in's name; default
@@ -1397,8 +1365,8 @@ class OperationStatus:
         return _read_face(cls, data)
 
     @classmethod
-    def from_json(cls, document, *, max_bytes=None, vocabulary=None):
-        # type: (Union[str, bytes, bytearray], Optional[int], Any) -> OperationStatus
+    def from_json(cls, document: Union[str, bytes, bytearray], *, max_bytes: Optional[int] = None,
+                  vocabulary: Any = None) -> OperationStatus:
         """Read a status document from JSON text or bytes (UTF-8, -16 or -32).
 
         Documents larger than *max_bytes* (default: the vocabulary's cap,
@@ -1414,14 +1382,13 @@ class OperationStatus:
 
     # -- writing -------------------------------------------------------------
 
-    def to_dict(self, *, include_extra=False):
-        # type: (bool) -> Dict[str, Any]
+    def to_dict(self, *, include_extra: bool = False) -> Dict[str, Any]:
         """The document in the seed's camelCase, absent optionals left out.
 
         ``OperationStatus.from_dict(s.to_dict()) == s``. With
         *include_extra*, the unknown keys read from the wire come too.
         """
-        out = {"status": self.status.value}  # type: Dict[str, Any]
+        out: Dict[str, Any] = {"status": self.status.value}
         if self.created_time is not None:
             out["createdTime"] = format_datetime(self.created_time)
         if self.last_action_time is not None:
@@ -1435,37 +1402,31 @@ class OperationStatus:
                 out.setdefault(key, value)
         return out
 
-    def to_json(self, *, include_extra=False, **dumps_kwargs):
-        # type: (bool, Any) -> str
+    def to_json(self, *, include_extra: bool = False, **dumps_kwargs: Any) -> str:
         """:meth:`to_dict` as JSON text; keyword arguments go to ``_json.dumps``."""
         return _json.dumps(self.to_dict(include_extra=include_extra), **dumps_kwargs)
 
     # -- what users ask of it ------------------------------------------------
 
     @property
-    def is_terminal(self):
-        # type: () -> bool
+    def is_terminal(self) -> bool:
         """True once the operation succeeded or failed."""
         return self.status.is_terminal
 
     @property
-    def succeeded(self):
-        # type: () -> bool
+    def succeeded(self) -> bool:
         return self.status is Status.SUCCEEDED
 
     @property
-    def failed(self):
-        # type: () -> bool
+    def failed(self) -> bool:
         return self.status is Status.FAILED
 
     @property
-    def canceled(self):
-        # type: () -> bool
+    def canceled(self) -> bool:
         return self.status is Status.CANCELED
 
     @property
-    def resource(self):
-        # type: () -> Optional[ResourceRef]
+    def resource(self) -> Optional[ResourceRef]:
         """What the operation produced, or ``None`` before it succeeded.
 
         Before success ``resourceLocation`` holds placeholders (``null``,
@@ -1489,30 +1450,26 @@ class OperationStatus:
         return ResourceRef(kind, parts[-1], self.resource_location)
 
     @property
-    def snapshot_id(self):
-        # type: () -> Optional[str]
+    def snapshot_id(self) -> Optional[str]:
         """The id of the snapshot a take produced; ``None`` until it succeeded."""
         ref = self.resource
         return ref.id if ref is not None and ref.kind == "snapshot" else None
 
     @property
-    def target_id(self):
-        # type: () -> Optional[str]
+    def target_id(self) -> Optional[str]:
         """The objectId an apply created; ``None`` until it succeeded."""
         ref = self.resource
         return ref.id if ref is not None and ref.kind != "snapshot" else None
 
     @property
-    def duration(self):
-        # type: () -> Optional[_datetime.timedelta]
+    def duration(self) -> Optional[_datetime.timedelta]:
         """``lastActionTime - createdTime``, when the service sent both."""
         if self.last_action_time is None or self.created_time is None:
             return None
         return self.last_action_time - self.created_time
 
 
-def _json_type_name(value):
-    # type: (Any) -> str
+def _json_type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -1559,8 +1516,7 @@ def _finite_float(text):
     return value
 
 
-def _check_depth(document):
-    # type: (str) -> None
+def _check_depth(document: str) -> None:
     """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass over
     the brackets, quotes and backslashes (strings are skipped)."""
     depth = 0
@@ -1588,8 +1544,8 @@ def _check_depth(document):
             depth -= 1
 
 
-def _load_json_object(document, max_bytes=None):
-    # type: (Union[str, bytes, bytearray], Optional[int]) -> Any
+def _load_json_object(document: Union[str, bytes, bytearray],
+                      max_bytes: Optional[int] = None) -> Any:
     """_json.loads with a size cap, a depth cap and strict numbers."""
     limit = MAX_DOCUMENT_BYTES if max_bytes is None else max_bytes
     if isinstance(document, (bytes, bytearray, memoryview)):
@@ -1685,8 +1641,7 @@ _FACE_429 = _LazyRegex(
     r"(?i)(?:try again in|retry after) ([0-9]{1,7}(?:\.[0-9]{1,6})?) second(?:s|\(s\))?")
 
 
-def _finite_delay(value, cap):
-    # type: (Any, float) -> Optional[float]
+def _finite_delay(value: Any, cap: float) -> Optional[float]:
     """*value* as a delay in [0, cap], or None if it is not a sane number."""
     if isinstance(value, bool):
         return None
@@ -1699,8 +1654,8 @@ def _finite_delay(value, cap):
     return min(value, cap)
 
 
-def parse_retry_after(headers, body=None, *, now=None):
-    # type: (Mapping[str, str], Optional[str], Optional[float]) -> Optional[float]
+def parse_retry_after(headers: Mapping[str, str], body: Optional[str] = None, *,
+                      now: Optional[float] = None) -> Optional[float]:
     """The delay, in seconds, that a response asks for, or ``None``.
 
     Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After``
@@ -1734,8 +1689,7 @@ def parse_retry_after(headers, body=None, *, now=None):
 _NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
 
 
-def _header_number(raw):
-    # type: (str) -> Optional[float]
+def _header_number(raw: str) -> Optional[float]:
     """A plain, ASCII, non-negative number of at most 10 integer digits.
 
     A header sent twice arrives joined with ``,``: the first value counts.
@@ -1747,8 +1701,7 @@ def _header_number(raw):
     return None
 
 
-def _http_date_delay(raw, now):
-    # type: (str, Optional[float]) -> Optional[float]
+def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
     text = raw.strip(" \t")
     if not text or len(text) > 64 or not text.isascii() or text[0] in "0123456789":
         return None
@@ -1824,20 +1777,17 @@ class RetryPolicy:
         if self.floor > self.cap:
             raise ValueError("RetryPolicy.floor (%r) is above cap (%r)" % (self.floor, self.cap))
 
-    def poll_delay(self, age, random):
-        # type: (float, Callable[[], float]) -> float
+    def poll_delay(self, age: float, random: Callable[[], float]) -> float:
         """The wait before the next poll of an operation *age* seconds old."""
         base = min(self.cap, max(self.floor, self.growth * age))
         return max(self.floor, base * (1.0 - self.jitter * random()))
 
-    def error_delay(self, errors, random):
-        # type: (int, Callable[[], float]) -> float
+    def error_delay(self, errors: int, random: Callable[[], float]) -> float:
         """The wait after the *errors*-th consecutive transient error."""
         base = min(self.cap, self.error_base * 2.0 ** min(max(errors - 1, 0), 30))
         return min(self.cap, max(self.floor, base * (0.5 + 0.5 * random())))
 
-    def is_retryable(self, error, errors):
-        # type: (BaseException, int) -> bool
+    def is_retryable(self, error: BaseException, errors: int) -> bool:
         """Whether *error* (the *errors*-th in a row) is worth another try."""
         if self.max_errors is not None and errors > self.max_errors:
             return False
@@ -1845,8 +1795,8 @@ class RetryPolicy:
             return error.status in self.retry_statuses
         return isinstance(error, NetworkError) and error.retryable
 
-    def clamp_hint(self, delay, time_left=None, ceiling=MAX_SERVER_WAIT):
-        # type: (Any, Optional[float], Optional[float]) -> float
+    def clamp_hint(self, delay: Any, time_left: Optional[float] = None,
+                   ceiling: Optional[float] = MAX_SERVER_WAIT) -> float:
         """A wait the *service* asked for (``Retry-After``): honoured above
         ``cap`` up to *ceiling* (ARM asks for up to 10 minutes; ``None``: the
         cap), never below ``floor`` nor past the time left."""
@@ -1859,8 +1809,7 @@ class RetryPolicy:
             value = min(value, max(0.0, time_left))
         return value
 
-    def clamp(self, delay, time_left=None):
-        # type: (Any, Optional[float]) -> float
+    def clamp(self, delay: Any, time_left: Optional[float] = None) -> float:
         """*delay* kept within [floor, cap] and the time left; a value that is
         not a sane number (NaN, inf, negative, garbage) becomes the floor."""
         value = _finite_delay(delay, self.cap)
@@ -1892,8 +1841,7 @@ _BAD_HEADER_CHARS = _LazyRegex(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = _LazyRegex(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _split_url(url, *, allow_http=False, what="URL"):
-    # type: (str, bool, str) -> Any
+def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
     """urlsplit() of an absolute URL that passes the safety rules."""
     from urllib.parse import urlsplit
 
@@ -1933,8 +1881,7 @@ def _split_url(url, *, allow_http=False, what="URL"):
     return parts
 
 
-def is_loopback(host):
-    # type: (str) -> bool
+def is_loopback(host: str) -> bool:
     """Whether *host* (a name or an address, no brackets) is this machine's
     loopback: ``localhost``, ``*.localhost``, 127.0.0.0/8 or ``::1``. Plain
     http is allowed there only; plugins use the same rule."""
@@ -1949,14 +1896,12 @@ def is_loopback(host):
         return False
 
 
-def _origin(parts):
-    # type: (Any) -> Tuple[str, str, int]
+def _origin(parts: Any) -> Tuple[str, str, int]:
     scheme = parts.scheme.lower()
     return (scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80))
 
 
-def redact_url(url):
-    # type: (str) -> str
+def redact_url(url: str) -> str:
     """*url* as it may be shown: no query string (SAS ``sig=`` and other
     tokens travel there), no fragment, no userinfo."""
     if not isinstance(url, str):
@@ -1970,8 +1915,7 @@ def redact_url(url):
     return _clip(base + ("?…" if q else ""), 200)
 
 
-def api_base(endpoint, *, allow_http=False):
-    # type: (str, bool) -> str
+def api_base(endpoint: str, *, allow_http: bool = False) -> str:
     """The API base of a resource endpoint: ``https://host`` becomes
     ``https://host/face/v1.0``; an endpoint with a path is kept as it is."""
     parts = _split_url(endpoint, allow_http=allow_http, what="endpoint")
@@ -1983,8 +1927,8 @@ def api_base(endpoint, *, allow_http=False):
     return "%s://%s%s" % (parts.scheme.lower(), parts.netloc, path)
 
 
-def resolve_operation_url(operation_location, endpoint=None, *, allow_http=False):
-    # type: (str, Optional[str], bool) -> str
+def resolve_operation_url(operation_location: str, endpoint: Optional[str] = None, *,
+                          allow_http: bool = False) -> str:
     """The absolute URL of an ``Operation-Location``.
 
     A relative one (``/operations/{id}``) is relative to the API base, not to
@@ -2039,8 +1983,7 @@ def _query_values(url):
     return values
 
 
-def _check_headers(headers):
-    # type: (Mapping[str, str]) -> Dict[str, str]
+def _check_headers(headers: Mapping[str, str]) -> Dict[str, str]:
     """Header names and values without CR, LF or other control characters."""
     checked = {}
     for name, value in headers.items():
@@ -2137,8 +2080,7 @@ class Response:
         self.body = body
         self.url = url
 
-    def text(self, limit=None):
-        # type: (Optional[int]) -> str
+    def text(self, limit: Optional[int] = None) -> str:
         body = self.body if limit is None else self.body[:limit]
         return body.decode("utf-8", "replace")
 
@@ -2266,8 +2208,8 @@ class HTTPTransport:
                 raise ValueError("cafile %r is not a file" % (cafile,))
         self._ssl_context = ssl_context
         self._cafile = cafile
-        self._idle = {}  # type: Dict[Tuple[str, str, int], list]
-        self._targets = {}  # type: Dict[str, Tuple[Tuple[str, str, int], str]]
+        self._idle: Dict[Tuple[str, str, int], list] = {}
+        self._targets: Dict[str, Tuple[Tuple[str, str, int], str]] = {}
         self._lock = _threading.Lock()
         #: bumped by close(): a request that was in flight then does not put
         #: its connection back among the idle ones
@@ -2312,8 +2254,7 @@ class HTTPTransport:
                 return conn
             conn.close()
 
-    def send(self, request):
-        # type: (Request) -> Response
+    def send(self, request: Request) -> Response:
         """Send *request*; raise :class:`NetworkError` or
         :class:`ResponseTooLarge`, or return the :class:`Response`.
 
@@ -2500,8 +2441,7 @@ def _is_stale_connection(exc):
                             BrokenPipeError, ConnectionAbortedError))
 
 
-def _network_error(exc, *, sent, url):
-    # type: (BaseException, bool, Optional[str]) -> NetworkError
+def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> NetworkError:
     shown = redact_url(url) if url else "?"
     import socket
 
@@ -3002,8 +2942,7 @@ def register_plugin(plugin, name=None):
                           % (shown, _clip(exc, 300)), shown) from exc
 
 
-def _plugin_name(plugin):
-    # type: (Any) -> str
+def _plugin_name(plugin: Any) -> str:
     """The name of a plugin registered without one: a module's (or
     function's) own name, else its class's, ``module.Class``."""
     if isinstance(plugin, _types.ModuleType):
@@ -3012,7 +2951,7 @@ def _plugin_name(plugin):
     return "%s.%s" % (named.__module__, named.__name__)
 
 
-_MANAGER_CLASSES = {}  # type: Dict[Any, type]
+_MANAGER_CLASSES: Dict[Any, type] = {}
 
 
 def _manager_class(pluggy):
@@ -3065,8 +3004,8 @@ def _default_hooks(plugins):
 ###############################################################################
 
 
-def _error_details(response, scrub):
-    # type: (Response, Callable[[str], str]) -> Tuple[Optional[str], Optional[str]]
+def _error_details(response: Response,
+                   scrub: Callable[[str], str]) -> Tuple[Optional[str], Optional[str]]:
     """The service's ``error.code`` and ``error.message``, scrubbed, or None."""
     try:
         doc = _json.loads(response.text(MAX_DOCUMENT_BYTES))
@@ -3081,8 +3020,8 @@ def _error_details(response, scrub):
     return code, message
 
 
-def _http_error(response, scrub, url, now=None):
-    # type: (Response, Callable[[str], str], str, Optional[float]) -> HTTPError
+def _http_error(response: Response, scrub: Callable[[str], str], url: str,
+                now: Optional[float] = None) -> HTTPError:
     code, message = _error_details(response, scrub)
     hint = parse_retry_after(response.headers, message, now=now)
     cls = OperationNotFound if response.status in (404, 410) else HTTPError
@@ -3097,7 +3036,7 @@ class _Client:
                  request_timeout, max_bytes, plugins=None):
         self.allow_http = bool(allow_http)
         self.endpoint = endpoint
-        self.origin = None  # type: Optional[Tuple[str, str, int]]
+        self.origin: Optional[Tuple[str, str, int]] = None
         if endpoint is not None:
             api_base(endpoint, allow_http=self.allow_http)  # validates it
             self.origin = _origin(_split_url(endpoint, allow_http=self.allow_http,
@@ -3119,7 +3058,7 @@ class _Client:
         self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if transport is None else None
         self.owns_transport = True  # False once it shares another's connections
-        self._passed = None  # type: Optional[str]  # the last URL that passed the check
+        self._passed: Optional[str] = None  # the last URL that passed the check
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
         self.hooks = _default_hooks(plugins)
@@ -3216,8 +3155,8 @@ class _Client:
                             response=response)
         return response
 
-    def send(self, method, url, body=None, timeout=None, content_type=None):
-        # type: (str, str, Optional[bytes], Optional[float], Optional[str]) -> Response
+    def send(self, method: str, url: str, body: Optional[bytes] = None,
+             timeout: Optional[float] = None, content_type: Optional[str] = None) -> Response:
         """One exchange, following at most 5 same-origin redirects."""
         headers = dict(self.headers)
         headers.setdefault("Accept", "application/json")
@@ -3338,11 +3277,10 @@ class _SharedPool:
 
     def __init__(self):
         self._lock = _threading.Lock()
-        self._transport = None  # type: Optional[HTTPTransport]
+        self._transport: Optional[HTTPTransport] = None
         self._users = 0
 
-    def acquire(self):
-        # type: () -> HTTPTransport
+    def acquire(self) -> HTTPTransport:
         with self._lock:
             if self._transport is None:
                 self._transport = HTTPTransport()
@@ -3408,8 +3346,8 @@ def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None)
 _AUTH_STATUSES = frozenset((401, 403, 407))
 
 
-def _read_answer(response, vocab, scrub, url, policy):
-    # type: (Response, Vocabulary, Callable[[str], str], str, RetryPolicy) -> OperationStatus
+def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], str], url: str,
+                 policy: RetryPolicy) -> OperationStatus:
     """The status that an answer to a poll means under *vocab*; raises the
     :class:`HTTPError` of an answer that is not one."""
     code = response.status
@@ -3502,21 +3440,21 @@ class Poller:
         self._random = random
         self._on_status = on_status
         self._cancelled = _threading.Event()
-        self.latest = None  # type: Optional[OperationStatus]
+        self.latest: Optional[OperationStatus] = None
         self.polls = 0  #: requests sent (each one billed by the service)
         self.errors = 0  #: transient errors met
         self.slept = 0.0  #: seconds spent waiting
-        self._start = None  # type: Optional[float]
+        self._start: Optional[float] = None
         self._errors_in_row = 0
         self._last_attempt = False  # the deadline allows no wait after the next poll
-        self._wait_limit = None  # type: Optional[float]  # a deadline given to wait()
-        self._wait_for = None  # type: Optional[float]
-        self._last_error = None  # type: Optional[BaseException]
+        self._wait_limit: Optional[float] = None  # a deadline given to wait()
+        self._wait_for: Optional[float] = None
+        self._last_error: Optional[BaseException] = None
         self._age0 = 0.0  # age of the operation when a resumed poll started
-        self._hint = None  # type: Optional[float]
+        self._hint: Optional[float] = None
         self._done = False
         self._ever_answered = False  # an HTTP answer came since the poll began
-        self._errors_since = None  # type: Optional[float]  # elapsed at the first error in a row
+        self._errors_since: Optional[float] = None  # elapsed at the first error in a row
         self._warned = False
         self._asked = 0.0  # the wait the last step asked for
         self._took = 1.0  # seconds the last request took (a guess until one is sent)
@@ -3615,12 +3553,10 @@ class Poller:
         return self._cancelled.is_set()
 
     @property
-    def done(self):
-        # type: () -> bool
+    def done(self) -> bool:
         return self.latest is not None and self.latest.is_terminal
 
-    def _attempt(self):
-        # type: () -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]
+    def _attempt(self) -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]:
         """One GET of the status: ``(status, 0, None)``, or ``(None, delay,
         error)`` for a transient error worth another try after *delay*.
         Raises what ends the poll. Observes the status (hooks, callback)."""
@@ -3717,15 +3653,13 @@ class Poller:
             self._start = self._now()
 
     @property
-    def time_left(self):
-        # type: () -> Optional[float]
+    def time_left(self) -> Optional[float]:
         """Seconds left before the deadline (``None``: no deadline)."""
         if self._start is None:
             return self._limit()
         return self._time_left()
 
-    def step(self):
-        # type: () -> Step
+    def step(self) -> Step:
         """Send one request; say what it saw and when to come back.
 
         Returns a :class:`Step`. Raises what ends the poll (the deadline,
@@ -3799,8 +3733,7 @@ class Poller:
         if self._on_status is not None:
             self._on_status(status)
 
-    def __iter__(self):
-        # type: () -> Iterator[OperationStatus]
+    def __iter__(self) -> Iterator[OperationStatus]:
         try:
             while not self._done:
                 step = self.step()
@@ -3838,8 +3771,7 @@ class Poller:
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 
-    async def wait_async(self):
-        # type: () -> OperationStatus
+    async def wait_async(self) -> OperationStatus:
         """:meth:`wait` for ``asyncio``: ``status = await poller.wait_async()``.
         Polls running at once share kept-alive connections (unless this
         poller has TLS options or a transport of its own); the last one to
@@ -3857,8 +3789,7 @@ class Poller:
                 _SHARED_POOL.release()
         return self._final()
 
-    def wait(self, timeout=None):
-        # type: (Optional[float]) -> OperationStatus
+    def wait(self, timeout: Optional[float] = None) -> OperationStatus:
         """Poll to the end: return the final status if it succeeded, raise
         :class:`OperationFailed` if it failed, :class:`PollTimeout`,
         :class:`PollCancelled`, :class:`HTTPError` (:class:`OperationNotFound`),
@@ -3894,8 +3825,7 @@ class Poller:
 
     # -- resume tokens -------------------------------------------------------
 
-    def resume_token(self):
-        # type: () -> str
+    def resume_token(self) -> str:
         """A small JSON token from which :meth:`from_resume_token` carries on
         polling this operation after a restart.
 
@@ -3925,7 +3855,7 @@ class Poller:
             "polls": self.polls,
             "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
         }
-        vocab = self.vocabulary  # type: Vocabulary
+        vocab: Vocabulary = self.vocabulary
         if vocab is not FACE:  # face tokens stay as they always were
             if VOCABULARIES.get(vocab.name) is not vocab:
                 raise ValueError("the vocabulary %r is not a built-in one: a resume token "
@@ -3937,8 +3867,8 @@ class Poller:
         return _json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_resume_token(cls, token, *, key=None, endpoint=None, **options):
-        # type: (str, Optional[str], Optional[str], Any) -> Poller
+    def from_resume_token(cls, token: str, *, key: Optional[str] = None,
+                          endpoint: Optional[str] = None, **options: Any) -> Poller:
         """A poller that carries on from :meth:`resume_token`.
 
         The token is checked (type, version, fields, seal with *key*) and its
@@ -4007,8 +3937,7 @@ def _plugin_number(value, hooks, hook):
 
 
 def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=DEFAULT_TIMEOUT,
-         **options):
-    # type: (...) -> OperationStatus
+         **options) -> OperationStatus:
     """Poll an operation until it ends and return its final status.
 
     *operation_location* is the ``Operation-Location`` header of the 202 that
@@ -4029,8 +3958,7 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
 
 
 async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
-                     timeout=DEFAULT_TIMEOUT, **options):
-    # type: (...) -> OperationStatus
+                     timeout=DEFAULT_TIMEOUT, **options) -> OperationStatus:
     """:func:`poll` for ``asyncio``: the event loop is never blocked (requests
     run in its default executor) and cancelling the task stops the poll."""
     poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
@@ -4186,8 +4114,7 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
                     headers=None, vocabulary="azure", allow_http=False, transport=None,
                     ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                     timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
-                    random=None, plugins=None, content_type=None):
-    # type: (...) -> Optional[str]
+                    random=None, plugins=None, content_type=None) -> Optional[str]:
     """Send the request that starts a long-running operation of any Azure
     service; return the URL to poll (give it to :func:`poll` with the same
     *vocabulary*), or ``None`` when the service finished at once.
@@ -4208,7 +4135,7 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
     if json is not None and data is not None:
         raise ValueError("give json= or data=, not both")
     if json is not None:
-        body = _json.dumps(json).encode("utf-8")  # type: Optional[bytes]
+        body: Optional[bytes] = _json.dumps(json).encode("utf-8")
         content_type = content_type or "application/json; charset=utf-8"
     elif data is not None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -4247,8 +4174,7 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
     return None
 
 
-def _absolute(url, base, allow_http):
-    # type: (str, Optional[str], bool) -> str
+def _absolute(url: str, base: Optional[str], allow_http: bool) -> str:
     """*url* made absolute against *base* as a browser would, checked."""
     from urllib.parse import urljoin
 
@@ -4270,8 +4196,7 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
                   headers=None, allow_http=False, transport=None, ssl_context=None,
                   cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                   timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
-                  random=None, plugins=None):
-    # type: (...) -> str
+                  random=None, plugins=None) -> str:
     """Start taking a snapshot of a face list or person group.
 
     ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's
@@ -4316,8 +4241,7 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
 def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
                    allow_http=False, transport=None, ssl_context=None, cafile=None,
                    request_timeout=DEFAULT_REQUEST_TIMEOUT, timeout=DEFAULT_START_TIMEOUT,
-                   policy=None, clock=None, sleep=None, random=None, plugins=None):
-    # type: (...) -> str
+                   policy=None, clock=None, sleep=None, random=None, plugins=None) -> str:
     """Start applying snapshot *snapshot_id* to a new object *object_id*.
 
     ``POST {endpoint}/face/v1.0/snapshots/{snapshot_id}/apply``; returns the
@@ -4375,8 +4299,7 @@ class Outcome:
     error: Optional[BaseException] = _dataclasses.field(default=None, compare=False)
 
     @property
-    def ok(self):
-        # type: () -> bool
+    def ok(self) -> bool:
         return self.error is None
 
 
@@ -4416,7 +4339,7 @@ class Watcher:
         self._sleep = sleep
         self._on_step = on_step
         self._cancelled = _threading.Event()
-        self.pollers = []  # type: list
+        self.pollers: list = []
         for index, location in enumerate(self.locations):
             callback = None
             if on_status is not None:
@@ -4446,15 +4369,14 @@ class Watcher:
         poller = self.pollers[index]
         return Outcome(index, self.locations[index], poller.latest, error)
 
-    def __iter__(self):
-        # type: () -> Iterator[Outcome]
+    def __iter__(self) -> Iterator[Outcome]:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         now = self._now()
         for poller in self.pollers:
             poller.start()  # one deadline for all
         heap = [(now, i) for i in range(len(self.pollers))]
-        running = {}  # type: Dict[Any, int]  # future -> index
+        running: Dict[Any, int] = {}  # future -> index
         self._next_send = now
         pool = ThreadPoolExecutor(max_workers=self.max_workers,
                                   thread_name_prefix="opstatus-watch")
@@ -4529,8 +4451,7 @@ class Watcher:
         _heapq.heappush(heap, (self._now() + step.delay, index))
         return None
 
-    def results(self):
-        # type: () -> list
+    def results(self) -> list:
         """Watch to the end; the outcomes in the order the locations were given."""
         outcomes = sorted(self, key=lambda o: o.index)
         return outcomes
@@ -4572,8 +4493,7 @@ _SIM_READ_PATH = "/vision/v3.2/read"
 _SIM_DEFAULT = object()  # "not given", where None means something
 
 
-def _wire_time(posix):
-    # type: (float) -> str
+def _wire_time(posix: float) -> str:
     """A POSIX time as the service writes it: 7 digits, trailing zeros trimmed."""
     whole = int(posix // 1)
     ticks = int(round((posix - whole) * _TICKS))
@@ -4630,8 +4550,7 @@ class _SimJob:
         return "running" if now < self.finish else self.outcome
 
 
-def _sim_job_error(outcome, error):
-    # type: (str, Any) -> Optional[Dict[str, str]]
+def _sim_job_error(outcome: str, error: Any) -> Optional[Dict[str, str]]:
     """The ``{"code", "message"}`` a job that ends *outcome* reports."""
     if outcome == "succeeded":
         return None
@@ -4730,19 +4649,19 @@ class Simulator:
         self.idle_timeout = idle_timeout
         self.max_body = max_body
         self._clock = clock
-        self._wall0 = None  # type: Optional[float]
-        self._mono0 = None  # type: Optional[float]
+        self._wall0: Optional[float] = None
+        self._mono0: Optional[float] = None
         self._host, self._port = host, port
         self._lock = _threading.Lock()
-        self.operations = {}  # type: Dict[str, _SimOperation]
-        self.jobs = {}  # type: Dict[str, _SimJob]
-        self.snapshots = {}  # type: Dict[str, Dict[str, Any]]
-        self.objects = set()  # type: set  # (type, objectId) that exist
-        self.requests = []  # type: list  # (method, path) of each request
+        self.operations: Dict[str, _SimOperation] = {}
+        self.jobs: Dict[str, _SimJob] = {}
+        self.snapshots: Dict[str, Dict[str, Any]] = {}
+        self.objects: set = set()  # (type, objectId) that exist
+        self.requests: list = []  # (method, path) of each request
         #: How many operations :meth:`_settle` has looked at, in all: it
         #: looks only at those due (a heap by finish time), never at all.
         self.settle_examined = 0
-        self._due = []  # type: list  # heap of (finish, seq, op) still to settle
+        self._due: list = []  # heap of (finish, seq, op) still to settle
         self._heappush, self._heappop = _heapq.heappush, _heapq.heappop
         self._seq = _itertools.count()
         self._server = None
@@ -4879,8 +4798,7 @@ class Simulator:
             return None
         return "/snapshots/" + (op.source or "") if op.kind in ("take", "apply") else None
 
-    def operation_document(self, op):
-        # type: (_SimOperation) -> Dict[str, Any]
+    def operation_document(self, op: _SimOperation) -> Dict[str, Any]:
         now = self.now()
         if now < op.start:
             status, last = "notStarted", op.created
@@ -4908,10 +4826,10 @@ class Simulator:
 
     # -- other Azure services --------------------------------------------------
 
-    def start_job(self, kind="azure", *, outcome="succeeded", seconds=None,
-                  queue_seconds=None, retry_after=_SIM_DEFAULT, result=None, error=None,
-                  base=None):
-        # type: (str, str, Optional[float], Optional[float], Any, Any, Any, Optional[str]) -> str
+    def start_job(self, kind: str = "azure", *, outcome: str = "succeeded",
+                  seconds: Optional[float] = None, queue_seconds: Optional[float] = None,
+                  retry_after: Any = _SIM_DEFAULT, result: Any = None, error: Any = None,
+                  base: Optional[str] = None) -> str:
         """Start an operation of another Azure service; returns the absolute
         URL a client polls (the header its 202 would carry).
 
@@ -4982,8 +4900,7 @@ class Simulator:
         self.jobs[job.id] = job
         return job
 
-    def job_url(self, job, base=None, form=None):
-        # type: (_SimJob, Optional[str], Optional[str]) -> str
+    def job_url(self, job: _SimJob, base: Optional[str] = None, form: Optional[str] = None) -> str:
         """The URL a client polls *job* at, in the *form* of a kind (default:
         its own): ``Operation-Location``, ``Azure-AsyncOperation`` or
         ``Location``."""
@@ -5015,8 +4932,7 @@ class Simulator:
     def _language_document(self, job, state, now):
         return _sim_language_document(self, job, state, now)
 
-    def job_document(self, job):
-        # type: (_SimJob) -> Dict[str, Any]
+    def job_document(self, job: _SimJob) -> Dict[str, Any]:
         """The status document of an ``azure``, ``read`` or ``arm-async`` job."""
         now = self.now()
         state = job.state(now)
@@ -5184,7 +5100,7 @@ def _make_sim_handler():
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go in two writes
         server_version = "FaceSimulator/1.0"
-        sim = None  # type: Simulator
+        sim: Simulator = None
         timeout = 5.0  # seconds a connection may idle (the simulator sets its own)
 
         def log_message(self, format, *args):  # silent
@@ -5681,8 +5597,7 @@ def _escape_char(match):
     return _ESCAPES.get(char) or ("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
 
 
-def _printable(text):
-    # type: (Any) -> str
+def _printable(text: Any) -> str:
     """*text* with control characters written as escapes (``\\x1b``), so
     that what a service sent cannot move the cursor, clear the screen or
     retitle the terminal."""
@@ -5709,7 +5624,7 @@ class _Console:
         self.err = err
         self.verbose = verbose
         self.scrub = _Scrubber()
-        self._secrets = []  # type: list
+        self._secrets: list = []
         self.lock = _threading.RLock()
         #: the live display on the terminal, cleared before a line goes to
         #: stderr and drawn again after it
@@ -5724,19 +5639,16 @@ class _Console:
             self.scrub.add(value)
             self._secrets.append(value)
 
-    def mask(self, text):
-        # type: (str) -> str
+    def mask(self, text: str) -> str:
         """*text* with the secrets given to :meth:`secret` replaced."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
 
-    def safe(self, text):
-        # type: (Any) -> str
+    def safe(self, text: Any) -> str:
         return _printable(self.scrub(str(text)))
 
-    def json(self, value):
-        # type: (Any) -> str
+    def json(self, value: Any) -> str:
         return _json.dumps(self._masked(value))
 
     def _masked(self, value):
@@ -5774,8 +5686,7 @@ class _Console:
             self.say(text)
 
 
-def _error_text(exc):
-    # type: (BaseException) -> str
+def _error_text(exc: BaseException) -> str:
     """What went wrong in a few words: an error's text without the URL it
     ends with, and an HTTP error's code once (``HTTP 401: Access denied``,
     not ``HTTP 401 401: Access denied``)."""
@@ -5793,8 +5704,7 @@ def _error_text(exc):
     return text
 
 
-def _describe_error(exc):
-    # type: (BaseException) -> str
+def _describe_error(exc: BaseException) -> str:
     """The whole text of an error that ended a command."""
     if isinstance(exc, HTTPError):
         return _error_text(exc) + (" (%s)" % exc.url if exc.url else "")
@@ -5805,8 +5715,7 @@ def _describe_error(exc):
     return text
 
 
-def _exit_status(exc):
-    # type: (BaseException) -> int
+def _exit_status(exc: BaseException) -> int:
     """The exit status of an error that ended a poll (see _EPILOG_EXIT)."""
     if isinstance(exc, OperationFailed):
         return EXIT_FAILED
@@ -5819,8 +5728,7 @@ def _exit_status(exc):
     return EXIT_USAGE
 
 
-def _terminal_time(dt):
-    # type: (_datetime.datetime) -> str
+def _terminal_time(dt: _datetime.datetime) -> str:
     """A timestamp for the terminal: UTC, always six fraction digits, so that
     columns line up (the service writes 7 digits, trimmed)."""
     if dt.tzinfo is not None and dt.utcoffset() is not None:
@@ -5829,8 +5737,7 @@ def _terminal_time(dt):
         dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
 
 
-def _describe_status(st, safe=_printable):
-    # type: (OperationStatus, Callable[[Any], str]) -> str
+def _describe_status(st: OperationStatus, safe: Callable[[Any], str]=_printable) -> str:
     lines = ["status:       %s" % st.status.value]
     if st.created_time is not None:
         lines.append("created:      %s" % _terminal_time(st.created_time))
@@ -5909,8 +5816,7 @@ def _snapshot_type(text):
 _SHOWN_VARIABLE = _LazyRegex(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
-def _unset(name):
-    # type: (str) -> str
+def _unset(name: str) -> str:
     """The error for the variable *name* that is not set, naming it only if
     it looks like a variable's name."""
     if _SHOWN_VARIABLE.fullmatch(name):
@@ -5961,8 +5867,7 @@ def _poller_options(args):
 _BARE_OPERATION_ID = _LazyRegex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 
 
-def _operation_argument(text):
-    # type: (str) -> str
+def _operation_argument(text: str) -> str:
     """What ``watch`` was given, as an Operation-Location: an absolute URL
     or ``/operations/ID`` as it is, a bare operation id as
     ``/operations/ID``, and an ``Operation-Location: …`` line (what a
@@ -6046,8 +5951,7 @@ def _plugin_rows(pm):
     return rows
 
 
-def _transport_in_use(pm, cafile):
-    # type: (Any, Optional[str]) -> str
+def _transport_in_use(pm: Any, cafile: Optional[str]) -> str:
     """What sends the requests of a poller that consults *pm*, and where it
     comes from (the order is the one the core tries them in)."""
     builtin = "built-in (http.client)"
@@ -6125,7 +6029,7 @@ class _Retries:
 
     def __init__(self, con):
         self.con = con
-        self._told = {}  # type: Dict[str, float]
+        self._told: Dict[str, float] = {}
 
     def tell(self, error, delay, errors, where):
         text = _error_text(error)
@@ -6138,8 +6042,7 @@ class _Retries:
                      % (text, _dash(self.con.err), errors, delay, where))
 
 
-def _status_document(st, con):
-    # type: (OperationStatus, _Console) -> Dict[str, Any]
+def _status_document(st: OperationStatus, con: _Console) -> Dict[str, Any]:
     """*st* as --json prints it: camelCase, with the timestamps as the
     service wrote them (7 digits) where its document is at hand (the model
     keeps microseconds)."""
@@ -6203,9 +6106,9 @@ class _Display:
         self.tty = tty and not json_mode
         self.where = where
         self.started = _cli_time.monotonic()
-        self.last = None  # type: Optional[OperationStatus]
-        self.due = None  # type: Optional[float]  # the next request, on the CLI clock
-        self.trouble = None  # type: Optional[Tuple[str, int]]  # error retried, errors
+        self.last: Optional[OperationStatus] = None
+        self.due: Optional[float] = None  # the next request, on the CLI clock
+        self.trouble: Optional[Tuple[str, int]] = None  # error retried, errors
         self.pending = None  # a retry to tell on stderr when its wait begins
         self.retries = _Retries(con)
         self.dash = _dash(con.out)
@@ -6215,8 +6118,7 @@ class _Display:
     def elapsed(self):
         return _cli_time.monotonic() - self.started
 
-    def status(self, st):
-        # type: (OperationStatus) -> None
+    def status(self, st: OperationStatus) -> None:
         changed = self.last is None or self.last.status is not st.status
         self.last = st
         self.trouble = self.pending = None
@@ -6469,8 +6371,8 @@ class _Board:
         self.width = max(len(label) for label in self.labels)
         self.started = _cli_time.monotonic()
         self.state = ["waiting"] * len(labels)
-        self.final = [None] * len(labels)  # type: list  # the text of an ended one
-        self.trouble = [None] * len(labels)  # type: list  # (text, errors, due)
+        self.final: list = [None] * len(labels)  # the text of an ended one
+        self.trouble: list = [None] * len(labels)  # (text, errors, due)
         self.retries = _Retries(con)
         self.dash = _dash(con.out)
         self.columns = _columns() - 1
@@ -6551,8 +6453,7 @@ class _Board:
             _cli_time.sleep(min(left, 0.2) if self.tty else left)
 
 
-def _label(location):
-    # type: (str) -> str
+def _label(location: str) -> str:
     """How a row names an operation: its redacted location, without the
     scheme and host when it is long, and at most 60 characters."""
     label = redact_url(location)
@@ -6830,8 +6731,7 @@ _COMMANDS = ("demo", "watch", "take", "apply", "serve", "parse", "plugins")
 _SECRETISH = _LazyRegex(r"'([A-Za-z0-9+=_.~-]{16,})'")
 
 
-def _unechoed(message):
-    # type: (str) -> str
+def _unechoed(message: str) -> str:
     """*message* without the values that look like secrets."""
     def hide(match):
         word = match.group(1)
@@ -6842,8 +6742,7 @@ def _unechoed(message):
     return _SECRETISH.sub(hide, message)
 
 
-def _unrecognized(extras):
-    # type: (list) -> str
+def _unrecognized(extras: list) -> str:
     """The culprits among words no option took: options by their name (never
     a value, which may be a secret), else the words themselves."""
     names = [w.split("=", 1)[0] for w in extras if w.startswith("-") and len(w) > 1]
@@ -7232,8 +7131,7 @@ def _vocabulary_hint(args):
     return ""
 
 
-def main(argv=None):
-    # type: (Optional[list]) -> int
+def main(argv: Optional[list] = None) -> int:
     """Run the command line with *argv* (default ``sys.argv[1:]``); returns
     the exit status."""
     con = _Console(_sys.stdout, _sys.stderr)

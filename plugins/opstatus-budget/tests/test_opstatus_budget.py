@@ -375,9 +375,10 @@ def test_a_bad_environment_refuses_the_plugin(unconfigured, monkeypatch, variabl
     monkeypatch.setenv("OPSTATUS_BUDGET_PER_HOUR", "120")
     monkeypatch.setenv(variable, value)
     pm = opstatus.make_plugin_manager()
-    with pytest.raises(ValueError, match="OPSTATUS_BUDGET_"):
+    with pytest.raises(opstatus.PluginError, match="opstatus-budget.*OPSTATUS_BUDGET_"):
         pm.register(opstatus_budget, name="opstatus-budget")
     assert opstatus_budget._budget() is None
+    assert pm.get_plugin("opstatus-budget") is None  # not left half-registered
 
 
 def test_a_bad_environment_stops_the_installed_plugins_manager(unconfigured, monkeypatch):
