@@ -1571,7 +1571,12 @@ def _load_json_object(document: Union[str, bytes, bytearray],
         raise StatusDocumentError(
             "body too large (%d characters, limit %d bytes)" % (len(document), limit)
         )
-    if document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
+    # The depth cap is checked on status-sized documents; a large result
+    # (Read, Document Intelligence) would pay a pass in Python over every
+    # bracket, so there the decoder's own recursion guard ends a hostile
+    # nesting (RecursionError, below).
+    if len(document) <= MAX_DOCUMENT_BYTES and \
+            document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
         _check_depth(document)
     try:
         if document[:1] == "\ufeff":  # as _json.loads says it
