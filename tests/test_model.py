@@ -9,7 +9,6 @@ extra ``finishedTime``), keys in any case, ``location`` as an alias of
 import dataclasses
 import datetime
 import json
-import time
 import types
 
 import pytest
