@@ -110,6 +110,7 @@ import threading as _threading
 import time as _time
 import types as _types
 from collections.abc import Mapping as _Mapping
+from urllib.parse import parse_qs as _parse_qs, parse_qsl as _parse_qsl, unquote as _unquote, urljoin as _urljoin, urlsplit as _urlsplit
 
 # Real imports, not TYPE_CHECKING ones: typing.get_type_hints() on the
 # dataclasses must resolve their annotations.
@@ -1847,9 +1848,7 @@ _TOKEN = _LazyRegex(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
-    """urlsplit() of an absolute URL that passes the safety rules."""
-    from urllib.parse import urlsplit
-
+    """_urlsplit() of an absolute URL that passes the safety rules."""
     if not isinstance(url, str):
         raise UnsafeURLError("%s must be a str, not %s" % (what, type(url).__name__))
     if not url:
@@ -1862,7 +1861,7 @@ def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
             % (what, match.group(), match.start())
         )
     try:
-        parts = urlsplit(url)
+        parts = _urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise UnsafeURLError("%s is malformed: %s" % (what, exc)) from None
@@ -1982,9 +1981,7 @@ def _query_values(url):
         value = pair.partition("=")[2]
         if value:
             values.append(value)
-            from urllib.parse import unquote
-
-            values.append(unquote(value))
+            values.append(_unquote(value))
     return values
 
 
@@ -3183,11 +3180,9 @@ class _Client:
             response = self._exchange(request)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 target = response.headers["location"].strip()
-                from urllib.parse import urljoin
-
                 if _BAD_URL_CHARS.search(target):
                     raise UnsafeURLError("redirect Location has control characters: refused")
-                url = urljoin(url, target)
+                url = _urljoin(url, target)
                 self._check_origin(url, "redirect")
                 if response.status == 303:
                     method, body = "GET", None
@@ -4181,8 +4176,6 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
 
 def _absolute(url: str, base: Optional[str], allow_http: bool) -> str:
     """*url* made absolute against *base* as a browser would, checked."""
-    from urllib.parse import urljoin
-
     if not isinstance(url, str) or not url:
         raise UnsafeURLError("the URL must be a non-empty str")
     if _BAD_URL_CHARS.search(url):
@@ -4192,7 +4185,7 @@ def _absolute(url: str, base: Optional[str], allow_http: bool) -> str:
             raise UnsafeURLError("%s is relative: pass the endpoint it belongs to"
                                  % _clip(url, 80))
         _split_url(base, allow_http=allow_http, what="endpoint")
-        url = urljoin(base, url)
+        url = _urljoin(base, url)
     _split_url(url, allow_http=allow_http)
     return url
 
@@ -5359,9 +5352,7 @@ def _make_sim_handler():
             return None
 
         def _list(self, body):
-            from urllib.parse import parse_qs
-
-            query = parse_qs(self.path.partition("?")[2])
+            query = _parse_qs(self.path.partition("?")[2])
             kind = (query.get("type") or [""])[0].lower()
             scopes = set(",".join(query.get("applyScope") or []).lower().split(",")) - {""}
             return 200, [self._snapshot_doc(s) for s in self.sim.snapshots.values()
@@ -5439,11 +5430,9 @@ def _make_sim_handler():
             return self.sim.endpoint
 
         def _start_job(self, kind, body):
-            from urllib.parse import parse_qsl
-
             sim = self.sim
             options = dict(body) if isinstance(body, dict) else {}
-            options.update(parse_qsl(self.path.partition("?")[2]))
+            options.update(_parse_qsl(self.path.partition("?")[2]))
             try:
                 job = sim._add_job(kind or options.get("kind", "azure"),
                                    **_sim_job_options(options))
