@@ -110,7 +110,8 @@ import threading as _threading
 import time as _time
 import types as _types
 from collections.abc import Mapping as _Mapping
-from urllib.parse import parse_qs as _parse_qs, parse_qsl as _parse_qsl, unquote as _unquote, urljoin as _urljoin, urlsplit as _urlsplit
+from urllib.parse import parse_qs as _parse_qs, parse_qsl as _parse_qsl, unquote as _unquote
+from urllib.parse import urljoin as _urljoin, urlsplit as _urlsplit
 
 # Real imports, not TYPE_CHECKING ones: typing.get_type_hints() on the
 # dataclasses must resolve their annotations.
