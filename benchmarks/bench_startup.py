@@ -178,9 +178,9 @@ def main(argv=None):
     azure_label = next((label for label, _ in cmds if "azure" in label), None)
     azure_samples = samples.get(azure_label)
     rows = []
-    for label, argv in cmds:
+    for label, command in cmds:
         mine = samples[label]
-        in_process = argv[-1] == _IN_PROCESS
+        in_process = command[-1] == _IN_PROCESS
         less = "" if in_process or label == cmds[0][0] else "%s / %s" % (
             _ms(min(mine) - min(base)), _ms(_median(mine) - _median(base)))
         ratio = ""
