@@ -6,7 +6,7 @@ Run from the repository root::
 
     python benchmarks/bench_many.py             # 1,000 and 10,000; azure-core at 1,000 (~2.5 min)
     python benchmarks/bench_many.py --quick     # 1,000 only, no azure-core (~30 s)
-    python benchmarks/bench_many.py --sizes 10000 --clients watcher --profile
+    python benchmarks/bench_many.py --sizes 10000 --clients watcher --profile --tracemalloc
 
 It measures whatever opstatus.py is in this checkout when it runs.
 
@@ -46,10 +46,13 @@ CPU per GET, every operation reported. Operations that had already ended
 when the follow phase began are counted and said (their lag includes the
 start-up).
 
-``--profile`` adds a run of each opstatus client at the largest size with
-cProfile in every thread that works (the iterating thread, and each
-``Poller.step`` in the worker threads) and prints where the client's time
-goes per GET.
+``--profile`` adds a run of each opstatus client at the largest size and
+prints where the client's time goes per GET: sampled by py-spy (every
+thread, while it holds the GIL) when ``py-spy`` is on PATH, else cProfile in
+every thread that works (the iterating thread, and each ``Poller.step`` in
+the worker threads). ``--tracemalloc`` adds a run of each under tracemalloc:
+Python allocations per operation (peak, and mid-follow with the largest
+sites).
 
 Linux (/proc) for memory, threads and CPU; Python 3.7+.
 """
