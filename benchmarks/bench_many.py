@@ -4,8 +4,8 @@ by ``Watcher`` and by ``poll_async``, beside azure-core's LROPoller at
 
 Run from the repository root::
 
-    python benchmarks/bench_many.py             # 1,000 and 10,000; azure-core at 1,000 (~2.5 min)
-    python benchmarks/bench_many.py --quick     # 1,000 only, no azure-core (~30 s)
+    python benchmarks/bench_many.py             # 1,000 and 10,000; azure-core at 1,000 (~1.5 min)
+    python benchmarks/bench_many.py --quick     # 1,000 only, no azure-core (~15 s)
     python benchmarks/bench_many.py --sizes 10000 --clients watcher --profile --tracemalloc
 
 It measures whatever opstatus.py is in this checkout when it runs.

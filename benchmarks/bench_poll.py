@@ -4,7 +4,7 @@ connections that POSTs, ``poll_async`` and ``Watcher`` open.
 
 Run from the repository root::
 
-    python benchmarks/bench_poll.py              # everything (about 2 minutes)
+    python benchmarks/bench_poll.py              # everything (about 40 s; 1 min with --profile)
     python benchmarks/bench_poll.py --quick      # fewer rounds and operations
     python benchmarks/bench_poll.py --only read  # (a) alone: any Python, no peer needed
     python benchmarks/bench_poll.py --profile    # + cProfile of each figure that misses
