@@ -7,7 +7,7 @@ Run from the repository root::
     python benchmarks/bench_poll.py              # everything (about 40 s; 1 min with --profile)
     python benchmarks/bench_poll.py --quick      # fewer rounds and operations
     python benchmarks/bench_poll.py --only read  # (a) alone: any Python, no peer needed
-    python benchmarks/bench_poll.py --profile    # + cProfile of each figure that misses
+    python benchmarks/bench_poll.py --profile    # + where the time goes: from_json, a poll, a POST
 
 It measures whatever opstatus.py is in this checkout when it runs.
 
@@ -50,8 +50,10 @@ It measures whatever opstatus.py is in this checkout when it runs.
 
 Every figure is printed with its floor or peers, the ratio, and PASS or
 MISS against its target; a summary line per figure closes the report.
-``--profile`` then runs cProfile over from_json, a poll and a POST and lists
-the functions with the most cumulative time per call.
+``--profile`` then shows where the time goes in from_json, a poll (under
+"face" and "azure") and a POST, each beside its floor: cProfile (call
+counts; it inflates small functions) and, when ``py-spy`` is on PATH, a
+sampled view that does not.
 
 Linux (/proc) for the server CPU; Python 3.7+ (CPython or PyPy).
 """
