@@ -2104,8 +2104,6 @@ class _DeadlineReader(_io.RawIOBase):
         return True
 
     def readinto(self, buffer):
-        import socket
-
         owner = self._owner
         if owner.probing:  # a look for bytes beyond the answer: never wait
             owner._sock.settimeout(0.0)
@@ -2113,16 +2111,18 @@ class _DeadlineReader(_io.RawIOBase):
                 return owner._sock.recv_into(buffer)
             except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
                 return None
-        left = owner.deadline - owner._clock()
-        if left <= 0:
-            raise socket.timeout("timed out (request deadline)")
-        owner._sock.settimeout(left)
+        owner.limit()
         return owner._sock.recv_into(buffer)
 
     def close(self):
         if not self.closed:
             super().close()
             self._owner._reader_closed()
+
+
+#: How far past a request's deadline one wait of its socket may end, in
+#: seconds (a scheduling slack, not a budget: each wait re-checks).
+_DEADLINE_SLACK = 0.05
 
 
 class _ProbingBuffer(_io.BufferedReader):
@@ -2174,13 +2174,21 @@ class _DeadlineSocket:
         if self._readers <= 0:
             self._sock.close()
 
-    def sendall(self, data):
+    def limit(self):
+        """Let no wait of the socket pass the deadline, nor end well before it.
+        Setting a timeout costs system calls, so the one in force is kept
+        while it is within :data:`_DEADLINE_SLACK` seconds of the time left."""
         left = self.deadline - self._clock()
         if left <= 0:
             import socket
 
             raise socket.timeout("timed out (request deadline)")
-        self._sock.settimeout(left)
+        current = self._sock.gettimeout()
+        if current is None or current <= 0 or abs(current - left) > _DEADLINE_SLACK:
+            self._sock.settimeout(left)  # a new request's, or time has passed
+
+    def sendall(self, data):
+        self.limit()
         return self._sock.sendall(data)
 
     def __getattr__(self, name):

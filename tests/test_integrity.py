@@ -536,3 +536,18 @@ def test_many_poll_async_operations_share_a_few_connections(sim, fake_clock):
     assert all(f.succeeded for f in finals)
     assert counter.accepted <= 16, counter.accepted
     assert counter.wait_closed() == 0  # the last one out closed them
+
+
+def test_a_kept_alive_connection_gets_each_request_s_whole_timeout(keepalive):
+    # The first request ends near its deadline; the second, on the same
+    # connection, must still be allowed its own whole timeout.
+    def respond(path, number):
+        time.sleep(0.35 if path == "/first" else 0.3)
+        return answer(status_body())
+
+    server = keepalive(respond)
+    with opstatus.HTTPTransport() as transport:
+        transport.send(opstatus.Request("GET", server.origin + "/first", timeout=0.4))
+        assert transport.send(opstatus.Request("GET", server.origin + "/second",
+                                               timeout=5)).status == 200
+    assert server.connections == 1
