@@ -96,7 +96,6 @@ import dataclasses as _dataclasses
 import datetime as _datetime
 import enum as _enum
 import heapq as _heapq
-import hmac as _hmac
 import io as _io
 import itertools as _itertools
 import json as _json
@@ -3985,11 +3984,13 @@ MAX_TOKEN_BYTES = 4096
 
 
 def _token_mac(doc, key):
-    import hashlib
+    import hashlib  # with hmac, on first use: on PyPy they load the socket machinery
+    import hmac
+
     body = _json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
     secret = (key or "").encode("utf-8") + b"\x00opstatus-resume"
-    return _hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def _read_token(token, key):
@@ -4021,7 +4022,9 @@ def _read_token(token, key):
             raise ResumeTokenError("resume token field %s has the wrong type" % name)
     if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
         raise ResumeTokenError("resume token has an impossible schedule state")
-    if not _hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
+    import hmac
+
+    if not hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
                                _token_mac(doc, key).encode("ascii")):
         raise ResumeTokenError("resume token was altered, or sealed with another key")
     return doc
@@ -5206,7 +5209,9 @@ def _make_sim_handler():
                 auth = self.headers.get("Authorization") or ""
                 if auth[:7].lower() == "bearer ":
                     got = auth[7:].strip()
-            return _hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
+            import hmac
+
+            return hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
                                        self.sim.key.encode("utf-8", "surrogateescape"))
 
         def _throttled(self):
