@@ -223,7 +223,7 @@ class HTTPError(OpStatusError):
             text += ": %s" % message
         if url:
             text += " (%s)" % url
-        super().__init__(text)
+        super().__init__(_printable(text))
 
 
 class OperationNotFound(HTTPError):
@@ -253,7 +253,9 @@ class OperationFailed(OpStatusError):
             text += ": " + _clip(self.code, 100)
         if status.message:
             text += ": " + _clip(status.message)
-        super().__init__(text)
+        # What the service wrote, escaped (the attributes keep it as it was):
+        # printing the error must not drive a terminal.
+        super().__init__(_printable(text))
 
 
 class OperationCanceled(OperationFailed):
@@ -307,6 +309,24 @@ MAX_MESSAGE_CHARS = 1000
 def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+_UNPRINTABLE = _LazyRegex(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                          r"\u2060-\u2069\ufeff]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match):
+    char = match.group()
+    code = ord(char)
+    return _ESCAPES.get(char) or ("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
+
+
+def _printable(text: Any) -> str:
+    """*text* with control characters written as escapes (``\\x1b``), so
+    that what a service sent cannot move the cursor, clear the screen or
+    retitle the terminal."""
+    return _UNPRINTABLE.sub(_escape_char, str(text))
 
 
 ###############################################################################
@@ -5594,24 +5614,6 @@ _cli_time = _RealTime()
 #: Characters a service's text must not bring to a terminal as they are: C0
 #: and C1 controls (ESC, BEL, CR…), DEL, and the invisible ones that reorder
 #: or hide text (bidi overrides, zero-width, line separators).
-_UNPRINTABLE = _LazyRegex(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-                          r"\u2060-\u2069\ufeff]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape_char(match):
-    char = match.group()
-    code = ord(char)
-    return _ESCAPES.get(char) or ("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
-
-
-def _printable(text: Any) -> str:
-    """*text* with control characters written as escapes (``\\x1b``), so
-    that what a service sent cannot move the cursor, clear the screen or
-    retitle the terminal."""
-    return _UNPRINTABLE.sub(_escape_char, str(text))
-
-
 def _dash(stream):
     """An em dash, or ``-`` where the stream cannot encode one."""
     try:

@@ -551,3 +551,15 @@ def test_a_kept_alive_connection_gets_each_request_s_whole_timeout(keepalive):
         assert transport.send(opstatus.Request("GET", server.origin + "/second",
                                                timeout=5)).status == 200
     assert server.connections == 1
+
+
+def test_exception_texts_escape_what_the_service_wrote():
+    # The CLI escapes what it prints; a library user who prints an error
+    # must not have the terminal driven either. The attributes keep the text.
+    evil = "boom\x1b]0;PWNED\x07\x1b[2J\u202e"
+    st = opstatus.OperationStatus("failed", "2020-01-01T00:00:00Z", message=evil)
+    for exc in (opstatus.OperationFailed(st), opstatus.HTTPError(500, "X", evil)):
+        text = str(exc)
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+        assert "\\x1b]0;PWNED\\x07" in text
+    assert opstatus.OperationFailed(st).message == evil
