@@ -3558,11 +3558,11 @@ class Poller:
         and after that attempt the poll times out without waiting again."""
         left = self._time_left()
         if left is not None:
-            # Time kept for the last request: what the last one took (twice
-            # over, at least 50 ms), so that a fast failure does not end the
-            # poll long before its deadline.
+            # Time kept for the last request: what the last one took (three
+            # times over, at least 0.2 s), so that a fast failure does not end
+            # the poll long before its deadline.
             reserve = min(1.0, self._client.request_timeout, left / 2.0,
-                          max(0.05, 2.0 * self._took))
+                          max(0.2, 3.0 * self._took))
             if self._last_attempt or left <= 0.001:
                 raise self._timeout(cause)
             if delay > left - reserve:
@@ -3597,7 +3597,7 @@ class Poller:
         timeout = self._client.request_timeout
         if left is not None:
             timeout = min(timeout, left)
-        sent_at = self._now()
+        sent_at = _time.monotonic()  # a request takes real time, whatever the clock
         try:
             self.polls += 1
             response = self._client.send("GET", self.url, timeout=timeout)
@@ -3610,7 +3610,7 @@ class Poller:
                 if clean != status.message:
                     status = _dataclasses.replace(status, message=clean)
         except (NetworkError, HTTPError) as exc:
-            self._took = max(0.0, self._now() - sent_at)
+            self._took = max(0.0, _time.monotonic() - sent_at)
             self._client.scrub_error(exc)
             self._errors_in_row += 1
             self.errors += 1
@@ -3623,7 +3623,7 @@ class Poller:
             return None, delay, exc
         except OpStatusError as exc:
             raise self._client.scrub_error(exc)
-        self._took = max(0.0, self._now() - sent_at)
+        self._took = max(0.0, _time.monotonic() - sent_at)
         self._answered(response)
         self._observe(status)
         return status, 0.0, None
