@@ -6110,6 +6110,9 @@ class _Display:
     being retried shows on the live line (``connection refused — retry 3
     in 4.0 s``), or else as a line on stderr (see _Retries)."""
 
+    #: --json prints only the final status (``start --wait --json``)
+    final_only = False
+
     def __init__(self, con, *, json_mode, tty, where=""):
         self.con = con
         self.json_mode = json_mode
@@ -6133,7 +6136,8 @@ class _Display:
         self.last = st
         self.trouble = self.pending = None
         if self.json_mode:
-            if changed or st.is_terminal:
+            # start --wait --json: the final document alone, for `| jq`
+            if (changed and not self.final_only) or st.is_terminal:
                 self.con.write(self.con.json(_status_document(st, self.con)) + "\n")
         elif self.tty:
             self.draw()
@@ -6221,6 +6225,7 @@ def _watch_one(location, endpoint, key, args, con):
 def _watch_poller(make, args, con):
     """Poll the operation of ``make(**options)`` (a new Poller) to its end."""
     display = _Display(con, json_mode=args.json, tty=_isatty(con.out))
+    display.final_only = args.command == "start"
     save = getattr(args, "save_token", None)
     made = []
 
@@ -6285,6 +6290,8 @@ def _again_options(args):
         words.append("--allow-http")
     if args.cafile:
         words += ["--cafile", args.cafile]
+    if getattr(args, "vocabulary", None) not in (None, "face"):
+        words += ["--vocabulary", args.vocabulary]
     return "".join(" " + _shlex.quote(w) for w in words)
 
 
@@ -6854,6 +6861,7 @@ def _build_parser():
         epilog="commands:\n"
         "  demo    run the whole flow against the built-in simulator\n"
         "  watch   poll existing operations until they end\n"
+        "  start   start an operation of any Azure service; print its URL\n"
         "  take    start taking a snapshot; print the operation's URL\n"
         "  apply   start applying a snapshot; print the operation's URL\n"
         "  serve   run the simulator for other programs\n"

@@ -2263,6 +2263,7 @@ def test_start_wait_json_prints_the_whole_document(cli, sim, use, tmp_path):
     result = cli("start", "/vision/v3.2/read/analyze", "--data", str(body), "--wait",
                  "--json")
     assert result.returncode == 0, result
+    assert len(result.lines) == 1  # the final status alone: `| jq .document...` works
     final = json.loads(result.lines[-1])
     assert final["status"] == "succeeded"
     assert final["document"]["analyzeResult"]["readResults"][0]["lines"][0]["text"] == \
@@ -2309,3 +2310,11 @@ def test_start_with_arm_follows_the_azure_asyncoperation_header(cli, sim, use):
     assert result.returncode == 0, result
     gets = [p for m, p in sim.requests if m == "GET"]
     assert gets and all("/operationStatuses/" in p for p in gets)
+
+
+def test_the_resume_hint_of_another_service_names_its_vocabulary(cli, sim, use):
+    url = sim.start_job("azure", seconds=100)
+    opstatus._cli_time.interrupt_after(2)
+    result = cli("watch", "--vocabulary", "azure", url)
+    assert result.returncode == 130, result
+    assert "--vocabulary azure" in result.err
