@@ -4414,7 +4414,10 @@ class Watcher:
             while heap or running:
                 if self._cancelled.is_set():
                     while heap:  # each ends at once with PollCancelled, no request
-                        yield self._step_here(_heapq.heappop(heap)[1])
+                        index = _heapq.heappop(heap)[1]
+                        # cancel() may still be telling the pollers, from another thread
+                        self.pollers[index].cancel()
+                        yield self._step_here(index)
                 now = self._now()
                 while heap and heap[0][0] <= now and self._out_of_time(heap[0][1]):
                     yield self._step_here(_heapq.heappop(heap)[1])  # no request, no rate slot
