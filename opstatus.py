@@ -22,18 +22,20 @@
 One file, standard library only, Python 3.7 and later (CPython and PyPy).
 Copy it into a project, or install it and extend it with pluggy plugins.
 
-- :class:`OperationStatus` and :class:`Status` model the status document of an
-  operation as the Face API (and its relatives) really send it;
+- :class:`OperationStatus` and :class:`Status` model an operation's status
+  document as the services really send it; a :class:`Vocabulary` describes
+  each service's words (Face, Read, Document Intelligence, Translator,
+  Speech, Language, ARM) and unknown words fail closed;
 - :func:`parse_datetime` is a strict, fast ISO 8601 / RFC 3339 reader;
-- :func:`take_snapshot` and :func:`apply_snapshot` start Face snapshot
-  operations; :func:`poll`, :class:`Poller`, :func:`poll_async` and
-  :class:`Watcher` follow operations to their end, with a deadline, jittered
+- :func:`take_snapshot`, :func:`apply_snapshot` and :func:`start_operation`
+  start operations; :func:`poll`, :class:`Poller`, :func:`poll_async` and
+  :class:`Watcher` follow them to their end, with a deadline, jittered
   backoff, ``Retry-After``, typed errors, and secrets that go nowhere else;
 - hooks let pluggy plugins add transports, auth, notifications and retry
   policies (pluggy is optional);
 - :class:`Simulator` stands in for the Face snapshot API, retired in 2023;
-- ``python opstatus.py demo | watch | take | apply | serve | parse | plugins``
-  is the command line.
+- ``python opstatus.py demo | watch | start | take | apply | serve | parse |
+  plugins`` is the command line.
 """
 
 from __future__ import annotations
@@ -41,56 +43,23 @@ from __future__ import annotations
 __all__ = [
     "__version__",
     # errors
-    "OpStatusError",
-    "StatusDocumentError",
-    "UnsafeURLError",
-    "NetworkError",
-    "ResponseTooLarge",
-    "HTTPError",
-    "OperationNotFound",
-    "OperationFailed",
-    "OperationCanceled",
-    "PollTimeout",
-    "PollCancelled",
-    # model
-    "Status",
-    "OperationStatus",
-    "ResourceRef",
-    "Vocabulary",
-    "VOCABULARIES",
-    "vocabulary",
-    # timestamps
-    "parse_datetime",
-    "format_datetime",
+    "OpStatusError", "StatusDocumentError", "UnsafeURLError", "NetworkError",
+    "ResponseTooLarge", "HTTPError", "OperationNotFound", "OperationFailed",
+    "OperationCanceled", "PollTimeout", "PollCancelled",
+    # model and timestamps
+    "Status", "OperationStatus", "ResourceRef", "Vocabulary", "VOCABULARIES", "vocabulary",
+    "parse_datetime", "format_datetime",
     # polling
-    "RetryPolicy",
-    "parse_retry_after",
-    "Request",
-    "Response",
-    "HTTPTransport",
-    "Poller",
-    "Step",
-    "poll",
-    "poll_async",
-    "ResumeTokenError",
-    "take_snapshot",
-    "start_operation",
-    "apply_snapshot",
-    "api_base",
-    "resolve_operation_url",
-    "redact_url",
-    "is_loopback",
+    "RetryPolicy", "parse_retry_after", "Request", "Response", "HTTPTransport", "Poller",
+    "Step", "poll", "poll_async", "ResumeTokenError", "take_snapshot", "start_operation",
+    "apply_snapshot", "api_base", "resolve_operation_url", "redact_url", "is_loopback",
     # plugins
-    "PluginError",
-    "HookSpecs",
-    "hookimpl",
-    "plugin_manager",
-    "make_plugin_manager",
+    "PluginError", "HookSpecs", "hookimpl", "plugin_manager", "make_plugin_manager",
     "register_plugin",
     # the optional tail adds Outcome, Watcher, Simulator and main
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import dataclasses as _dataclasses
 import datetime as _datetime

@@ -46,7 +46,7 @@ import opstatus
 
 __all__ = ["AzureIdentityAuth", "configure", "SCOPE", "DEFAULT_MARGIN", "DEFAULT_HOSTS"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Scope of Azure AI services (Cognitive Services) tokens.
 SCOPE = "https://cognitiveservices.azure.com/.default"

@@ -54,7 +54,7 @@ import opstatus
 
 __all__ = ["PollBudget", "configure"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _log = logging.getLogger("opstatus.budget")
 

@@ -48,7 +48,7 @@ import opstatus
 
 __all__ = ["EventLog", "WebhookNotifier", "configure"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Longest service message or error text put in an event or a chat message.
 MAX_TEXT = 500

@@ -42,7 +42,7 @@ import opstatus
 
 __all__ = ["RequestsTransport", "default_transport", "opstatus_send_request"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Bytes read from the response at a time.
 CHUNK_SIZE = 8192
