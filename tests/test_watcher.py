@@ -198,9 +198,12 @@ def _mixed(sim, pairs=8, long_seconds=0.7):
 
 
 def test_outcomes_come_out_as_operations_finish(live_sim):
-    locations = _mixed(live_sim)
+    begun = time.monotonic()
+    locations = _mixed(live_sim, long_seconds=1.5)
     base = idle_baseline(live_sim)
     started = time.monotonic()
+    if started - begun > 0.8:
+        pytest.skip("the machine is too slow: the long operations may end before the watch")
     order, when = [], {}
     for outcome in Watcher(locations, endpoint=live_sim.endpoint, key=live_sim.key,
                            max_workers=4, timeout=10, **LIVE):
@@ -213,8 +216,8 @@ def test_outcomes_come_out_as_operations_finish(live_sim):
     longs = [i for i in order if not i % 2]
     # every quick one before any long one, although they alternate in the input
     assert order[:8] == shorts and order[8:] == longs
-    assert max(when[i] for i in shorts) < 0.35
-    assert min(when[i] for i in longs) >= 0.3  # they took 0.7 s from their start
+    assert max(when[i] for i in shorts) < 0.6
+    assert min(when[i] for i in longs) >= 0.6  # they take 1.5 s from their start
     settle_threads(base)
 
 
