@@ -94,12 +94,11 @@ _http_log = _logging.getLogger(_log.name + ".http")
 # Compatibility and lazy machinery ############################################
 ###############################################################################
 #
-# ``import opstatus`` must stay cheap: a script that reads one status should
-# not pay for ``re`` patterns it never uses. They compile on first use.
+# ``import opstatus`` must stay cheap: regular expressions compile on first use.
 
 
 class _LazyRegex:
-    """A regular expression compiled (and ``re`` imported) on first use."""
+    """A regular expression compiled on first use."""
 
     def __init__(self, pattern):
         self._pattern = pattern
@@ -126,10 +125,8 @@ class OpStatusError(Exception):
 class StatusDocumentError(OpStatusError, ValueError):
     """A status document (or one of its fields) is not valid.
 
-    :attr:`field` names the offending field in the wire's camelCase
-    (``"createdTime"``), or is ``None`` when the document as a whole is at
-    fault (invalid JSON, not an object, too large, nested too deep).
-    :attr:`problem` is the explanation without the field name.
+    :attr:`field` is the offending field in the wire's camelCase (``"createdTime"``), or
+    ``None`` when the whole document is at fault; :attr:`problem` is the text without it.
     """
 
     def __init__(self, problem: str, field: Optional[str] = None) -> None:
@@ -140,29 +137,22 @@ class StatusDocumentError(OpStatusError, ValueError):
 
 
 class UnsafeURLError(OpStatusError, ValueError):
-    """A URL or header was refused by a security rule before any I/O.
-
-    Raised for a scheme other than ``https`` (``http`` only to loopback, or
-    when explicitly allowed), userinfo in a URL, control characters, and an
-    ``Operation-Location`` or redirect that would carry a secret to another
-    origin. The message never contains a secret or a query string.
-    """
+    """A URL or header was refused by a security rule before any I/O (scheme, userinfo,
+    control characters, a secret sent to another origin). The message holds no secret."""
 
 
 class NetworkError(OpStatusError):
     """The request did not get an HTTP answer: refused, reset, timed out.
 
-    :attr:`sent` is ``False`` when the request surely never reached the
-    server (connection refused, name not resolved, connect timeout), so that
-    even a POST may be sent again.
+    :attr:`sent` is ``False`` when the request surely never reached the server, so that
+    even a POST may be sent again; :attr:`retryable` is ``False`` when another try cannot
+    mend it (an untrusted certificate).
     """
 
     def __init__(self, message, *, sent=True, url=None, retryable=True):
         super().__init__(message)
         self.sent = sent
         self.url = url
-        #: False for failures that another try cannot mend (an untrusted
-        #: certificate).
         self.retryable = retryable
 
 
@@ -173,10 +163,9 @@ class ResponseTooLarge(OpStatusError):
 class HTTPError(OpStatusError):
     """The service answered with an HTTP error status.
 
-    :attr:`status` is the HTTP status code; :attr:`code` and
-    :attr:`message` are the service's ``error.code`` and ``error.message``
-    (``None`` when the body had none); :attr:`retry_after` is the delay the
-    service asked for, in seconds, if any.
+    :attr:`status` is the HTTP status; :attr:`code` and :attr:`message` the service's
+    ``error.code`` and ``error.message`` (or ``None``); :attr:`retry_after` the delay asked
+    for, in seconds, if any.
     """
 
     def __init__(self, status, code=None, message=None, *, url=None, retry_after=None):
@@ -200,13 +189,10 @@ class OperationNotFound(HTTPError):
 
 
 class OperationFailed(OpStatusError):
-    """The operation ended with status ``failed`` (or ``canceled``: see
-    :class:`OperationCanceled`).
+    """The operation ended with status ``failed`` (or ``canceled``: a subclass).
 
-    :attr:`status` is the final :class:`OperationStatus`; :attr:`code` and
-    :attr:`message` the service's failure code and message (``None`` where
-    it sent none). The text says the service's own word when it is not
-    plain ``failed`` (``ValidationFailed``), then the reason.
+    :attr:`status` is the final :class:`OperationStatus`; :attr:`code` and :attr:`message`
+    the service's failure code and message, or ``None``.
     """
 
     def __init__(self, status):
@@ -216,35 +202,30 @@ class OperationFailed(OpStatusError):
         outcome = getattr(status.status, "value", "failed")
         text = "operation " + outcome
         raw = getattr(status, "raw_status", None)
-        if raw and raw.lower() != outcome:
+        if raw and raw.lower() != outcome:  # the service's own word: ValidationFailed
             text += " (%s)" % _clip(raw, 60)
         if self.code and self.code != status.message:
             text += ": " + _clip(self.code, 100)
         if status.message:
             text += ": " + _clip(status.message)
-        # What the service wrote, escaped (the attributes keep it as it was):
-        # printing the error must not drive a terminal.
-        super().__init__(_printable(text))
+        super().__init__(_printable(text))  # printing it must not drive a terminal
 
 
 class OperationCanceled(OperationFailed):
-    """The operation ended with status ``canceled`` (services other than Face
-    snapshots); :attr:`status` ``.status`` is :attr:`Status.CANCELED`."""
+    """The operation ended with status ``canceled`` (:attr:`Status.CANCELED`)."""
 
 
 class PollTimeout(OpStatusError, TimeoutError):
     """The deadline passed before the operation ended.
 
-    :attr:`last_status` is the last :class:`OperationStatus` seen (``None``
-    if no poll got an answer); :attr:`timeout` the deadline in seconds;
-    :attr:`last_error` the error of the last attempt, if it failed.
+    :attr:`last_status` is the last :class:`OperationStatus` seen (or ``None``),
+    :attr:`timeout` the deadline in seconds, :attr:`last_error` the last attempt's error.
     """
 
     def __init__(self, message, last_status=None, timeout=None, last_error=None):
         super().__init__(message)
         self.last_status = last_status
         self.timeout = timeout
-        #: the transient error met last, if the last attempt failed
         self.last_error = last_error
 
 
@@ -257,14 +238,12 @@ class PollCancelled(OpStatusError):
 
 
 class ResumeTokenError(OpStatusError, ValueError):
-    """A resume token is malformed, of another version, altered, or sealed
-    with another key."""
+    """A resume token is malformed, of another version, altered, or of another key."""
 
 
 class PluginError(OpStatusError):
-    """A plugin raised, returned something unusable, or did not return in
-    time; :attr:`plugin` names it. Also raised when registering a plugin
-    without pluggy installed."""
+    """A plugin raised, returned something unusable or timed out (:attr:`plugin` names
+    it), or a plugin was registered without pluggy installed."""
 
     def __init__(self, message, plugin=None):
         super().__init__(message)
@@ -292,9 +271,7 @@ def _escape_char(match):
 
 
 def _printable(text: Any) -> str:
-    """*text* with control characters written as escapes (``\\x1b``), so
-    that what a service sent cannot move the cursor, clear the screen or
-    retitle the terminal."""
+    """*text* with control characters escaped (``\\x1b``): it cannot drive a terminal."""
     return _UNPRINTABLE.sub(_escape_char, str(text))
 
 
@@ -306,45 +283,33 @@ def _printable(text: Any) -> str:
 class Status(str, _enum.Enum):
     """The states of an operation.
 
-    Values are the spec's lower-case strings; reading one is case-insensitive,
-    because the wire sends ``notStarted`` and ``NotStarted``::
-
-        >>> Status("notStarted") is Status.NOTSTARTED
-        True
-        >>> Status.SUCCEEDED.is_terminal
-        True
-
-    An unknown value raises :class:`StatusDocumentError` (a ``ValueError``)
-    naming the value and the known ones: it is never taken as "running".
+    Values are the spec's lower-case strings, read case-insensitively
+    (``Status("notStarted") is Status.NOTSTARTED``). An unknown value raises
+    :class:`StatusDocumentError` (a ``ValueError``): it is never taken as "running".
     """
 
     NOTSTARTED = "notstarted"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    #: Ended at someone's request (services other than Face snapshots; the
-    #: ``"face"`` vocabulary refuses the word).
+    #: Not a word of Face snapshots (the ``"face"`` vocabulary refuses it).
     CANCELED = "canceled"
 
     @classmethod
     def _missing_(cls, value):
-        if isinstance(value, str):
-            member = _STATUS_BY_LOWER.get(value.lower())
-            if member is not None:
-                return member
-            raise StatusDocumentError(
-                "unknown status %s; known: %s"
-                % (_short_repr(value), ", ".join(m.value for m in cls)),
-                "status",
-            )
-        raise StatusDocumentError(
-            "expected a string, got %s" % type(value).__name__, "status"
-        )
+        if not isinstance(value, str):
+            raise StatusDocumentError("expected a string, got %s" % type(value).__name__,
+                                      "status")
+        member = _STATUS_BY_LOWER.get(value.lower())
+        if member is None:
+            known = ", ".join(m.value for m in cls)
+            raise StatusDocumentError("unknown status %s; known: %s"
+                                      % (_short_repr(value), known), "status")
+        return member
 
     @property
     def is_terminal(self) -> bool:
-        """True for :attr:`SUCCEEDED`, :attr:`FAILED` and :attr:`CANCELED`:
-        nothing changes after."""
+        """True for :attr:`SUCCEEDED`, :attr:`FAILED` and :attr:`CANCELED`."""
         return self is Status.SUCCEEDED or self is Status.FAILED or self is Status.CANCELED
 
     def __str__(self):
@@ -357,15 +322,8 @@ _STATUS_BY_LOWER = {m.value: m for m in Status}
 
 
 def _status_of(value: Any) -> Status:
-    """``Status(value)`` without the enum's own error chained to ours (it
-    would carry the raw value, which may be anything a server sent)."""
-    if isinstance(value, Status):
-        return value
-    if isinstance(value, str):
-        member = _STATUS_BY_LOWER.get(value.lower())
-        if member is not None:
-            return member
-    return Status._missing_(value)  # raises the error naming the value
+    """``Status(value)`` without the enum's own error (and the raw value) chained to ours."""
+    return value if isinstance(value, Status) else Status._missing_(value)
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
