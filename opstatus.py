@@ -340,55 +340,40 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 #
 # parse_datetime() reads RFC 3339 and the ISO 8601-1 date-time forms:
 #
-#   date   YYYY-MM-DD | YYYY-DDD | YYYY-Www-D       (extended)
-#          YYYYMMDD   | YYYYDDD  | YYYYWwwD         (basic)
-#          YYYY-MM | YYYY | YYYY-Www | YYYYWww      (reduced precision, alone:
-#                                                   midnight of the first day)
-#   time   hh[:mm[:ss]] | hh[mm[ss]], a fraction (. or ,) of any length on the
-#          lowest component; 24:00[:00[.0…]] is midnight of the next day
+#   date   YYYY-MM-DD | YYYY-DDD | YYYY-Www-D, or basic YYYYMMDD | YYYYDDD | YYYYWwwD;
+#          alone also YYYY-MM | YYYY | YYYY-Www | YYYYWww (midnight of the first day)
+#   time   hh[:mm[:ss]] | hh[mm[ss]], a fraction (. or ,) of any length on the last field;
+#          24:00[:00[.0…]] is midnight of the next day
 #   sep    T, t or one space
 #   offset Z | z | ±hh:mm | ±hhmm | ±hh          (hh <= 23, mm <= 59)
 #
-# Extended and basic format never mix within one string. YYYYMM is refused:
-# ISO 8601 leaves it out, as it reads like YYMMDD. Leap seconds (23:59:60)
-# are rejected: Python's datetime cannot hold them and silently moving them
-# to :59 or to the next minute would change the instant. Fractions beyond
-# microseconds are truncated, never rounded.
-#
-# Two readers. The fast path, at the top of parse_datetime(), takes the few
-# shapes met nearly always (the service's 2018-12-25T11:41:02.2331413Z, a
-# plain 2018-12-25, the basic 20181225T114102Z: _FAST_SHAPES) and leaves
-# anything else to the general reader, _read_datetime(), which reads every
-# form, one _read_x(text, pos) -> (value, pos) function per part, and names
-# the field and index of a fault.
+# Extended and basic format never mix. YYYYMM is refused (it reads like YYMMDD), and so are
+# leap seconds (datetime cannot hold them). Fractions past microseconds are truncated.
+# The fast path in parse_datetime() takes the shapes met nearly always (_FAST_SHAPES); the
+# general reader, _read_datetime(), reads every form, one _read_x(text, pos) -> (value, pos)
+# function per part, and names the field and index of a fault.
 
 _UTC = _datetime.timezone.utc
 _TZ_CACHE: Dict[int, _datetime.timezone] = {0: _UTC}
 _ONE_DAY = _datetime.timedelta(days=1)
-_DIGITS = frozenset("0123456789")
 _DIGIT_CHARS = "0123456789"
-#: "0" to "9" and "00" to "99" with their values: one look-up checks and reads
-#: the fields of one or two ASCII digits.
+_DIGITS = frozenset(_DIGIT_CHARS)  # unlike the str, holds no ""
+#: "0" to "9" and "00" to "99" with their values: one look-up checks and reads a field.
 _SMALL_NUMBERS = {"%0*d" % (width, n): n for width in (1, 2) for n in range(10 ** width)}
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_MONTH_NAMES = (
-    None, "January", "February", "March", "April", "May", "June", "July",
-    "August", "September", "October", "November", "December",
-)
+_MONTH_NAMES = [None] + ("January February March April May June July August September"
+                         " October November December").split()
 _TIME_FIELDS = ("hour", "minute", "second")
 _MICROS_IN = {"hour": 3600000000, "minute": 60000000}
-
-#: ``datetime.fromisoformat`` reads ``Z`` and any number of fraction digits
-#: from Python 3.11 on; before, only ``+00:00`` and 3 or 6 digits.
+#: fromisoformat reads Z and any number of fraction digits from Python 3.11 on.
 _ISO_Z = _sys.version_info >= (3, 11)
 _fromisoformat = _datetime.datetime.fromisoformat
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 
 
 def _read_fast_fields(text: str) -> _datetime.datetime:
-    """The fast path's date and service shapes, field by field: on PyPy,
-    whose ``fromisoformat`` is written in Python, as its JIT compiles this.
-    ``ValueError`` when *text* is not in its shape, or out of range."""
+    """The fast path's date and service shapes, field by field (for PyPy, whose JIT compiles
+    this better than its fromisoformat); ``ValueError`` if not in shape, or out of range."""
     b = text.encode()
     if not (
         len(b) == len(text)  # ASCII: bytes.isdigit() takes only 0-9
@@ -414,9 +399,8 @@ def _read_fast_fields(text: str) -> _datetime.datetime:
 
 
 def _read_fast_basic(text: str) -> _datetime.datetime:
-    """The fast path's basic shape, ``20181225T114102Z``, which
-    ``fromisoformat`` reads only from Python 3.11 on. ``ValueError`` when
-    *text* is not in that shape, or out of range."""
+    """The fast path's ``20181225T114102Z`` (fromisoformat reads it only from 3.11 on);
+    ``ValueError`` if not in shape, or out of range."""
     b = text.encode()
     if not (len(b) == 16 and b[8] == 84 and b[15] == 90 and (b[:8] + b[9:15]).isdigit()):
         raise ValueError("not in the fast path's shape")  # 84 'T', 90 'Z'
@@ -428,31 +412,23 @@ def _read_fast_basic(text: str) -> _datetime.datetime:
 def _fast_shapes() -> Dict[int, Tuple[Optional[bytes], Any, int, str]]:
     """The fast path's shapes by length: (mask, reader, kept, suffix).
 
-    The shapes met nearly always: the service's ``2018-12-25T11:41:02``, 0
-    to 9 fraction digits, ``Z``; a plain ``2018-12-25``; and the basic
-    ``20181225T114102Z``. A *reader* function, if any, takes the text (and
-    checks its shape). Otherwise *mask* is the text with every digit written
-    ``0``: ``text.encode().translate(_ZERO_DIGITS) == mask`` checks the shape
-    (ASCII digits only, as a non-ASCII character takes more than one byte);
-    then ``fromisoformat`` reads ``text[:kept] + suffix``, a form that the
-    running Python reads to the value the general reader would give, or
-    refuses.
+    ``2018-12-25T11:41:02`` with 0 to 9 fraction digits and ``Z``, ``2018-12-25`` and
+    ``20181225T114102Z``. A *reader*, if any, takes the text. Else *mask* is the text with
+    every digit written ``0`` (``text.encode().translate(_ZERO_DIGITS) == mask`` checks the
+    shape) and ``fromisoformat`` reads ``text[:kept] + suffix`` to the general reader's value.
     """
-    by_fromisoformat = _sys.implementation.name == "cpython"  # C, not Python
     shapes: Dict[int, Any] = {16: (None, _read_fast_basic, 0, "")}
-    for digits in range(-1, 10):  # -1: the plain date; then fraction digits
-        if digits < 0:
-            mask, kept, suffix = b"0000-00-00", 10, ""
-        else:
-            mask = b"0000-00-00T00:00:00" + (b"." + b"0" * digits if digits else b"") + b"Z"
-            kept, suffix = len(mask), ""
-            if not _ISO_Z and digits:  # six digits, truncated or padded; +00:00 for Z
-                kept, suffix = 20 + min(digits, 6), "0" * max(6 - digits, 0) + "+00:00"
-            elif not _ISO_Z:
-                kept, suffix = 19, "+00:00"
-        shapes[len(mask)] = (
-            (mask, None, kept, suffix) if by_fromisoformat else (None, _read_fast_fields, 0, "")
-        )
+    if _sys.implementation.name != "cpython":  # a fromisoformat in Python: slower
+        shapes.update(dict.fromkeys([10, 20, *range(22, 31)], (None, _read_fast_fields, 0, "")))
+        return shapes
+    shapes[10] = (b"0000-00-00", None, 10, "")
+    for digits in range(10):
+        mask = b"0000-00-00T00:00:00" + (b"." + b"0" * digits if digits else b"") + b"Z"
+        kept, suffix = len(mask), ""
+        if not _ISO_Z:  # six fraction digits, truncated or padded; +00:00 for Z
+            kept = 20 + min(digits, 6) if digits else 19
+            suffix = ("0" * max(6 - digits, 0) if digits else "") + "+00:00"
+        shapes[len(mask)] = (mask, None, kept, suffix)
     return shapes
 
 
@@ -468,14 +444,19 @@ def _is_leap(year: int) -> bool:
 
 
 def _weeks_in_year(year: int) -> int:
-    """52 or 53: a year has week 53 when it starts, or is a leap year that
-    starts, on a Thursday (ISO 8601 week rule)."""
+    """53 when the year starts on a Thursday, or is a leap year starting on a Wednesday."""
     jan1 = _datetime.date(year, 1, 1).isoweekday()
     return 53 if jan1 == 4 or (jan1 == 3 and _is_leap(year)) else 52
 
 
 def _describe(text: str, i: int) -> str:
     return "end of text" if i >= len(text) else repr(text[i])
+
+
+def _expected(what: str, text: str, i: int, field: str = "") -> _Reject:
+    """The _Reject for *what* expected at index *i*."""
+    problem = "expected %s at index %d, found %s" % (what, i, _describe(text, i))
+    return _Reject(field + ": " + problem if field else problem, i)
 
 
 def _digits_end(text: str, pos: int) -> int:
@@ -490,29 +471,20 @@ def _read_int(text: str, pos: int, width: int, field: str) -> Tuple[int, int]:
         value = _SMALL_NUMBERS.get(digits)
         if value is not None:
             return value, pos + width
-        # isdigit() alone takes other scripts' digits ('٢', '²'): ASCII first.
-        if digits.isascii() and digits.isdigit():
+        if digits.isascii() and digits.isdigit():  # isdigit() alone takes '٢' and '²'
             return int(digits), pos + width
-    bad = min(_digits_end(text, pos), pos + width - 1)
-    raise _Reject(
-        "%s: expected a digit at index %d, found %s" % (field, bad, _describe(text, bad)),
-        bad,
-    )
+    raise _expected("a digit", text, min(_digits_end(text, pos), pos + width - 1), field)
 
 
 def _expect(text: str, pos: int, char: str, field: str) -> int:
     """*char* at *pos*: the index after it, or _Reject naming *field*."""
     if text[pos : pos + 1] != char:
-        raise _Reject(
-            "%s: expected %r at index %d, found %s" % (field, char, pos, _describe(text, pos)),
-            pos,
-        )
+        raise _expected(repr(char), text, pos, field)
     return pos + 1
 
 
 def _int_of_digits(digits: str) -> int:
-    """int() of an ASCII digit string of any length, without tripping the
-    int/str conversion limit of Python 3.11+ (4300 digits)."""
+    """int() of ASCII digits, past the 4300-digit limit of Python 3.11+."""
     if len(digits) <= 1000:
         return int(digits)
     value = 0
@@ -523,12 +495,8 @@ def _int_of_digits(digits: str) -> int:
 
 
 def _fraction_units(digits: str, unit: int) -> int:
-    """floor(0.<digits> * unit), exact for any number of digits.
-
-    Reads as few digits as decide the result: ``x`` lies in
-    ``[n/10**k, (n+1)/10**k)`` for the first *k* digits ``n``, so once both
-    ends give the same floor the remaining digits cannot change it.
-    """
+    """floor(0.<digits> * unit), exact, from as few digits as decide it: once both ends of
+    [n/10**k, (n+1)/10**k), for the first k digits n, give one floor, no digit can change it."""
     k = 24
     while k < len(digits):
         n = int(digits[:k])
@@ -541,26 +509,19 @@ def _fraction_units(digits: str, unit: int) -> int:
 
 
 def _read_fraction(text: str, pos: int, field: str) -> Tuple[str, int]:
-    """A decimal fraction (``.`` or ``,`` then digits) at *pos*, if any:
-    (its digits, the index after it)."""
+    """A fraction (``.`` or ``,`` then digits) at *pos*, if any: (its digits, index after)."""
     if text[pos : pos + 1] not in (".", ","):
         return "", pos
     end = _digits_end(text, pos + 1)
     if end == pos + 1:
-        raise _Reject(
-            "%s: expected a digit after the decimal sign at index %d, found %s"
-            % (field, end, _describe(text, end)),
-            end,
-        )
+        raise _expected("a digit after the decimal sign", text, end, field)
     return text[pos + 1 : end], end
 
 
 def _tz(minutes: int) -> _datetime.timezone:
     tz = _TZ_CACHE.get(minutes)
     if tz is None:
-        tz = _TZ_CACHE[minutes] = _datetime.timezone(
-            _datetime.timedelta(minutes=minutes)
-        )
+        tz = _TZ_CACHE[minutes] = _datetime.timezone(_datetime.timedelta(minutes=minutes))
     return tz
 
 
@@ -593,25 +554,18 @@ def _read_calendar_date(text: str, pos: int, year: int,
     month, pos = _read_int(text, pos, 2, "month")
     if pos == len(text):
         if not extended:
-            raise _Reject(
-                "day: expected a digit at index %d, found end of text (a year and"
-                " month alone are written YYYY-MM: YYYYMM is not ISO 8601)" % pos,
-                pos,
-            )
+            raise _Reject("day: expected a digit at index %d, found end of text (a year and"
+                          " month alone are written YYYY-MM: YYYYMM is not ISO 8601)" % pos, pos)
         day, day_at = 1, pos
     else:
-        if extended:
-            pos = _expect(text, pos, "-", "day")
-        day_at = pos
-        day, pos = _read_int(text, pos, 2, "day")
+        day_at = _expect(text, pos, "-", "day") if extended else pos
+        day, pos = _read_int(text, day_at, 2, "day")
     if not 1 <= month <= 12:
         raise _Reject("month: %d is out of range 1..12" % month, month_at)
     last = 29 if month == 2 and _is_leap(year) else _DAYS_IN_MONTH[month]
     if not 1 <= day <= last:
-        raise _Reject(
-            "day: %d is out of range 1..%d for %s %d" % (day, last, _MONTH_NAMES[month], year),
-            day_at,
-        )
+        raise _Reject("day: %d is out of range 1..%d for %s %d"
+                      % (day, last, _MONTH_NAMES[month], year), day_at)
     return (year, month, day), pos
 
 
@@ -620,9 +574,7 @@ def _read_ordinal_date(text: str, pos: int, year: int) -> Tuple[Tuple[int, int, 
     ordinal = int(text[pos : pos + 3])
     last = 366 if _is_leap(year) else 365
     if not 1 <= ordinal <= last:
-        raise _Reject(
-            "day of year: %d is out of range 1..%d for %d" % (ordinal, last, year), pos
-        )
+        raise _Reject("day of year: %d is out of range 1..%d for %d" % (ordinal, last, year), pos)
     date = _datetime.date.fromordinal(_datetime.date(year, 1, 1).toordinal() + ordinal - 1)
     return (year, date.month, date.day), pos + 3
 
@@ -639,11 +591,9 @@ def _read_week_date(text: str, pos: int, year: int,
         weekday, pos = _read_int(text, pos, 1, "weekday")
     if year == 0:
         raise _year_zero()
-    if not 1 <= week <= _weeks_in_year(year):
-        raise _Reject(
-            "week: %d is out of range 1..%d for %d" % (week, _weeks_in_year(year), year),
-            week_at,
-        )
+    weeks = _weeks_in_year(year)
+    if not 1 <= week <= weeks:
+        raise _Reject("week: %d is out of range 1..%d for %d" % (week, weeks, year), week_at)
     if not 1 <= weekday <= 7:
         raise _Reject("weekday: %d is out of range 1..7" % weekday, pos - 1)
     jan4 = _datetime.date(year, 1, 4)
@@ -655,8 +605,7 @@ def _read_week_date(text: str, pos: int, year: int,
 
 
 def _next_time_field(text: str, pos: int, extended: bool) -> Optional[int]:
-    """Where the next time field (minute, second) starts, or None if none
-    follows; _Reject for a ':' after a basic-format date."""
+    """Where the next time field starts, or None; _Reject for ':' after a basic date."""
     char = text[pos : pos + 1]
     if char == ":":
         if not extended:
@@ -668,9 +617,8 @@ def _next_time_field(text: str, pos: int, extended: bool) -> Optional[int]:
 
 
 def _read_time(text: str, pos: int, extended: bool) -> Tuple[Tuple[int, int, int, int], int]:
-    """hh[:mm[:ss]] or hh[mm[ss]] and a fraction of the last field:
-    ((hour, minute, second, microsecond), index after it). Hour 24 comes
-    back as 24, checked to be the end of the day."""
+    """hh[:mm[:ss]] or hh[mm[ss]] and a fraction of the last field: ((hour, minute, second,
+    microsecond), index after it). Hour 24 comes back as 24, checked to end the day."""
     hour_at = pos
     fields = [0, 0, 0]  # hour, minute, second
     fields[0], pos = _read_int(text, pos, 2, "hour")
@@ -701,8 +649,7 @@ def _read_time(text: str, pos: int, extended: bool) -> Tuple[Tuple[int, int, int
 
 def _check_time(hour: int, minute: int, second: int, fraction: str, hour_at: int,
                 step: int) -> None:
-    """The range checks of _read_time: hour at index *hour_at*, minute and
-    second *step* and 2 * *step* after it."""
+    """_read_time's range checks: minute and second are *step* and 2 * *step* after hour."""
     if hour == 24:
         if minute or second or fraction.strip("0"):
             raise _Reject("hour: 24 is allowed only as 24:00:00 (end of day)", hour_at)
@@ -756,19 +703,13 @@ def _read_datetime(text: str) -> _datetime.datetime:
     if pos == len(text):
         return _datetime.datetime(year, month, day)
     if text[pos] not in "Tt ":
-        raise _Reject(
-            "expected 'T', 't' or ' ' before the time at index %d, found %s"
-            % (pos, _describe(text, pos)),
-            pos,
-        )
+        raise _expected("'T', 't' or ' ' before the time", text, pos)
     (hour, minute, second, micro), end = _read_time(text, pos + 1, extended)
     tzinfo, end = _read_offset(text, end, extended)
     if end < len(text):
-        raise _Reject(
-            "unexpected %s at index %d after the %s"
-            % (_describe(text, end), end, "offset" if tzinfo is not None else "date-time"),
-            end,
-        )
+        after = "offset" if tzinfo is not None else "date-time"
+        raise _Reject("unexpected %s at index %d after the %s"
+                      % (_describe(text, end), end, after), end)
     if hour < 24:
         return _datetime.datetime(year, month, day, hour, minute, second, micro, tzinfo)
     try:  # 24:00, the end of the day
@@ -780,24 +721,19 @@ def _read_datetime(text: str) -> _datetime.datetime:
 def parse_datetime(text: str) -> _datetime.datetime:
     """Parse an ISO 8601 / RFC 3339 date-time, strictly.
 
-    Returns an aware ``datetime`` when *text* has an offset (``Z``, ``+01:00``
-    …) and a naive one when it has none; fractions past the microsecond are
-    truncated, never rounded::
+    Returns an aware ``datetime`` when *text* has an offset (``Z``, ``+01:00`` …), a naive
+    one when it has none; fractions past the microsecond are truncated, never rounded::
 
         >>> parse_datetime("2018-12-25T11:41:02.2331413Z")
         datetime.datetime(2018, 12, 25, 11, 41, 2, 233141, tzinfo=datetime.timezone.utc)
 
-    A date alone, of any precision (``2018-12-25``, ``2018-12``, ``2018``,
-    ``2018-W52``), is naive midnight of its first day.
-
-    Raises ``ValueError`` naming the field, the character and its index for
-    anything else, and ``TypeError`` for a non-``str`` argument.
+    A date alone, of any precision (``2018-12-25``, ``2018-12``, ``2018``, ``2018-W52``),
+    is naive midnight of its first day. Raises ``ValueError`` naming the field, the character
+    and its index for anything else, and ``TypeError`` for a non-``str`` argument.
     """
     if type(text) is not str:
         if not isinstance(text, str):
-            raise TypeError(
-                "parse_datetime() takes a str, not %s" % type(text).__name__
-            )
+            raise TypeError("parse_datetime() takes a str, not %s" % type(text).__name__)
         text = str(text)
     shape = _FAST_SHAPES.get(len(text))
     if shape is not None:  # the fast path, inline (a call costs 1/6 of it on 3.7)
@@ -810,8 +746,7 @@ def parse_datetime(text: str) -> _datetime.datetime:
             ):
                 return _fromisoformat(text[:kept] + suffix)
         except ValueError:
-            pass  # another shape, a field out of range, a lone surrogate (not
-            # encodable): the general reader decides, and names the fault
+            pass  # another shape, out of range, a lone surrogate: the general reader decides
     try:
         return _read_datetime(text)
     except _Reject as exc:
@@ -824,13 +759,8 @@ def parse_datetime(text: str) -> _datetime.datetime:
 
 
 def format_datetime(dt: _datetime.datetime) -> str:
-    """Write *dt* in the service's form: UTC, ``Z``, trailing zeros trimmed.
-
-    A naive datetime is taken as UTC (as the status document's are)::
-
-        >>> format_datetime(parse_datetime("2018-12-25T12:41:02.2331+01:00"))
-        '2018-12-25T11:41:02.2331Z'
-    """
+    """Write *dt* in the service's form: UTC, ``Z``, trailing zeros trimmed; a naive
+    datetime is taken as UTC (``2018-12-25T11:41:02.2331Z``)."""
     if not isinstance(dt, _datetime.datetime):
         raise TypeError("format_datetime() takes a datetime, not %s" % type(dt).__name__)
     if dt.tzinfo is not None and dt.utcoffset() is not None:
