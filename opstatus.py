@@ -123,11 +123,8 @@ class OpStatusError(Exception):
 
 
 class StatusDocumentError(OpStatusError, ValueError):
-    """A status document (or one of its fields) is not valid.
-
-    :attr:`field` is the offending field in the wire's camelCase (``"createdTime"``), or
-    ``None`` when the whole document is at fault; :attr:`problem` is the text without it.
-    """
+    """A status document is not valid: :attr:`field` names the wire field at fault
+    (``"createdTime"``), or is ``None`` for the whole document; :attr:`problem` says why."""
 
     def __init__(self, problem: str, field: Optional[str] = None) -> None:
         self.problem = problem
@@ -142,18 +139,14 @@ class UnsafeURLError(OpStatusError, ValueError):
 
 
 class NetworkError(OpStatusError):
-    """The request did not get an HTTP answer: refused, reset, timed out.
-
-    :attr:`sent` is ``False`` when the request surely never reached the server, so that
-    even a POST may be sent again; :attr:`retryable` is ``False`` when another try cannot
-    mend it (an untrusted certificate).
-    """
+    """The request got no HTTP answer. :attr:`sent` is ``False`` when it surely never reached
+    the server (even a POST may be sent again); :attr:`retryable` is ``False`` when another
+    try cannot mend it (an untrusted certificate)."""
 
     def __init__(self, message, *, sent=True, url=None, retryable=True):
         super().__init__(message)
         self.sent = sent
-        self.url = url
-        self.retryable = retryable
+        self.url, self.retryable = url, retryable
 
 
 class ResponseTooLarge(OpStatusError):
@@ -161,26 +154,16 @@ class ResponseTooLarge(OpStatusError):
 
 
 class HTTPError(OpStatusError):
-    """The service answered with an HTTP error status.
-
-    :attr:`status` is the HTTP status; :attr:`code` and :attr:`message` the service's
-    ``error.code`` and ``error.message`` (or ``None``); :attr:`retry_after` the delay asked
-    for, in seconds, if any.
-    """
+    """An HTTP error status: :attr:`status`; the body's ``error.code`` and ``error.message``
+    as :attr:`code` and :attr:`message` (or ``None``); :attr:`retry_after` in seconds, if any."""
 
     def __init__(self, status, code=None, message=None, *, url=None, retry_after=None):
-        self.status = status
-        self.code = code
-        self.message = message
-        self.url = url
-        self.retry_after = retry_after
+        self.status, self.code, self.message = status, code, message
+        self.url, self.retry_after = url, retry_after
         text = "HTTP %d" % status
         if code and code != str(status):  # "HTTP 401 401" says nothing more
             text += " %s" % code
-        if message:
-            text += ": %s" % message
-        if url:
-            text += " (%s)" % url
+        text += (": %s" % message if message else "") + (" (%s)" % url if url else "")
         super().__init__(_printable(text))
 
 
@@ -189,15 +172,11 @@ class OperationNotFound(HTTPError):
 
 
 class OperationFailed(OpStatusError):
-    """The operation ended with status ``failed`` (or ``canceled``: a subclass).
-
-    :attr:`status` is the final :class:`OperationStatus`; :attr:`code` and :attr:`message`
-    the service's failure code and message, or ``None``.
-    """
+    """The operation ended ``failed`` (``canceled``: a subclass). :attr:`status` is the final
+    :class:`OperationStatus`; :attr:`code` and :attr:`message` the service's, or ``None``."""
 
     def __init__(self, status):
-        self.status = status
-        self.message = status.message
+        self.status, self.message = status, status.message
         self.code = getattr(status, "error_code", None)
         outcome = getattr(status.status, "value", "failed")
         text = "operation " + outcome
@@ -216,17 +195,13 @@ class OperationCanceled(OperationFailed):
 
 
 class PollTimeout(OpStatusError, TimeoutError):
-    """The deadline passed before the operation ended.
-
-    :attr:`last_status` is the last :class:`OperationStatus` seen (or ``None``),
-    :attr:`timeout` the deadline in seconds, :attr:`last_error` the last attempt's error.
-    """
+    """The deadline passed first. :attr:`last_status` is the last :class:`OperationStatus`
+    seen (or ``None``), :attr:`timeout` the deadline in seconds, :attr:`last_error` the last
+    attempt's error, if it failed."""
 
     def __init__(self, message, last_status=None, timeout=None, last_error=None):
         super().__init__(message)
-        self.last_status = last_status
-        self.timeout = timeout
-        self.last_error = last_error
+        self.last_status, self.timeout, self.last_error = last_status, timeout, last_error
 
 
 class PollCancelled(OpStatusError):
@@ -281,12 +256,9 @@ def _printable(text: Any) -> str:
 
 
 class Status(str, _enum.Enum):
-    """The states of an operation.
-
-    Values are the spec's lower-case strings, read case-insensitively
+    """The states of an operation: the spec's lower-case strings, read case-insensitively
     (``Status("notStarted") is Status.NOTSTARTED``). An unknown value raises
-    :class:`StatusDocumentError` (a ``ValueError``): it is never taken as "running".
-    """
+    :class:`StatusDocumentError` (a ``ValueError``): it is never taken as "running"."""
 
     NOTSTARTED = "notstarted"
     RUNNING = "running"
