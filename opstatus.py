@@ -311,14 +311,11 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 ###############################################################################
 #
 # parse_datetime() reads RFC 3339 and the ISO 8601-1 date-time forms:
-#
 #   date   YYYY-MM-DD | YYYY-DDD | YYYY-Www-D, or basic YYYYMMDD | YYYYDDD | YYYYWwwD;
 #          alone also YYYY-MM | YYYY | YYYY-Www | YYYYWww (midnight of the first day)
 #   time   hh[:mm[:ss]] | hh[mm[ss]], a fraction (. or ,) of any length on the last field;
 #          24:00[:00[.0…]] is midnight of the next day
-#   sep    T, t or one space
-#   offset Z | z | ±hh:mm | ±hhmm | ±hh          (hh <= 23, mm <= 59)
-#
+#   sep    T, t or one space;   offset  Z | z | ±hh:mm | ±hhmm | ±hh  (hh <= 23, mm <= 59)
 # Extended and basic format never mix. YYYYMM is refused (it reads like YYMMDD), and so are
 # leap seconds (datetime cannot hold them). Fractions past microseconds are truncated.
 # The fast path in parse_datetime() takes the shapes met nearly always (_FAST_SHAPES); the
@@ -337,6 +334,7 @@ _MONTH_NAMES = [None] + ("January February March April May June July August Sept
                          " October November December").split()
 _TIME_FIELDS = ("hour", "minute", "second")
 _MICROS_IN = {"hour": 3600000000, "minute": 60000000}
+_YEAR_ZERO = "year: 0000 is out of range 1..9999"
 #: fromisoformat reads Z and any number of fraction digits from Python 3.11 on.
 _ISO_Z = _sys.version_info >= (3, 11)
 _fromisoformat = _datetime.datetime.fromisoformat
@@ -346,23 +344,17 @@ _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 def _read_fast_fields(text: str) -> _datetime.datetime:
     """The fast path's date and service shapes, field by field (for PyPy, whose JIT compiles
     this better than its fromisoformat); ``ValueError`` if not in shape, or out of range."""
-    b = text.encode()
-    if not (
-        len(b) == len(text)  # ASCII: bytes.isdigit() takes only 0-9
-        and b[4] == b[7] == 45  # '-'
-        and (b[:4] + b[5:7] + b[8:10]).isdigit()
-    ):
-        raise ValueError("not in the fast path's shape")
+    b = text.encode()  # ASCII when as long as text: then bytes.isdigit() takes only 0-9
+    if not (len(b) == len(text) and b[4] == b[7] == 45 and (b[:4] + b[5:7] + b[8:10]).isdigit()):
+        raise ValueError("not in the fast path's shape")  # 45 '-'
     year = b[0] * 1000 + b[1] * 100 + b[2] * 10 + b[3] - 53328  # 48 * 1111
     month, day = b[5] * 10 + b[6] - 528, b[8] * 10 + b[9] - 528  # 48 * 11
     if len(b) == 10:
         return _datetime.datetime(year, month, day)
     fraction = b[20:-1]
-    if not (
-        b[10] == 84 and b[13] == b[16] == 58 and b[-1] == 90  # 'T', ':', 'Z'
-        and (len(b) == 20 or b[19] == 46)  # '.'
-        and (b[11:13] + b[14:16] + b[17:19] + fraction).isdigit()
-    ):
+    if not (b[10] == 84 and b[13] == b[16] == 58 and b[-1] == 90  # 'T', ':', 'Z'
+            and (len(b) == 20 or b[19] == 46)  # '.'
+            and (b[11:13] + b[14:16] + b[17:19] + fraction).isdigit()):
         raise ValueError("not in the fast path's shape")
     return _datetime.datetime(
         year, month, day, b[11] * 10 + b[12] - 528, b[14] * 10 + b[15] - 528,
@@ -382,13 +374,9 @@ def _read_fast_basic(text: str) -> _datetime.datetime:
 
 
 def _fast_shapes() -> Dict[int, Tuple[Optional[bytes], Any, int, str]]:
-    """The fast path's shapes by length: (mask, reader, kept, suffix).
-
-    ``2018-12-25T11:41:02`` with 0 to 9 fraction digits and ``Z``, ``2018-12-25`` and
-    ``20181225T114102Z``. A *reader*, if any, takes the text. Else *mask* is the text with
-    every digit written ``0`` (``text.encode().translate(_ZERO_DIGITS) == mask`` checks the
-    shape) and ``fromisoformat`` reads ``text[:kept] + suffix`` to the general reader's value.
-    """
+    """The fast path's shapes by length, (mask, reader, kept, suffix): a *reader* takes the
+    text; else *mask* is the text with every digit ``0`` (``text.encode().translate(
+    _ZERO_DIGITS) == mask``), and fromisoformat reads ``text[:kept] + suffix``."""
     shapes: Dict[int, Any] = {16: (None, _read_fast_basic, 0, "")}
     if _sys.implementation.name != "cpython":  # a fromisoformat in Python: slower
         shapes.update(dict.fromkeys([10, 20, *range(22, 31)], (None, _read_fast_fields, 0, "")))
@@ -457,8 +445,6 @@ def _expect(text: str, pos: int, char: str, field: str) -> int:
 
 def _int_of_digits(digits: str) -> int:
     """int() of ASCII digits, past the 4300-digit limit of Python 3.11+."""
-    if len(digits) <= 1000:
-        return int(digits)
     value = 0
     for k in range(0, len(digits), 1000):
         chunk = digits[k : k + 1000]
@@ -490,30 +476,16 @@ def _read_fraction(text: str, pos: int, field: str) -> Tuple[str, int]:
     return text[pos + 1 : end], end
 
 
-def _tz(minutes: int) -> _datetime.timezone:
-    tz = _TZ_CACHE.get(minutes)
-    if tz is None:
-        tz = _TZ_CACHE[minutes] = _datetime.timezone(_datetime.timedelta(minutes=minutes))
-    return tz
-
-
-def _year_zero() -> _Reject:
-    return _Reject("year: 0000 is out of range 1..9999", 0)
-
-
 def _read_date(text: str, extended: bool) -> Tuple[Tuple[int, int, int], int]:
     """The date at the start of *text*: ((year, month, day), index after it)."""
     year, pos = _read_int(text, 0, 4, "year")
-    if pos == len(text):  # YYYY alone
-        if year == 0:
-            raise _year_zero()
-        return (year, 1, 1), pos
-    if extended:
-        pos += 1
+    pos += extended
     if text[pos : pos + 1] == "W":
         return _read_week_date(text, pos + 1, year, extended)
     if year == 0:
-        raise _year_zero()
+        raise _Reject(_YEAR_ZERO, 0)
+    if len(text) == 4:  # YYYY alone
+        return (year, 1, 1), 4
     if text[pos + 3 : pos + 4] not in _DIGITS and _digits_end(text, pos) == pos + 3:
         return _read_ordinal_date(text, pos, year)
     return _read_calendar_date(text, pos, year, extended)
@@ -562,7 +534,7 @@ def _read_week_date(text: str, pos: int, year: int,
             pos = _expect(text, pos, "-", "weekday")
         weekday, pos = _read_int(text, pos, 1, "weekday")
     if year == 0:
-        raise _year_zero()
+        raise _Reject(_YEAR_ZERO, 0)
     weeks = _weeks_in_year(year)
     if not 1 <= week <= weeks:
         raise _Reject("week: %d is out of range 1..%d for %d" % (week, weeks, year), week_at)
@@ -581,9 +553,8 @@ def _next_time_field(text: str, pos: int, extended: bool) -> Optional[int]:
     char = text[pos : pos + 1]
     if char == ":":
         if not extended:
-            raise _Reject(
-                "':' at index %d mixes extended time with a basic-format date" % pos, pos
-            )
+            raise _Reject("':' at index %d mixes extended time with a basic-format date" % pos,
+                          pos)
         return pos + 1
     return pos if char in _DIGITS and not extended else None
 
@@ -595,9 +566,8 @@ def _read_time(text: str, pos: int, extended: bool) -> Tuple[Tuple[int, int, int
     fields = [0, 0, 0]  # hour, minute, second
     fields[0], pos = _read_int(text, pos, 2, "hour")
     if extended and text[pos : pos + 1] in _DIGITS:  # 2018-12-25T1141
-        raise _Reject(
-            "digit at index %d: basic-format time after an extended-format date" % pos, pos
-        )
+        raise _Reject("digit at index %d: basic-format time after an extended-format date"
+                      % pos, pos)
     count = 1
     while count < 3:
         start = _next_time_field(text, pos, extended)
@@ -646,24 +616,23 @@ def _read_offset(text: str, pos: int, extended: bool) -> Tuple[Optional[_datetim
     hours, pos = _read_int(text, hour_at, 2, "offset hour")
     minutes = 0
     char = text[pos : pos + 1]
-    if char == ":":
-        if not extended:
-            raise _Reject("offset: ':' at index %d mixes extended and basic format" % pos, pos)
-        minute_at = pos + 1
-        minutes, pos = _read_int(text, minute_at, 2, "offset minute")
-    elif char in _DIGITS:
-        if extended:
-            raise _Reject(
-                "offset: basic ±hhmm at index %d in an extended-format text" % (pos - 3), pos
-            )
-        minute_at = pos
+    if char == ":" and not extended:
+        raise _Reject("offset: ':' at index %d mixes extended and basic format" % pos, pos)
+    if char in _DIGITS and extended:
+        raise _Reject("offset: basic ±hhmm at index %d in an extended-format text" % (pos - 3),
+                      pos)
+    if char == ":" or char in _DIGITS:
+        minute_at = pos + (char == ":")
         minutes, pos = _read_int(text, minute_at, 2, "offset minute")
     if hours > 23:
         raise _Reject("offset hour: %d is out of range 0..23" % hours, hour_at)
     if minutes > 59:
         raise _Reject("offset minute: %d is out of range 0..59" % minutes, minute_at)
-    minutes += hours * 60
-    return _tz(-minutes if sign == "-" else minutes), pos
+    minutes = (hours * 60 + minutes) * (-1 if sign == "-" else 1)
+    tz = _TZ_CACHE.get(minutes)
+    if tz is None:
+        tz = _TZ_CACHE[minutes] = _datetime.timezone(_datetime.timedelta(minutes=minutes))
+    return tz, pos
 
 
 def _read_datetime(text: str) -> _datetime.datetime:
@@ -703,7 +672,7 @@ def parse_datetime(text: str) -> _datetime.datetime:
     is naive midnight of its first day. Raises ``ValueError`` naming the field, the character
     and its index for anything else, and ``TypeError`` for a non-``str`` argument.
     """
-    if type(text) is not str:
+    if type(text) is not str:  # a str subclass is read as a plain str
         if not isinstance(text, str):
             raise TypeError("parse_datetime() takes a str, not %s" % type(text).__name__)
         text = str(text)
@@ -725,9 +694,8 @@ def parse_datetime(text: str) -> _datetime.datetime:
         problem, index = exc.args
         if " index " not in problem:
             problem += " (index %d)" % index
-        raise ValueError(
-            "invalid ISO 8601 date-time %s: %s" % (_short_repr(text), problem)
-        ) from None
+        raise ValueError("invalid ISO 8601 date-time %s: %s"
+                         % (_short_repr(text), problem)) from None
 
 
 def format_datetime(dt: _datetime.datetime) -> str:
@@ -737,9 +705,8 @@ def format_datetime(dt: _datetime.datetime) -> str:
         raise TypeError("format_datetime() takes a datetime, not %s" % type(dt).__name__)
     if dt.tzinfo is not None and dt.utcoffset() is not None:
         dt = dt.astimezone(_UTC)
-    text = "%04d-%02d-%02dT%02d:%02d:%02d" % (
-        dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second,
-    )
+    text = "%04d-%02d-%02dT%02d:%02d:%02d" % (dt.year, dt.month, dt.day, dt.hour, dt.minute,
+                                               dt.second)
     if dt.microsecond:
         text += ("." + "%06d" % dt.microsecond).rstrip("0")
     return text + "Z"
