@@ -443,15 +443,6 @@ def _expect(text: str, pos: int, char: str, field: str) -> int:
     return pos + 1
 
 
-def _int_of_digits(digits: str) -> int:
-    """int() of ASCII digits, past the 4300-digit limit of Python 3.11+."""
-    value = 0
-    for k in range(0, len(digits), 1000):
-        chunk = digits[k : k + 1000]
-        value = value * 10 ** len(chunk) + int(chunk)
-    return value
-
-
 def _fraction_units(digits: str, unit: int) -> int:
     """floor(0.<digits> * unit), exact, from as few digits as decide it: once both ends of
     [n/10**k, (n+1)/10**k), for the first k digits n, give one floor, no digit can change it."""
@@ -463,7 +454,11 @@ def _fraction_units(digits: str, unit: int) -> int:
         if low == ((n + 1) * unit - 1) // scale:
             return low
         k *= 2
-    return _int_of_digits(digits) * unit // 10 ** len(digits)
+    value = 0  # int(digits), in chunks: Python 3.11+ refuses int() of over 4300 digits
+    for start in range(0, len(digits), 1000):
+        chunk = digits[start : start + 1000]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value * unit // 10 ** len(digits)
 
 
 def _read_fraction(text: str, pos: int, field: str) -> Tuple[str, int]:
@@ -530,8 +525,7 @@ def _read_week_date(text: str, pos: int, year: int,
     week, pos = _read_int(text, pos, 2, "week")
     weekday = 1
     if pos < len(text):
-        if extended:
-            pos = _expect(text, pos, "-", "weekday")
+        pos = _expect(text, pos, "-", "weekday") if extended else pos
         weekday, pos = _read_int(text, pos, 1, "weekday")
     if year == 0:
         raise _Reject(_YEAR_ZERO, 0)
@@ -548,17 +542,6 @@ def _read_week_date(text: str, pos: int, year: int,
     return (date.year, date.month, date.day), pos
 
 
-def _next_time_field(text: str, pos: int, extended: bool) -> Optional[int]:
-    """Where the next time field starts, or None; _Reject for ':' after a basic date."""
-    char = text[pos : pos + 1]
-    if char == ":":
-        if not extended:
-            raise _Reject("':' at index %d mixes extended time with a basic-format date" % pos,
-                          pos)
-        return pos + 1
-    return pos if char in _DIGITS and not extended else None
-
-
 def _read_time(text: str, pos: int, extended: bool) -> Tuple[Tuple[int, int, int, int], int]:
     """hh[:mm[:ss]] or hh[mm[ss]] and a fraction of the last field: ((hour, minute, second,
     microsecond), index after it). Hour 24 comes back as 24, checked to end the day."""
@@ -570,10 +553,13 @@ def _read_time(text: str, pos: int, extended: bool) -> Tuple[Tuple[int, int, int
                       % pos, pos)
     count = 1
     while count < 3:
-        start = _next_time_field(text, pos, extended)
-        if start is None:
+        char = text[pos : pos + 1]
+        if char == ":" and not extended:
+            raise _Reject("':' at index %d mixes extended time with a basic-format date"
+                          % pos, pos)
+        if char != ":" and (extended or char not in _DIGITS):
             break
-        fields[count], pos = _read_int(text, start, 2, _TIME_FIELDS[count])
+        fields[count], pos = _read_int(text, pos + (char == ":"), 2, _TIME_FIELDS[count])
         count += 1
     hour, minute, second = fields
     micro = 0
