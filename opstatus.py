@@ -324,9 +324,7 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 
 _UTC = _datetime.timezone.utc
 _TZ_CACHE: Dict[int, _datetime.timezone] = {0: _UTC}
-_ONE_DAY = _datetime.timedelta(days=1)
-_DIGIT_CHARS = "0123456789"
-_DIGITS = frozenset(_DIGIT_CHARS)  # unlike the str, holds no ""
+_DIGITS = frozenset("0123456789")  # unlike the str, holds no ""
 #: "0" to "9" and "00" to "99" with their values: one look-up checks and reads a field.
 _SMALL_NUMBERS = {"%0*d" % (width, n): n for width in (1, 2) for n in range(10 ** width)}
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -403,12 +401,6 @@ def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def _weeks_in_year(year: int) -> int:
-    """53 when the year starts on a Thursday, or is a leap year starting on a Wednesday."""
-    jan1 = _datetime.date(year, 1, 1).isoweekday()
-    return 53 if jan1 == 4 or (jan1 == 3 and _is_leap(year)) else 52
-
-
 def _describe(text: str, i: int) -> str:
     return "end of text" if i >= len(text) else repr(text[i])
 
@@ -421,7 +413,7 @@ def _expected(what: str, text: str, i: int, field: str = "") -> _Reject:
 
 def _digits_end(text: str, pos: int) -> int:
     """The index after the run of ASCII digits at *pos*."""
-    return len(text) - len(text[pos:].lstrip(_DIGIT_CHARS))
+    return len(text) - len(text[pos:].lstrip("0123456789"))
 
 
 def _read_int(text: str, pos: int, width: int, field: str) -> Tuple[int, int]:
@@ -529,7 +521,8 @@ def _read_week_date(text: str, pos: int, year: int,
         weekday, pos = _read_int(text, pos, 1, "weekday")
     if year == 0:
         raise _Reject(_YEAR_ZERO, 0)
-    weeks = _weeks_in_year(year)
+    jan1 = _datetime.date(year, 1, 1).isoweekday()  # week 53 if it starts on a Thursday
+    weeks = 53 if jan1 == 4 or (jan1 == 3 and _is_leap(year)) else 52
     if not 1 <= week <= weeks:
         raise _Reject("week: %d is out of range 1..%d for %d" % (week, weeks, year), week_at)
     if not 1 <= weekday <= 7:
@@ -640,7 +633,7 @@ def _read_datetime(text: str) -> _datetime.datetime:
     if hour < 24:
         return _datetime.datetime(year, month, day, hour, minute, second, micro, tzinfo)
     try:  # 24:00, the end of the day
-        return _datetime.datetime(year, month, day, 0, 0, 0, 0, tzinfo) + _ONE_DAY
+        return _datetime.datetime(year, month, day, 0, 0, 0, 0, tzinfo) + _datetime.timedelta(1)
     except OverflowError:
         raise _Reject("24:00 on 9999-12-31 is past the largest date", pos + 1)
 
@@ -648,16 +641,11 @@ def _read_datetime(text: str) -> _datetime.datetime:
 def parse_datetime(text: str) -> _datetime.datetime:
     """Parse an ISO 8601 / RFC 3339 date-time, strictly.
 
-    Returns an aware ``datetime`` when *text* has an offset (``Z``, ``+01:00`` …), a naive
-    one when it has none; fractions past the microsecond are truncated, never rounded::
-
-        >>> parse_datetime("2018-12-25T11:41:02.2331413Z")
-        datetime.datetime(2018, 12, 25, 11, 41, 2, 233141, tzinfo=datetime.timezone.utc)
-
-    A date alone, of any precision (``2018-12-25``, ``2018-12``, ``2018``, ``2018-W52``),
-    is naive midnight of its first day. Raises ``ValueError`` naming the field, the character
-    and its index for anything else, and ``TypeError`` for a non-``str`` argument.
-    """
+    Returns an aware ``datetime`` when *text* has an offset (``Z``, ``+01:00`` …), else a
+    naive one; a date alone (``2018-12-25``, ``2018-12``, ``2018``, ``2018-W52``) is midnight
+    of its first day. Fractions past the microsecond are truncated, never rounded. Raises
+    ``ValueError`` naming the field, character and index at fault, ``TypeError`` for a
+    non-``str``."""
     if type(text) is not str:  # a str subclass is read as a plain str
         if not isinstance(text, str):
             raise TypeError("parse_datetime() takes a str, not %s" % type(text).__name__)
@@ -669,8 +657,7 @@ def parse_datetime(text: str) -> _datetime.datetime:
             if reader is not None:
                 return reader(text)
             if text.encode().translate(_ZERO_DIGITS) == mask and not (
-                _ISO_Z and text[11:13] == "24"  # never let fromisoformat judge 24:00
-            ):
+                    _ISO_Z and text[11:13] == "24"):  # never let fromisoformat judge 24:00
                 return _fromisoformat(text[:kept] + suffix)
         except ValueError:
             pass  # another shape, out of range, a lone surrogate: the general reader decides
