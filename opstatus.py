@@ -93,12 +93,10 @@ _http_log = _logging.getLogger(_log.name + ".http")
 ###############################################################################
 # Compatibility and lazy machinery ############################################
 ###############################################################################
-#
-# ``import opstatus`` must stay cheap: regular expressions compile on first use.
 
 
 class _LazyRegex:
-    """A regular expression compiled on first use."""
+    """A regular expression compiled on first use, so that ``import opstatus`` stays cheap."""
 
     def __init__(self, pattern):
         self._pattern = pattern
@@ -366,9 +364,8 @@ def _read_fast_basic(text: str) -> _datetime.datetime:
     b = text.encode()
     if not (len(b) == 16 and b[8] == 84 and b[15] == 90 and (b[:8] + b[9:15]).isdigit()):
         raise ValueError("not in the fast path's shape")  # 84 'T', 90 'Z'
-    return _datetime.datetime(
-        int(b[:4]), int(b[4:6]), int(b[6:8]), int(b[9:11]), int(b[11:13]), int(b[13:15]), 0, _UTC
-    )
+    return _datetime.datetime(int(b[:4]), int(b[4:6]), int(b[6:8]), int(b[9:11]), int(b[11:13]),
+                              int(b[13:15]), 0, _UTC)
 
 
 def _fast_shapes() -> Dict[int, Tuple[Optional[bytes], Any, int, str]]:
