@@ -132,8 +132,9 @@ class StatusDocumentError(OpStatusError, ValueError):
 
 
 class UnsafeURLError(OpStatusError, ValueError):
-    """A URL or header was refused by a security rule before any I/O (scheme, userinfo,
-    control characters, a secret sent to another origin). The message holds no secret."""
+    """A URL or header was refused by a security rule before any I/O (a scheme other than
+    https, userinfo, control characters, a secret sent to another origin). The message never
+    contains a secret or a query string."""
 
 
 class NetworkError(OpStatusError):
@@ -371,7 +372,8 @@ def _read_fast_basic(text: str) -> _datetime.datetime:
 def _fast_shapes() -> Dict[int, Tuple[Optional[bytes], Any, int, str]]:
     """The fast path's shapes by length, (mask, reader, kept, suffix): a *reader* takes the
     text; else *mask* is the text with every digit ``0`` (``text.encode().translate(
-    _ZERO_DIGITS) == mask``), and fromisoformat reads ``text[:kept] + suffix``."""
+    _ZERO_DIGITS) == mask``; a non-ASCII character takes more bytes) and fromisoformat reads
+    ``text[:kept] + suffix`` to the general reader's value, or refuses it."""
     shapes: Dict[int, Any] = {16: (None, _read_fast_basic, 0, "")}
     if _sys.implementation.name != "cpython":  # a fromisoformat in Python: slower
         shapes.update(dict.fromkeys([10, 20, *range(22, 31)], (None, _read_fast_fields, 0, "")))
