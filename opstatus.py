@@ -341,7 +341,7 @@ _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 def _read_fast_fields(text: str) -> _datetime.datetime:
     """The fast path's date and service shapes, field by field (for PyPy, whose JIT compiles
     this better than its fromisoformat); ``ValueError`` if not in shape, or out of range."""
-    b = text.encode()  # ASCII when as long as text: then bytes.isdigit() takes only 0-9
+    b = text.encode()  # ASCII if as long as text; bytes.isdigit() takes only 0-9
     if not (len(b) == len(text) and b[4] == b[7] == 45 and (b[:4] + b[5:7] + b[8:10]).isdigit()):
         raise ValueError("not in the fast path's shape")  # 45 '-'
     year = b[0] * 1000 + b[1] * 100 + b[2] * 10 + b[3] - 53328  # 48 * 1111
