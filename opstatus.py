@@ -889,41 +889,26 @@ def format_datetime(dt: _datetime.datetime) -> str:
 # The OperationStatus model ###################################################
 ###############################################################################
 
-#: Largest status document :meth:`OperationStatus.from_json` reads, in bytes.
-#: Real ones are about 200 bytes; the cap keeps a hostile body from using
-#: memory without end.
+#: Largest status document :meth:`OperationStatus.from_json` reads, in bytes (real ones: ~200).
 MAX_DOCUMENT_BYTES = 64 * 1024
-
-#: Deepest nesting of arrays and objects accepted in a status document. The
-#: real document is flat; the cap keeps a hostile one from exhausting the
-#: recursion limit of the JSON decoder.
+#: Deepest nesting of arrays and objects accepted in a status document (real ones are flat).
 MAX_DOCUMENT_DEPTH = 32
+#: Largest document read under a vocabulary other than ``"face"``, in bytes: Read and
+#: Document Intelligence put their (often several MB) result in the final status.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+#: Longest wait a service's ``Retry-After`` is honoured for, in seconds, even above the
+#: policy's ``cap`` (ARM sends 10 s to 10 minutes).
+MAX_SERVER_WAIT = 600.0
 
-#: Wire names of the five fields, lower-cased, and their attribute names.
-#: ``location`` is the spec example's alias of ``resourceLocation``.
-_FIELD_BY_WIRE = {
-    "status": "status",
-    "createdtime": "created_time",
-    "lastactiontime": "last_action_time",
-    "message": "message",
-    "resourcelocation": "resource_location",
-    "location": "resource_location",
-}
-#: The spellings the service uses (camelCase, PascalCase), lower-cased.
-_LOWER_WIRE: Dict[str, str] = {}
-for _lower in _FIELD_BY_WIRE:
-    _camel = {"createdtime": "createdTime", "lastactiontime": "lastActionTime",
-              "resourcelocation": "resourceLocation"}.get(_lower, _lower)
-    _LOWER_WIRE[_camel] = _LOWER_WIRE[_camel[0].upper() + _camel[1:]] = _lower
-del _lower, _camel
-
-_WIRE_BY_FIELD = {
-    "status": "status",
-    "created_time": "createdTime",
-    "last_action_time": "lastActionTime",
-    "message": "message",
-    "resource_location": "resourceLocation",
-}
+_WIRE_BY_FIELD = {"status": "status", "created_time": "createdTime",
+                  "last_action_time": "lastActionTime", "message": "message",
+                  "resource_location": "resourceLocation"}
+#: Lower-cased wire names to attribute names; ``location`` is the spec example's alias.
+_FIELD_BY_WIRE = {wire.lower(): field for field, wire in _WIRE_BY_FIELD.items()}
+_FIELD_BY_WIRE["location"] = "resource_location"
+#: The spellings the service uses (camelCase, PascalCase) to their lower case.
+_LOWER_WIRE = {spelling: wire.lower() for wire in list(_WIRE_BY_FIELD.values()) + ["location"]
+               for spelling in (wire, wire[0].upper() + wire[1:])}
 #: Singular, lower-case object types that an apply names in resourceLocation.
 _TARGET_TYPES = frozenset(("facelist", "largefacelist", "persongroup", "largepersongroup"))
 
@@ -932,10 +917,9 @@ _TARGET_TYPES = frozenset(("facelist", "largefacelist", "persongroup", "largeper
 class ResourceRef:
     """What a succeeded operation produced, read from ``resourceLocation``.
 
-    ``kind`` is ``"snapshot"`` for a take, or the target's type for an apply
-    (``"persongroup"``, ``"largepersongroup"``, ``"facelist"``,
-    ``"largefacelist"``); ``id`` is the snapshot id or the target's objectId;
-    ``path`` is the location as the service sent it.
+    ``kind`` is ``"snapshot"`` for a take, or the target's type for an apply (``"persongroup"``,
+    ``"largepersongroup"``, ``"facelist"``, ``"largefacelist"``); ``id`` is the snapshot id or
+    the target's objectId; ``path`` is the location as the service sent it.
     """
 
     kind: str
@@ -943,27 +927,11 @@ class ResourceRef:
     path: str
 
 
-#: Largest status document read under a vocabulary other than ``"face"``,
-#: in bytes: Read and Document Intelligence put their (often several MB)
-#: result in the final status.
-MAX_RESULT_BYTES = 64 * 1024 * 1024
-
-#: Longest wait a service's ``Retry-After`` is honoured for, in seconds,
-#: even above the policy's ``cap`` (ARM sends 10 s to 10 minutes).
-MAX_SERVER_WAIT = 600.0
-
-
-def _words(value, what):
-    if isinstance(value, str) or not all(isinstance(w, str) and w for w in value):
-        raise ValueError("Vocabulary.%s must be a sequence of non-empty str, not %r"
-                         % (what, value))
-    return tuple(w.lower() for w in value)
-
-
-def _names(value, what):
+def _names(value, what, lower=False):
     if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError("Vocabulary.%s must be a sequence of non-empty str" % what)
-    return tuple(value)
+        raise ValueError("Vocabulary.%s must be a sequence of non-empty str%s"
+                         % (what, ", not %r" % (value,) if lower else ""))
+    return tuple(v.lower() for v in value) if lower else tuple(value)
 
 
 def _check_number(value, what, kinds, least):
@@ -973,9 +941,7 @@ def _check_number(value, what, kinds, least):
 
 @_dataclasses.dataclass(frozen=True)
 class Vocabulary:
-    """How one family of services writes its status documents: data, no code.
-
-    A user who meets a service not built in describes it in a few lines::
+    """How one family of services writes its status documents: data, no code::
 
         MY_SERVICE = opstatus.Vocabulary(
             "my-service", succeeded=["done"], failed=["broken"],
@@ -983,19 +949,16 @@ class Vocabulary:
             error_paths=["problem.detail"])
         opstatus.poll(url, key=key, vocabulary=MY_SERVICE)
 
-    Words are matched case-insensitively. ``unknown`` says what any other
-    word means: ``"error"`` (fail closed: :class:`StatusDocumentError`
-    naming the word and the known ones) or ``"running"`` (ARM's contract;
-    the deadline still ends it). ``created_fields`` / ``updated_fields``
-    name the time fields, first found wins. ``error_paths`` are dotted
-    paths to a failure message (``error.message``, ``errors.0.message``);
-    the ``code`` beside it, if any, is the failure code. ``url_headers``
-    name the headers of the answer that started an operation which may hold
-    its URL, in order of preference. With ``accepted_means_running``, a
-    ``202`` is "still running" and a ``200``/``201``/``204`` without a
-    status word ends it, its body being the result (ARM ``Location``).
-    ``max_bytes`` caps a document; ``max_server_wait`` is the longest
-    ``Retry-After`` honoured, above the policy's cap (``None``: the cap).
+    Words are matched case-insensitively. ``unknown`` says what any other word means:
+    ``"error"`` (fail closed: :class:`StatusDocumentError`) or ``"running"`` (ARM's contract;
+    the deadline still ends it). ``created_fields`` / ``updated_fields`` name the time fields,
+    first found wins. ``error_paths`` are dotted paths to a failure message
+    (``errors.0.message``); the ``code`` beside it is the failure code. ``url_headers`` name
+    the headers that may hold a started operation's URL, by preference. With
+    ``accepted_means_running``, a ``202`` is "still running" and a ``200``/``201``/``204``
+    without a status word ends it, its body being the result (ARM ``Location``).
+    ``max_bytes`` caps a document; ``max_server_wait`` is the longest ``Retry-After``
+    honoured, above the policy's cap (``None``: the cap).
     """
 
     name: str
@@ -1021,7 +984,7 @@ class Vocabulary:
         outcomes: Dict[str, Status] = {}
         for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
                              ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
-            words = _words(getattr(self, what), what)
+            words = _names(getattr(self, what), what, lower=True)
             for word in words:
                 if word in outcomes:
                     raise ValueError("Vocabulary %r: %r is listed under two outcomes"
@@ -1049,12 +1012,9 @@ class Vocabulary:
             return member
         if self.unknown == "running":
             return Status.RUNNING
-        raise StatusDocumentError(
-            "unknown status %s; known: %s" % (_short_repr(word), ", ".join(self._known())),
-            self.status_field)
-
-    def _known(self):
-        return self.running + self.succeeded + self.failed + self.canceled
+        known = self.running + self.succeeded + self.failed + self.canceled
+        raise StatusDocumentError("unknown status %s; known: %s"
+                                  % (_short_repr(word), ", ".join(known)), self.status_field)
 
 
 #: Face v1.0 snapshots (the default): exactly as strict as the service.
@@ -1065,9 +1025,9 @@ FACE = Vocabulary("face", running=("notstarted", "running"), created_fields=("cr
 #: The built-in vocabularies by name (see ``docs`` in the README).
 VOCABULARIES = {
     "face": FACE,
-    # The Azure REST guidelines' status monitor: Computer Vision Read, Form
-    # Recognizer / Document Intelligence (``completed`` is a success), Speech
-    # batch transcription, Language jobs without partial results, Face v1.2.
+    # The Azure REST guidelines' status monitor: Computer Vision Read, Form Recognizer /
+    # Document Intelligence (``completed`` is a success), Speech batch transcription,
+    # Language jobs without partial results, Face v1.2.
     "azure": Vocabulary(
         "azure", succeeded=("succeeded", "completed"), failed=("failed",),
         canceled=("canceled", "cancelled"), running=("notstarted", "running"),
@@ -1089,8 +1049,8 @@ VOCABULARIES = {
         running=("notstarted", "running", "cancelling"),
         created_fields=("createdDateTime",), updated_fields=("lastUpdatedDateTime",),
         error_paths=("errors.0.message", "error.message")),
-    # Azure Resource Manager: Azure-AsyncOperation status documents, or
-    # Location polling (202 until done). Only three words end it.
+    # Azure Resource Manager: Azure-AsyncOperation status documents, or Location polling
+    # (202 until done). Only three words end it.
     "arm": Vocabulary(
         "arm", succeeded=("succeeded",), failed=("failed",), canceled=("canceled",),
         running=("notstarted", "accepted", "inprogress", "running", "creating", "updating",
@@ -1102,8 +1062,8 @@ VOCABULARIES = {
 
 
 def vocabulary(name: str) -> Vocabulary:
-    """The built-in :class:`Vocabulary` called *name* (case-insensitive);
-    ``ValueError`` listing the known ones otherwise."""
+    """The built-in :class:`Vocabulary` called *name* (case-insensitive); ``ValueError``
+    listing the known ones otherwise."""
     if isinstance(name, str):
         found = VOCABULARIES.get(name.lower())
         if found is not None:
@@ -1115,13 +1075,11 @@ def vocabulary(name: str) -> Vocabulary:
 def _vocabulary_of(value: Any) -> Vocabulary:
     if value is None:
         return FACE
-    if isinstance(value, Vocabulary):
-        return value
-    return vocabulary(value)
+    return value if isinstance(value, Vocabulary) else vocabulary(value)
 
 
 def _field(index, names):
-    """The value of the first of *names* (case-insensitive) in *index*."""
+    """The ``(key, value)`` of the first of *names* (case-insensitive) in *index*."""
     for name in names:
         found = index.get(name.lower())
         if found is not None and found[1] is not None:
@@ -1154,8 +1112,8 @@ def _failure_reason(data, vocab):
 
 
 def _face_known(data):
-    """The five fields of a Face document by lower-case wire name, as
-    ``(key, value)``, and the other keys; duplicates (in any case) refused."""
+    """The five fields of a Face document as ``{lower wire name: (key, value)}``, and the
+    other keys; duplicates (in any case) refused."""
     known: Dict[str, Tuple[str, Any]] = {}
     extra: Dict[str, Any] = {}
     for key, value in data.items():
@@ -1172,8 +1130,7 @@ def _face_known(data):
                 "duplicate key (%s and %s)" % (_short_repr(known[lower][0]), _short_repr(key)),
                 _WIRE_BY_FIELD[_FIELD_BY_WIRE[lower]])
         known[lower] = (key, value)
-    # ``location`` is an alias; when both carry a value resourceLocation
-    # wins and ``location`` is kept with the unknown keys.
+    # When both carry a value resourceLocation wins; ``location`` goes with the unknown keys.
     alias = known.pop("location", None)
     if alias is not None and alias[1] is not None:
         current = known.get("resourcelocation")
@@ -1185,8 +1142,7 @@ def _face_known(data):
 
 
 def _read_face(cls, data):
-    """A Face v1.0 document (the ``"face"`` vocabulary), as strictly as the
-    service writes it; the checks of ``__post_init__`` are done here, once."""
+    """A Face v1.0 document, as strictly as the service writes it (checks done here, once)."""
     known, extra = _face_known(data)
     values = {lower: pair[1] for lower, pair in known.items() if pair[1] is not None}
     raw = values.get("status")
@@ -1229,16 +1185,14 @@ def _read_document(cls, data, vocab):
         raise StatusDocumentError("missing (a required field)", vocab.status_field)
     raw = found[1]
     status = vocab.outcome(raw)
-    times = []
-    for names in (vocab.created_fields, vocab.updated_fields):
-        hit = _field(index, names)
-        times.append(None if hit is None else _as_time(hit[1], hit[0]))
-    if times[0] is None and vocab.created_required:
+    created, updated = (None if hit is None else _as_time(hit[1], hit[0]) for hit in
+                        (_field(index, vocab.created_fields), _field(index, vocab.updated_fields)))
+    if created is None and vocab.created_required:
         raise StatusDocumentError("missing (a required field)", vocab.created_fields[0])
     code, message = _failure_reason(data, vocab)
     location = _field(index, ("resourceLocation",))
     location = location[1] if location is not None and isinstance(location[1], str) else None
-    return cls(status, times[0], times[1], message, location, raw_status=raw, document=data,
+    return cls(status, created, updated, message, location, raw_status=raw, document=data,
                error_code=code)
 
 
@@ -1251,9 +1205,8 @@ def _as_time(value: Any, wire: str) -> _datetime.datetime:
         if value.tzinfo is _UTC:  # the service's own form
             return value
     elif not isinstance(value, _datetime.datetime):
-        raise StatusDocumentError(
-            "expected an ISO 8601 string, got %s" % type(value).__name__, wire
-        )
+        raise StatusDocumentError("expected an ISO 8601 string, got %s"
+                                  % type(value).__name__, wire)
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=_UTC)
     if value.tzinfo is not _UTC:
@@ -1269,9 +1222,9 @@ def _as_time(value: Any, wire: str) -> _datetime.datetime:
 class OperationStatus:
     """The status of an asynchronous operation (take or apply a snapshot).
 
-    Build one from the wire with :meth:`from_json` or :meth:`from_dict`; both
-    read the 2019 dialect (PascalCase keys, explicit nulls, ``notStarted``)
-    and the 2021 one (camelCase, extra ``finishedTime``)::
+    Build one from the wire with :meth:`from_json` or :meth:`from_dict`; both read the 2019
+    dialect (PascalCase keys, explicit nulls, ``notStarted``) and the 2021 one (camelCase,
+    extra ``finishedTime``)::
 
         >>> s = OperationStatus.from_json(
         ...     '{"status": "succeeded", "createdTime": "2021-06-08T22:28:33.54Z",'
@@ -1279,8 +1232,8 @@ class OperationStatus:
         >>> s.status, s.snapshot_id, s.extra["finishedTime"]
         (<Status.SUCCEEDED: 'succeeded'>, 'abc', 'x')
 
-    Datetimes are aware and in UTC. Keys the model does not know are kept in
-    :attr:`extra` (read-only), which takes no part in equality or hashing.
+    Datetimes are aware and in UTC. Keys the model does not know are kept in :attr:`extra`
+    (read-only), which takes no part in equality or hashing.
     """
 
     status: Status
@@ -1288,66 +1241,51 @@ class OperationStatus:
     last_action_time: Optional[_datetime.datetime] = None
     message: Optional[str] = None
     resource_location: Optional[str] = None
-    extra: Mapping[str, Any] = _dataclasses.field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
-    #: The status word exactly as the service sent it (``"notStarted"``,
-    #: ``"InProgress"``); ``None`` when there was none (ARM ``Location``).
+    extra: Mapping[str, Any] = _dataclasses.field(default_factory=dict, compare=False,
+                                                  hash=False, repr=False)
+    #: The status word as sent (``"notStarted"``); ``None`` if there was none (ARM ``Location``).
     raw_status: Optional[str] = _dataclasses.field(default=None, compare=False, repr=False)
     #: The whole document as read (read-only at its top level).
-    document: Mapping[str, Any] = _dataclasses.field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
+    document: Mapping[str, Any] = _dataclasses.field(default_factory=dict, compare=False,
+                                                     hash=False, repr=False)
     #: The failure's code, where the vocabulary's error paths found one.
     error_code: Optional[str] = _dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         setattr_ = object.__setattr__
         setattr_(self, "status", _status_of(self.status))
-        if self.created_time is not None:
-            setattr_(self, "created_time", _as_time(self.created_time, "createdTime"))
-        if self.last_action_time is not None:
-            setattr_(
-                self, "last_action_time", _as_time(self.last_action_time, "lastActionTime")
-            )
+        for name in ("created_time", "last_action_time"):
+            if getattr(self, name) is not None:
+                setattr_(self, name, _as_time(getattr(self, name), _WIRE_BY_FIELD[name]))
         for name in ("message", "resource_location", "raw_status", "error_code"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise StatusDocumentError(
-                    "expected a string, got %s" % type(value).__name__,
-                    _WIRE_BY_FIELD.get(name, name),
-                )
+                raise StatusDocumentError("expected a string, got %s" % type(value).__name__,
+                                          _WIRE_BY_FIELD.get(name, name))
         for name in ("extra", "document"):
             value = getattr(self, name)
             if not isinstance(value, _types.MappingProxyType):
                 setattr_(self, name, _types.MappingProxyType(dict(value)))
 
     def __reduce__(self):
-        # A read-only mapping does not pickle: rebuild from the init fields,
-        # so that pickle and copy.deepcopy give an equal status.
-        args = tuple(
-            dict(value) if isinstance(value, _types.MappingProxyType) else value
-            for value in (getattr(self, f.name) for f in _dataclasses.fields(self) if f.init)
-        )
+        # A read-only mapping does not pickle: rebuild from the init fields.
+        args = tuple(dict(value) if isinstance(value, _types.MappingProxyType) else value
+                     for value in (getattr(self, f.name) for f in _dataclasses.fields(self)
+                                   if f.init))
         return (type(self), args)
-
-    # -- reading -------------------------------------------------------------
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, vocabulary: Any = None) -> OperationStatus:
         """Read a decoded status document.
 
-        *vocabulary* (a :class:`Vocabulary` or a built-in's name; default
-        ``"face"``) says how the service writes it. Keys are matched
-        case-insensitively; ``null`` is the same as absent. Under
-        ``"face"``, ``location`` is read as ``resourceLocation`` (which wins
-        if both are there) and ``createdTime`` is required. Raises
-        :class:`StatusDocumentError` naming the field.
+        *vocabulary* (a :class:`Vocabulary` or a built-in's name; default ``"face"``) says how
+        the service writes it. Keys are matched case-insensitively; ``null`` is the same as
+        absent. Under ``"face"``, ``location`` is read as ``resourceLocation`` (which wins if
+        both are there) and ``createdTime`` is required. Raises :class:`StatusDocumentError`
+        naming the field.
         """
         if not isinstance(data, _Mapping):
-            raise StatusDocumentError(
-                "expected a JSON object, got %s" % _json_type_name(data)
-            )
+            raise StatusDocumentError("expected a JSON object, got %s" % _json_type_name(data))
         if vocabulary is not None and vocabulary is not FACE:
             vocab = _vocabulary_of(vocabulary)
             if vocab is not FACE:
@@ -1361,8 +1299,8 @@ class OperationStatus:
 
         Documents larger than *max_bytes* (default: the vocabulary's cap,
         :data:`MAX_DOCUMENT_BYTES` for ``"face"``) or nested deeper than
-        :data:`MAX_DOCUMENT_DEPTH` are refused, as are ``NaN``, ``Infinity``
-        and duplicate keys. *vocabulary* as for :meth:`from_dict`.
+        :data:`MAX_DOCUMENT_DEPTH` are refused, as are ``NaN``, ``Infinity`` and duplicate
+        keys. *vocabulary* as for :meth:`from_dict`.
         """
         if vocabulary is None or vocabulary is FACE:
             return cls.from_dict(_load_json_object(document, max_bytes))
@@ -1370,23 +1308,14 @@ class OperationStatus:
         limit = vocab.max_bytes if max_bytes is None else max_bytes
         return cls.from_dict(_load_json_object(document, limit), vocabulary=vocab)
 
-    # -- writing -------------------------------------------------------------
-
     def to_dict(self, *, include_extra: bool = False) -> Dict[str, Any]:
-        """The document in the seed's camelCase, absent optionals left out.
-
-        ``OperationStatus.from_dict(s.to_dict()) == s``. With
-        *include_extra*, the unknown keys read from the wire come too.
-        """
+        """The document in the seed's camelCase, absent optionals left out;
+        ``from_dict(s.to_dict()) == s``. *include_extra* adds the unknown keys read."""
         out: Dict[str, Any] = {"status": self.status.value}
-        if self.created_time is not None:
-            out["createdTime"] = format_datetime(self.created_time)
-        if self.last_action_time is not None:
-            out["lastActionTime"] = format_datetime(self.last_action_time)
-        if self.message is not None:
-            out["message"] = self.message
-        if self.resource_location is not None:
-            out["resourceLocation"] = self.resource_location
+        for name in ("created_time", "last_action_time", "message", "resource_location"):
+            value = getattr(self, name)
+            if value is not None:
+                out[_WIRE_BY_FIELD[name]] = format_datetime(value) if "time" in name else value
         if include_extra:
             for key, value in self.extra.items():
                 out.setdefault(key, value)
@@ -1395,8 +1324,6 @@ class OperationStatus:
     def to_json(self, *, include_extra: bool = False, **dumps_kwargs: Any) -> str:
         """:meth:`to_dict` as JSON text; keyword arguments go to ``_json.dumps``."""
         return _json.dumps(self.to_dict(include_extra=include_extra), **dumps_kwargs)
-
-    # -- what users ask of it ------------------------------------------------
 
     @property
     def is_terminal(self) -> bool:
@@ -1417,13 +1344,8 @@ class OperationStatus:
 
     @property
     def resource(self) -> Optional[ResourceRef]:
-        """What the operation produced, or ``None`` before it succeeded.
-
-        Before success ``resourceLocation`` holds placeholders (``null``,
-        ``"/snapshots/"``, the source snapshot), so it is read only once the
-        status is ``succeeded``. An absolute URL (other Azure services) is
-        read by its path.
-        """
+        """What the operation produced, or ``None`` before it succeeded (``resourceLocation``
+        holds placeholders until then). An absolute URL is read by its path."""
         if self.status is not Status.SUCCEEDED or not self.resource_location:
             return None
         path = self.resource_location.split("?", 1)[0].split("#", 1)[0]
@@ -1460,16 +1382,10 @@ class OperationStatus:
 
 
 def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
+    for kinds, name in ((type(None), "null"), (bool, "a boolean"), ((int, float), "a number"),
+                        (str, "a string"), ((list, tuple), "an array")):
+        if isinstance(value, kinds):
+            return name
     return type(value).__name__
 
 
@@ -1507,11 +1423,9 @@ def _finite_float(text):
 
 
 def _check_depth(document: str) -> None:
-    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass over
-    the brackets, quotes and backslashes (strings are skipped)."""
-    depth = 0
-    in_string = False
-    skip = -1
+    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass over the brackets,
+    quotes and backslashes (strings are skipped)."""
+    depth, in_string, skip = 0, False, -1
     for match in _JSON_SPECIAL.finditer(document):
         at = match.start()
         if at == skip:
@@ -1527,9 +1441,8 @@ def _check_depth(document: str) -> None:
         elif char in "[{":
             depth += 1
             if depth > MAX_DOCUMENT_DEPTH:
-                raise StatusDocumentError(
-                    "nesting too deep (more than %d levels)" % MAX_DOCUMENT_DEPTH
-                )
+                raise StatusDocumentError("nesting too deep (more than %d levels)"
+                                          % MAX_DOCUMENT_DEPTH)
         elif char in "]}":
             depth -= 1
 
@@ -1541,9 +1454,8 @@ def _load_json_object(document: Union[str, bytes, bytearray],
     if isinstance(document, (bytes, bytearray, memoryview)):
         document = bytes(document)
         if len(document) > limit:
-            raise StatusDocumentError(
-                "body too large (%d bytes, limit %d)" % (len(document), limit)
-            )
+            raise StatusDocumentError("body too large (%d bytes, limit %d)"
+                                      % (len(document), limit))
         # UTF-8 unless a BOM or a NUL says otherwise (_json.detect_encoding).
         plain = document[:1] not in (b"\x00", b"\xef", b"\xfe", b"\xff", b"") and (
             len(document) < 2 or document[1:2] != b"\x00")
@@ -1554,17 +1466,12 @@ def _load_json_object(document: Union[str, bytes, bytearray],
                                       if isinstance(exc, UnicodeDecodeError) else
                                       "invalid JSON: unknown encoding") from None
     elif not isinstance(document, str):
-        raise TypeError(
-            "from_json() takes str or bytes, not %s" % type(document).__name__
-        )
+        raise TypeError("from_json() takes str or bytes, not %s" % type(document).__name__)
     elif len(document) > limit:  # characters: at least as many bytes
-        raise StatusDocumentError(
-            "body too large (%d characters, limit %d bytes)" % (len(document), limit)
-        )
-    # The depth cap is checked on status-sized documents; a large result
-    # (Read, Document Intelligence) would pay a pass in Python over every
-    # bracket, so there the decoder's own recursion guard ends a hostile
-    # nesting (RecursionError, below).
+        raise StatusDocumentError("body too large (%d characters, limit %d bytes)"
+                                  % (len(document), limit))
+    # Only status-sized documents pay the depth scan; on a large result the decoder's own
+    # recursion guard ends a hostile nesting.
     if len(document) <= MAX_DOCUMENT_BYTES and \
             document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
         _check_depth(document)
@@ -1589,51 +1496,36 @@ _JSON_DECODER = _json.JSONDecoder(object_pairs_hook=_unique_object,
 # Retry policy ################################################################
 ###############################################################################
 
-#: Shortest wait between two polls, in seconds. Small objects finish in
-#: 0.5-1.5 s, so the first polls come quickly.
+#: Shortest wait between two polls, in seconds: small objects finish in 0.5-1.5 s.
 DEFAULT_FLOOR = 0.5
-
-#: Longest wait between two polls, in seconds: also the most a server's
-#: ``Retry-After`` can make us wait. Above azure-core's fixed 30 s so that a
-#: one-hour operation costs fewer billed polls than a fixed 30 s loop.
+#: Longest wait between two polls, in seconds, and the most a ``Retry-After`` usually gets
+#: (above azure-core's fixed 30 s: a one-hour operation costs fewer billed polls).
 DEFAULT_CAP = 60.0
-
-#: Wait between polls as a share of the operation's age: the detection lag
-#: stays under about a fifth of the time the operation took.
+#: Wait between polls as a share of the operation's age (the detection lag stays under ~1/5).
 DEFAULT_GROWTH = 0.2
-
-#: Share of each wait drawn at random (downwards), so that pollers that
-#: started together drift apart.
+#: Share of each wait drawn at random (downwards), so that pollers started together drift apart.
 DEFAULT_JITTER = 0.2
-
 #: First wait after a transient error, doubled on each consecutive one.
 DEFAULT_ERROR_BASE = 1.0
-#: Default bound, in seconds, on retrying an address that has never answered
-#: (connection refused, name not resolved, connect timeout).
+#: Bound, in seconds, on retrying an address that has never answered (refused, not resolved).
 DEFAULT_UNREACHABLE = 30.0
-
-#: Overall deadline of :func:`poll`, in seconds (``None``: no deadline). An
-#: apply takes up to an hour and a take of a large group several hours.
+#: Overall deadline of :func:`poll`, in seconds (``None``: none): an apply takes up to an
+#: hour, a take of a large group several hours.
 DEFAULT_TIMEOUT = 6 * 3600.0
-
 #: Timeout of one HTTP request (connect, send, each read), in seconds.
 DEFAULT_REQUEST_TIMEOUT = 10.0
-#: Default deadline, in seconds, of a request that starts an operation (its
-#: retries after 429 or an unsent request included).
+#: Deadline, in seconds, of a request that starts an operation, its retries included.
 DEFAULT_START_TIMEOUT = 180.0
-
 #: Largest HTTP response body read, in bytes.
 MAX_RESPONSE_BYTES = 1024 * 1024
-
 #: HTTP statuses that are worth another try on a GET.
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
-
 #: Largest delay a server may ask for and still be heard (then clamped).
 _MAX_HINT = 366 * 86400.0
-#: The wait a Face 429 states in its text: "Try again in N seconds." (2019) or
-#: "Please retry after N second(s)." (2021).
+#: The wait a Face 429 states: "Try again in N seconds." or "Please retry after N second(s).".
 _FACE_429 = _LazyRegex(
     r"(?i)(?:try again in|retry after) ([0-9]{1,7}(?:\.[0-9]{1,6})?) second(?:s|\(s\))?")
+_NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
 
 
 def _finite_delay(value: Any, cap: float) -> Optional[float]:
@@ -1644,56 +1536,38 @@ def _finite_delay(value: Any, cap: float) -> Optional[float]:
         value = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    if value != value or value < 0 or value > _MAX_HINT:  # NaN, negative, absurd
-        return None
-    return min(value, cap)
+    return min(value, cap) if 0 <= value <= _MAX_HINT else None  # not NaN, negative, absurd
 
 
 def parse_retry_after(headers: Mapping[str, str], body: Optional[str] = None, *,
                       now: Optional[float] = None) -> Optional[float]:
     """The delay, in seconds, that a response asks for, or ``None``.
 
-    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After``
-    (delta-seconds or an HTTP-date, compared with *now*, a POSIX time that
-    defaults to the wall clock) from *headers* (lower-case keys), then the
-    Face 429 text from *body*: "Try again in N seconds." or, as the 2021
-    service wrote it, "Please retry after N second(s).". Anything that is not
-    a sane, finite, non-negative number is ignored, never raised.
+    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After`` (delta-seconds or
+    an HTTP-date, compared with *now*, a POSIX time, default the wall clock) from *headers*
+    (lower-case keys), then the Face 429 text of *body* ("Try again in N seconds.", "Please
+    retry after N second(s)."). What is not a sane, finite, non-negative number is ignored.
     """
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001),
+                        ("retry-after", 1)):
         raw = headers.get(name)
         if raw is not None:
             value = _header_number(raw)
+            if value is None and scale == 1:
+                value = _http_date_delay(raw, now)
             if value is not None:
                 return value * scale
-    raw = headers.get("retry-after")
-    if raw is not None:
-        value = _header_number(raw)
-        if value is not None:
-            return value
-        value = _http_date_delay(raw, now)
-        if value is not None:
-            return value
-    if body:
-        match = _FACE_429.search(body[:4096])
-        if match:
-            return float(match.group(1))
-    return None
-
-
-_NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+    match = _FACE_429.search(body[:4096]) if body else None
+    return float(match.group(1)) if match else None
 
 
 def _header_number(raw: str) -> Optional[float]:
-    """A plain, ASCII, non-negative number of at most 10 integer digits.
-
-    A header sent twice arrives joined with ``,``: the first value counts.
-    """
+    """A plain non-negative number; of a header sent twice (joined with ``,``), the first."""
     text = raw.split(",", 1)[0].strip(" \t")
-    if _NUMBER.fullmatch(text):
-        value = float(text)
-        return value if value <= _MAX_HINT else None
-    return None
+    if not _NUMBER.fullmatch(text):
+        return None
+    value = float(text)
+    return value if value <= _MAX_HINT else None
 
 
 def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
@@ -1701,7 +1575,6 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
     if not text or len(text) > 64 or not text.isascii() or text[0] in "0123456789":
         return None
     from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -1710,10 +1583,8 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=_UTC)
-    if now is None:
-        now = _time.time()
     try:
-        delay = when.timestamp() - now
+        delay = when.timestamp() - (_time.time() if now is None else now)
     except (OverflowError, ValueError, OSError):
         return None
     return max(0.0, delay) if delay <= _MAX_HINT else None
@@ -1723,22 +1594,14 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
 class RetryPolicy:
     """When to poll again, and which errors are worth another try.
 
-    Immutable, like urllib3's ``Retry``: derive a variant with
-    ``dataclasses.replace(policy, cap=30)``.
-
-    Between polls the wait is ``growth`` times the operation's age, kept
-    within [``floor``, ``cap``] and lowered at random by up to ``jitter``
-    of itself: quick operations are seen quickly (0.5 s steps at first),
-    long ones are not hammered (one poll a minute at most, after about five
-    minutes). After a transient error the wait is ``error_base`` doubled
-    per consecutive error, within [``floor``, ``cap``], half of it random.
-    A server's ``Retry-After`` (and kin) replaces the computed wait, still
-    within [``floor``, ``cap``] and the time left. ``max_errors`` bounds the
-    consecutive transient errors (``None``: only the deadline does).
-    ``unreachable`` bounds, in seconds, the retries of a poll whose address
-    has never answered at all (refused, not resolved, connect timeout: a
-    wrong endpoint, most likely); ``None``: only the deadline does. Once
-    the service has answered, errors are retried up to the deadline.
+    Immutable: derive a variant with ``dataclasses.replace(policy, cap=30)``. Between polls
+    the wait is ``growth`` times the operation's age, within [``floor``, ``cap``], lowered at
+    random by up to ``jitter`` of itself. After a transient error it is ``error_base`` doubled
+    per consecutive error, within [``floor``, ``cap``], half of it random. A server's
+    ``Retry-After`` replaces the computed wait, still within [``floor``, ``cap``] and the time
+    left. ``max_errors`` bounds the consecutive transient errors; ``unreachable`` bounds, in
+    seconds, the retries of a poll whose address has never answered (refused, not resolved,
+    connect timeout); ``None``: only the deadline does.
     """
 
     floor: float = DEFAULT_FLOOR
@@ -1753,20 +1616,19 @@ class RetryPolicy:
     def __post_init__(self):
         for name in ("floor", "cap", "growth", "jitter", "error_base"):
             value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or _finite_delay(value, float("inf")) is None):
+            if not isinstance(value, (int, float)) or _finite_delay(value, float("inf")) is None:
                 raise ValueError("RetryPolicy.%s must be a finite number >= 0, not %r"
                                  % (name, value))
-        if self.max_errors is not None and (
-                isinstance(self.max_errors, bool) or not isinstance(self.max_errors, int)
-                or self.max_errors < 0):
+        errors = self.max_errors
+        if errors is not None and (isinstance(errors, bool) or not isinstance(errors, int)
+                                   or errors < 0):
             raise ValueError("RetryPolicy.max_errors must be None or an int >= 0, not %r"
-                             % (self.max_errors,))
-        if self.unreachable is not None and (
-                isinstance(self.unreachable, bool) or not isinstance(self.unreachable, (int, float))
-                or _finite_delay(self.unreachable, float("inf")) is None):
+                             % (errors,))
+        value = self.unreachable
+        if value is not None and (not isinstance(value, (int, float))
+                                  or _finite_delay(value, float("inf")) is None):
             raise ValueError("RetryPolicy.unreachable must be None or a finite number >= 0, "
-                             "not %r" % (self.unreachable,))
+                             "not %r" % (value,))
         if not 0 <= self.jitter <= 1:
             raise ValueError("RetryPolicy.jitter must be within 0..1, not %r" % (self.jitter,))
         if self.floor > self.cap:
@@ -1792,26 +1654,16 @@ class RetryPolicy:
 
     def clamp_hint(self, delay: Any, time_left: Optional[float] = None,
                    ceiling: Optional[float] = MAX_SERVER_WAIT) -> float:
-        """A wait the *service* asked for (``Retry-After``): honoured above
-        ``cap`` up to *ceiling* (ARM asks for up to 10 minutes; ``None``: the
-        cap), never below ``floor`` nor past the time left."""
-        if ceiling is None:
-            return self.clamp(delay, time_left)
-        ceiling = max(ceiling, self.cap)
-        value = _finite_delay(delay, ceiling)
+        """A wait the *service* asked for (``Retry-After``): honoured above ``cap`` up to
+        *ceiling* (``None``: the cap), never below ``floor`` nor past the time left."""
+        value = _finite_delay(delay, self.cap if ceiling is None else max(ceiling, self.cap))
         value = self.floor if value is None else max(self.floor, value)
-        if time_left is not None:
-            value = min(value, max(0.0, time_left))
-        return value
+        return value if time_left is None else min(value, max(0.0, time_left))
 
     def clamp(self, delay: Any, time_left: Optional[float] = None) -> float:
-        """*delay* kept within [floor, cap] and the time left; a value that is
-        not a sane number (NaN, inf, negative, garbage) becomes the floor."""
-        value = _finite_delay(delay, self.cap)
-        value = self.floor if value is None else max(self.floor, value)
-        if time_left is not None:
-            value = min(value, max(0.0, time_left))
-        return value
+        """*delay* kept within [floor, cap] and the time left; a value that is not a sane
+        number (NaN, inf, negative, garbage) becomes the floor."""
+        return self.clamp_hint(delay, time_left, None)
 
 
 ###############################################################################
