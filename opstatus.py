@@ -889,15 +889,11 @@ def format_datetime(dt: _datetime.datetime) -> str:
 # The OperationStatus model ###################################################
 ###############################################################################
 
-#: Largest status document :meth:`OperationStatus.from_json` reads, in bytes (real ones: ~200).
-MAX_DOCUMENT_BYTES = 64 * 1024
-#: Deepest nesting of arrays and objects accepted in a status document (real ones are flat).
-MAX_DOCUMENT_DEPTH = 32
-#: Largest document read under a vocabulary other than ``"face"``, in bytes: Read and
-#: Document Intelligence put their (often several MB) result in the final status.
+MAX_DOCUMENT_BYTES = 64 * 1024  #: Largest status document read under ``"face"``, in bytes.
+MAX_DOCUMENT_DEPTH = 32  #: Deepest nesting of arrays and objects in a status document.
+#: Largest document read under other vocabularies, in bytes (Read puts its result there).
 MAX_RESULT_BYTES = 64 * 1024 * 1024
-#: Longest wait a service's ``Retry-After`` is honoured for, in seconds, even above the
-#: policy's ``cap`` (ARM sends 10 s to 10 minutes).
+#: Longest ``Retry-After`` honoured, in seconds, even above the policy's ``cap`` (ARM: 10 min).
 MAX_SERVER_WAIT = 600.0
 
 _WIRE_BY_FIELD = {"status": "status", "created_time": "createdTime",
@@ -915,12 +911,9 @@ _TARGET_TYPES = frozenset(("facelist", "largefacelist", "persongroup", "largeper
 
 @_dataclasses.dataclass(frozen=True)
 class ResourceRef:
-    """What a succeeded operation produced, read from ``resourceLocation``.
-
-    ``kind`` is ``"snapshot"`` for a take, or the target's type for an apply (``"persongroup"``,
-    ``"largepersongroup"``, ``"facelist"``, ``"largefacelist"``); ``id`` is the snapshot id or
-    the target's objectId; ``path`` is the location as the service sent it.
-    """
+    """What a succeeded operation produced, read from ``resourceLocation``: ``kind`` is
+    ``"snapshot"`` (a take) or the target's type (an apply: ``"persongroup"``, ``"facelist"``,
+    ...), ``id`` the snapshot id or objectId, ``path`` the location as sent."""
 
     kind: str
     id: str
@@ -941,24 +934,16 @@ def _check_number(value, what, kinds, least):
 
 @_dataclasses.dataclass(frozen=True)
 class Vocabulary:
-    """How one family of services writes its status documents: data, no code::
+    """How one family of services writes its status documents: data, no code.
 
-        MY_SERVICE = opstatus.Vocabulary(
-            "my-service", succeeded=["done"], failed=["broken"],
-            running=["queued", "working"], created_fields=["submittedAt"],
-            error_paths=["problem.detail"])
-        opstatus.poll(url, key=key, vocabulary=MY_SERVICE)
-
-    Words are matched case-insensitively. ``unknown`` says what any other word means:
-    ``"error"`` (fail closed: :class:`StatusDocumentError`) or ``"running"`` (ARM's contract;
-    the deadline still ends it). ``created_fields`` / ``updated_fields`` name the time fields,
-    first found wins. ``error_paths`` are dotted paths to a failure message
-    (``errors.0.message``); the ``code`` beside it is the failure code. ``url_headers`` name
-    the headers that may hold a started operation's URL, by preference. With
+    Words match case-insensitively; ``unknown`` says what any other word means: ``"error"``
+    (fail closed) or ``"running"`` (ARM; the deadline still ends it). ``created_fields`` /
+    ``updated_fields`` name the time fields (first found wins); ``error_paths`` are dotted
+    paths to a failure message (``errors.0.message``), the ``code`` beside it being its code;
+    ``url_headers`` may hold a started operation's URL, by preference. With
     ``accepted_means_running``, a ``202`` is "still running" and a ``200``/``201``/``204``
-    without a status word ends it, its body being the result (ARM ``Location``).
-    ``max_bytes`` caps a document; ``max_server_wait`` is the longest ``Retry-After``
-    honoured, above the policy's cap (``None``: the cap).
+    without a status word ends it, its body the result. ``max_bytes`` caps a document;
+    ``max_server_wait`` is the longest ``Retry-After`` honoured (``None``: the policy's cap).
     """
 
     name: str
@@ -1002,8 +987,7 @@ class Vocabulary:
         setattr_(self, "_outcomes", outcomes)
 
     def outcome(self, word: Any) -> Status:
-        """The :class:`Status` that *word* means here; an unknown word is a
-        :class:`StatusDocumentError` (or running, if ``unknown="running"``)."""
+        """The :class:`Status` *word* means here; :class:`StatusDocumentError` if unknown."""
         if not isinstance(word, str):
             raise StatusDocumentError("expected a string, got %s" % type(word).__name__,
                                       self.status_field)
@@ -1022,35 +1006,30 @@ FACE = Vocabulary("face", running=("notstarted", "running"), created_fields=("cr
                   updated_fields=("lastActionTime",), created_required=True,
                   error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES, max_server_wait=None)
 
-#: The built-in vocabularies by name (see ``docs`` in the README).
+#: The built-in vocabularies by name.
 VOCABULARIES = {
     "face": FACE,
-    # The Azure REST guidelines' status monitor: Computer Vision Read, Form Recognizer /
-    # Document Intelligence (``completed`` is a success), Speech batch transcription,
-    # Language jobs without partial results, Face v1.2.
+    # The Azure REST guidelines' status monitor: Read, Document Intelligence (``completed``
+    # succeeds), Speech batch transcription, Language jobs without partial results, Face v1.2.
     "azure": Vocabulary(
         "azure", succeeded=("succeeded", "completed"), failed=("failed",),
         canceled=("canceled", "cancelled"), running=("notstarted", "running"),
         created_fields=("createdDateTime", "createdTime"),
         updated_fields=("lastUpdatedDateTime", "lastActionDateTime", "lastActionTime"),
-        error_paths=("error.message", "properties.error.message", "errors.0.message",
-                     "message"),
+        error_paths=("error.message", "properties.error.message", "errors.0.message", "message"),
         url_headers=("Operation-Location", "Location")),
     # Translator document batches: ValidationFailed fails, Cancelling runs.
     "translator": Vocabulary(
         "translator", succeeded=("succeeded",), failed=("failed", "validationfailed"),
         canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
-        created_fields=("createdDateTimeUtc",), updated_fields=("lastActionDateTimeUtc",),
-        error_paths=("error.message",)),
+        created_fields=("createdDateTimeUtc",), updated_fields=("lastActionDateTimeUtc",)),
     # Language analyze-text jobs: partial results are a success, errors kept.
     "language": Vocabulary(
         "language", succeeded=("succeeded", "partiallycompleted", "partiallysucceeded"),
-        failed=("failed",), canceled=("cancelled", "canceled"),
-        running=("notstarted", "running", "cancelling"),
-        created_fields=("createdDateTime",), updated_fields=("lastUpdatedDateTime",),
+        canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
         error_paths=("errors.0.message", "error.message")),
-    # Azure Resource Manager: Azure-AsyncOperation status documents, or Location polling
-    # (202 until done). Only three words end it.
+    # Azure Resource Manager: Azure-AsyncOperation documents, or Location polling (202 until
+    # done). Only three words end it.
     "arm": Vocabulary(
         "arm", succeeded=("succeeded",), failed=("failed",), canceled=("canceled",),
         running=("notstarted", "accepted", "inprogress", "running", "creating", "updating",
@@ -1062,14 +1041,12 @@ VOCABULARIES = {
 
 
 def vocabulary(name: str) -> Vocabulary:
-    """The built-in :class:`Vocabulary` called *name* (case-insensitive); ``ValueError``
-    listing the known ones otherwise."""
-    if isinstance(name, str):
-        found = VOCABULARIES.get(name.lower())
-        if found is not None:
-            return found
-    raise ValueError("unknown vocabulary %s; known: %s"
-                     % (_short_repr(name), ", ".join(VOCABULARIES)))
+    """The built-in :class:`Vocabulary` called *name* (case-insensitive), else ``ValueError``."""
+    found = VOCABULARIES.get(name.lower()) if isinstance(name, str) else None
+    if found is None:
+        raise ValueError("unknown vocabulary %s; known: %s"
+                         % (_short_repr(name), ", ".join(VOCABULARIES)))
+    return found
 
 
 def _vocabulary_of(value: Any) -> Vocabulary:
@@ -1087,27 +1064,22 @@ def _field(index, names):
     return None
 
 
-def _at_path(data, path):
-    """The value at a dotted *path* (``errors.0.message``), and its parent."""
-    parent, node = None, data
-    for step in path.split("."):
-        parent = node
-        if isinstance(node, _Mapping):
-            node = node.get(step)
-        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
-            node = node[int(step)]
-        else:
-            return None, None
-    return node, parent
-
-
 def _failure_reason(data, vocab):
-    """(code, message) from the first error path that holds a message."""
+    """(code, message) from the first error path (``errors.0.message``) to a message."""
     for path in vocab.error_paths:
-        message, parent = _at_path(data, path)
-        if isinstance(message, str):
+        parent, node = None, data
+        for step in path.split("."):
+            parent = node
+            if isinstance(node, _Mapping):
+                node = node.get(step)
+            elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+                node = node[int(step)]
+            else:
+                node = None
+                break
+        if isinstance(node, str):
             code = parent.get("code") if isinstance(parent, _Mapping) else None
-            return (code if isinstance(code, str) else None), message
+            return (code if isinstance(code, str) else None), node
     return None, None
 
 
@@ -1183,8 +1155,7 @@ def _read_document(cls, data, vocab):
     found = _field(index, (vocab.status_field,))
     if found is None:
         raise StatusDocumentError("missing (a required field)", vocab.status_field)
-    raw = found[1]
-    status = vocab.outcome(raw)
+    status = vocab.outcome(found[1])
     created, updated = (None if hit is None else _as_time(hit[1], hit[0]) for hit in
                         (_field(index, vocab.created_fields), _field(index, vocab.updated_fields)))
     if created is None and vocab.created_required:
@@ -1192,7 +1163,7 @@ def _read_document(cls, data, vocab):
     code, message = _failure_reason(data, vocab)
     location = _field(index, ("resourceLocation",))
     location = location[1] if location is not None and isinstance(location[1], str) else None
-    return cls(status, created, updated, message, location, raw_status=raw, document=data,
+    return cls(status, created, updated, message, location, raw_status=found[1], document=data,
                error_code=code)
 
 
@@ -1222,18 +1193,10 @@ def _as_time(value: Any, wire: str) -> _datetime.datetime:
 class OperationStatus:
     """The status of an asynchronous operation (take or apply a snapshot).
 
-    Build one from the wire with :meth:`from_json` or :meth:`from_dict`; both read the 2019
-    dialect (PascalCase keys, explicit nulls, ``notStarted``) and the 2021 one (camelCase,
-    extra ``finishedTime``)::
-
-        >>> s = OperationStatus.from_json(
-        ...     '{"status": "succeeded", "createdTime": "2021-06-08T22:28:33.54Z",'
-        ...     ' "resourceLocation": "/snapshots/abc", "finishedTime": "x"}')
-        >>> s.status, s.snapshot_id, s.extra["finishedTime"]
-        (<Status.SUCCEEDED: 'succeeded'>, 'abc', 'x')
-
-    Datetimes are aware and in UTC. Keys the model does not know are kept in :attr:`extra`
-    (read-only), which takes no part in equality or hashing.
+    Build one with :meth:`from_json` or :meth:`from_dict`; both read the 2019 dialect
+    (PascalCase keys, explicit nulls, ``notStarted``) and the 2021 one (camelCase). Datetimes
+    are aware and in UTC. Keys the model does not know are kept in :attr:`extra` (read-only),
+    which takes no part in equality or hashing.
     """
 
     status: Status
@@ -1267,8 +1230,7 @@ class OperationStatus:
             if not isinstance(value, _types.MappingProxyType):
                 setattr_(self, name, _types.MappingProxyType(dict(value)))
 
-    def __reduce__(self):
-        # A read-only mapping does not pickle: rebuild from the init fields.
+    def __reduce__(self):  # a read-only mapping does not pickle: rebuild from the init fields
         args = tuple(dict(value) if isinstance(value, _types.MappingProxyType) else value
                      for value in (getattr(self, f.name) for f in _dataclasses.fields(self)
                                    if f.init))
@@ -1276,13 +1238,12 @@ class OperationStatus:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, vocabulary: Any = None) -> OperationStatus:
-        """Read a decoded status document.
+        """Read a decoded status document, as *vocabulary* (a :class:`Vocabulary` or a
+        built-in's name; default ``"face"``) says the service writes it.
 
-        *vocabulary* (a :class:`Vocabulary` or a built-in's name; default ``"face"``) says how
-        the service writes it. Keys are matched case-insensitively; ``null`` is the same as
-        absent. Under ``"face"``, ``location`` is read as ``resourceLocation`` (which wins if
-        both are there) and ``createdTime`` is required. Raises :class:`StatusDocumentError`
-        naming the field.
+        Keys match case-insensitively; ``null`` is the same as absent. Under ``"face"``,
+        ``location`` is read as ``resourceLocation`` (which wins if both are there) and
+        ``createdTime`` is required. Raises :class:`StatusDocumentError` naming the field.
         """
         if not isinstance(data, _Mapping):
             raise StatusDocumentError("expected a JSON object, got %s" % _json_type_name(data))
@@ -1297,10 +1258,8 @@ class OperationStatus:
                   vocabulary: Any = None) -> OperationStatus:
         """Read a status document from JSON text or bytes (UTF-8, -16 or -32).
 
-        Documents larger than *max_bytes* (default: the vocabulary's cap,
-        :data:`MAX_DOCUMENT_BYTES` for ``"face"``) or nested deeper than
-        :data:`MAX_DOCUMENT_DEPTH` are refused, as are ``NaN``, ``Infinity`` and duplicate
-        keys. *vocabulary* as for :meth:`from_dict`.
+        Refuses documents over *max_bytes* (default: the vocabulary's cap) or nested deeper
+        than :data:`MAX_DOCUMENT_DEPTH`, ``NaN``, ``Infinity`` and duplicate keys.
         """
         if vocabulary is None or vocabulary is FACE:
             return cls.from_dict(_load_json_object(document, max_bytes))
@@ -1309,8 +1268,8 @@ class OperationStatus:
         return cls.from_dict(_load_json_object(document, limit), vocabulary=vocab)
 
     def to_dict(self, *, include_extra: bool = False) -> Dict[str, Any]:
-        """The document in the seed's camelCase, absent optionals left out;
-        ``from_dict(s.to_dict()) == s``. *include_extra* adds the unknown keys read."""
+        """The document in camelCase, absent optionals left out (``from_dict`` reads it back);
+        *include_extra* adds the unknown keys read."""
         out: Dict[str, Any] = {"status": self.status.value}
         for name in ("created_time", "last_action_time", "message", "resource_location"):
             value = getattr(self, name)
@@ -1352,9 +1311,7 @@ class OperationStatus:
         if "://" in path:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
         parts = [p for p in path.split("/") if p]
-        if len(parts) < 2:
-            return None
-        kind = parts[-2].lower()
+        kind = parts[-2].lower() if len(parts) >= 2 else None
         if kind == "snapshots":
             kind = "snapshot"
         elif kind not in _TARGET_TYPES:
@@ -1423,8 +1380,7 @@ def _finite_float(text):
 
 
 def _check_depth(document: str) -> None:
-    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass over the brackets,
-    quotes and backslashes (strings are skipped)."""
+    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass (strings skipped)."""
     depth, in_string, skip = 0, False, -1
     for match in _JSON_SPECIAL.finditer(document):
         at = match.start()
@@ -1470,8 +1426,7 @@ def _load_json_object(document: Union[str, bytes, bytearray],
     elif len(document) > limit:  # characters: at least as many bytes
         raise StatusDocumentError("body too large (%d characters, limit %d bytes)"
                                   % (len(document), limit))
-    # Only status-sized documents pay the depth scan; on a large result the decoder's own
-    # recursion guard ends a hostile nesting.
+    # Large results skip the scan: the decoder's recursion guard ends a hostile nesting there.
     if len(document) <= MAX_DOCUMENT_BYTES and \
             document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
         _check_depth(document)
@@ -1496,32 +1451,20 @@ _JSON_DECODER = _json.JSONDecoder(object_pairs_hook=_unique_object,
 # Retry policy ################################################################
 ###############################################################################
 
-#: Shortest wait between two polls, in seconds: small objects finish in 0.5-1.5 s.
-DEFAULT_FLOOR = 0.5
+DEFAULT_FLOOR = 0.5  #: Shortest wait between two polls, in seconds.
 #: Longest wait between two polls, in seconds, and the most a ``Retry-After`` usually gets
 #: (above azure-core's fixed 30 s: a one-hour operation costs fewer billed polls).
 DEFAULT_CAP = 60.0
-#: Wait between polls as a share of the operation's age (the detection lag stays under ~1/5).
-DEFAULT_GROWTH = 0.2
-#: Share of each wait drawn at random (downwards), so that pollers started together drift apart.
-DEFAULT_JITTER = 0.2
-#: First wait after a transient error, doubled on each consecutive one.
-DEFAULT_ERROR_BASE = 1.0
-#: Bound, in seconds, on retrying an address that has never answered (refused, not resolved).
-DEFAULT_UNREACHABLE = 30.0
-#: Overall deadline of :func:`poll`, in seconds (``None``: none): an apply takes up to an
-#: hour, a take of a large group several hours.
-DEFAULT_TIMEOUT = 6 * 3600.0
-#: Timeout of one HTTP request (connect, send, each read), in seconds.
-DEFAULT_REQUEST_TIMEOUT = 10.0
-#: Deadline, in seconds, of a request that starts an operation, its retries included.
-DEFAULT_START_TIMEOUT = 180.0
-#: Largest HTTP response body read, in bytes.
-MAX_RESPONSE_BYTES = 1024 * 1024
-#: HTTP statuses that are worth another try on a GET.
-RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
-#: Largest delay a server may ask for and still be heard (then clamped).
-_MAX_HINT = 366 * 86400.0
+DEFAULT_GROWTH = 0.2  #: Wait between polls as a share of the operation's age.
+DEFAULT_JITTER = 0.2  #: Share of each wait drawn at random (downwards).
+DEFAULT_ERROR_BASE = 1.0  #: First wait after a transient error, doubled on each next one.
+DEFAULT_UNREACHABLE = 30.0  #: Seconds of retries for an address that has never answered.
+DEFAULT_TIMEOUT = 6 * 3600.0  #: Deadline of :func:`poll`, in seconds (a take may last hours).
+DEFAULT_REQUEST_TIMEOUT = 10.0  #: Timeout of one HTTP request (connect, send, each read).
+DEFAULT_START_TIMEOUT = 180.0  #: Deadline of a request that starts an operation, retries too.
+MAX_RESPONSE_BYTES = 1024 * 1024  #: Largest HTTP response body read, in bytes.
+RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))  #: Worth another try on a GET.
+_MAX_HINT = 366 * 86400.0  # the largest delay a server may ask for and still be heard
 #: The wait a Face 429 states: "Try again in N seconds." or "Please retry after N second(s).".
 _FACE_429 = _LazyRegex(
     r"(?i)(?:try again in|retry after) ([0-9]{1,7}(?:\.[0-9]{1,6})?) second(?:s|\(s\))?")
@@ -1543,10 +1486,10 @@ def parse_retry_after(headers: Mapping[str, str], body: Optional[str] = None, *,
                       now: Optional[float] = None) -> Optional[float]:
     """The delay, in seconds, that a response asks for, or ``None``.
 
-    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After`` (delta-seconds or
-    an HTTP-date, compared with *now*, a POSIX time, default the wall clock) from *headers*
-    (lower-case keys), then the Face 429 text of *body* ("Try again in N seconds.", "Please
-    retry after N second(s)."). What is not a sane, finite, non-negative number is ignored.
+    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After`` (seconds or an
+    HTTP-date, against *now*, a POSIX time, default the wall clock) from *headers* (lower-case
+    keys), then the Face 429 text of *body* ("Try again in N seconds.", "Please retry after N
+    second(s)."). Anything not a sane, finite, non-negative number is ignored, never raised.
     """
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001),
                         ("retry-after", 1)):
@@ -1592,14 +1535,14 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
 
 @_dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """When to poll again, and which errors are worth another try.
+    """When to poll again, and which errors are worth another try; immutable (derive a
+    variant with ``dataclasses.replace(policy, cap=30)``).
 
-    Immutable: derive a variant with ``dataclasses.replace(policy, cap=30)``. Between polls
-    the wait is ``growth`` times the operation's age, within [``floor``, ``cap``], lowered at
-    random by up to ``jitter`` of itself. After a transient error it is ``error_base`` doubled
-    per consecutive error, within [``floor``, ``cap``], half of it random. A server's
-    ``Retry-After`` replaces the computed wait, still within [``floor``, ``cap``] and the time
-    left. ``max_errors`` bounds the consecutive transient errors; ``unreachable`` bounds, in
+    Between polls the wait is ``growth`` times the operation's age, within [``floor``,
+    ``cap``], lowered at random by up to ``jitter`` of itself. After a transient error it is
+    ``error_base`` doubled per consecutive error, within [``floor``, ``cap``], half of it
+    random. A server's ``Retry-After`` replaces the computed wait, within the same bounds and
+    the time left. ``max_errors`` bounds the consecutive transient errors; ``unreachable``, in
     seconds, the retries of a poll whose address has never answered (refused, not resolved,
     connect timeout); ``None``: only the deadline does.
     """
@@ -1661,8 +1604,7 @@ class RetryPolicy:
         return value if time_left is None else min(value, max(0.0, time_left))
 
     def clamp(self, delay: Any, time_left: Optional[float] = None) -> float:
-        """*delay* kept within [floor, cap] and the time left; a value that is not a sane
-        number (NaN, inf, negative, garbage) becomes the floor."""
+        """*delay* within [floor, cap] and the time left; not a sane number: the floor."""
         return self.clamp_hint(delay, time_left, None)
 
 
