@@ -1002,9 +1002,9 @@ class Vocabulary:
 
 
 #: Face v1.0 snapshots (the default): exactly as strict as the service.
-FACE = Vocabulary("face", running=("notstarted", "running"), created_fields=("createdTime",),
-                  updated_fields=("lastActionTime",), created_required=True,
-                  error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES, max_server_wait=None)
+FACE = Vocabulary("face", created_fields=("createdTime",), updated_fields=("lastActionTime",),
+                  created_required=True, error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES,
+                  max_server_wait=None)
 
 #: The built-in vocabularies by name.
 VOCABULARIES = {
@@ -1012,28 +1012,26 @@ VOCABULARIES = {
     # The Azure REST guidelines' status monitor: Read, Document Intelligence (``completed``
     # succeeds), Speech batch transcription, Language jobs without partial results, Face v1.2.
     "azure": Vocabulary(
-        "azure", succeeded=("succeeded", "completed"), failed=("failed",),
-        canceled=("canceled", "cancelled"), running=("notstarted", "running"),
+        "azure", succeeded=("succeeded", "completed"), canceled=("canceled", "cancelled"),
         created_fields=("createdDateTime", "createdTime"),
         updated_fields=("lastUpdatedDateTime", "lastActionDateTime", "lastActionTime"),
         error_paths=("error.message", "properties.error.message", "errors.0.message", "message"),
         url_headers=("Operation-Location", "Location")),
     # Translator document batches: ValidationFailed fails, Cancelling runs.
     "translator": Vocabulary(
-        "translator", succeeded=("succeeded",), failed=("failed", "validationfailed"),
-        canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
-        created_fields=("createdDateTimeUtc",), updated_fields=("lastActionDateTimeUtc",)),
+        "translator", failed=("failed", "validationfailed"), canceled=("cancelled", "canceled"),
+        running=("notstarted", "running", "cancelling"), created_fields=("createdDateTimeUtc",),
+        updated_fields=("lastActionDateTimeUtc",)),
     # Language analyze-text jobs: partial results are a success, errors kept.
     "language": Vocabulary(
         "language", succeeded=("succeeded", "partiallycompleted", "partiallysucceeded"),
         canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
         error_paths=("errors.0.message", "error.message")),
     # Azure Resource Manager: Azure-AsyncOperation documents, or Location polling (202 until
-    # done). Only three words end it.
+    # done). Only succeeded, failed and canceled end it.
     "arm": Vocabulary(
-        "arm", succeeded=("succeeded",), failed=("failed",), canceled=("canceled",),
-        running=("notstarted", "accepted", "inprogress", "running", "creating", "updating",
-                 "deleting"),
+        "arm", canceled=("canceled",), running=("notstarted", "accepted", "inprogress",
+                                                "running", "creating", "updating", "deleting"),
         unknown="running", created_fields=("startTime",), updated_fields=("endTime",),
         error_paths=("error.message", "properties.error.message"),
         url_headers=("Azure-AsyncOperation", "Location"), accepted_means_running=True),
@@ -1127,8 +1125,7 @@ def _read_face(cls, data):
     last, message, location = (values.get("lastactiontime"), values.get("message"),
                                values.get("resourcelocation"))
     if cls is not OperationStatus:  # a subclass: its own __init__ and checks
-        return cls(status, created, last, message, location, extra, raw_status=raw,
-                   document=data)
+        return cls(status, created, last, message, location, extra, raw_status=raw, document=data)
     for value, wire in ((message, "message"), (location, "resourceLocation")):
         if value is not None and not isinstance(value, str):
             raise StatusDocumentError("expected a string, got %s" % type(value).__name__, wire)
@@ -1231,10 +1228,9 @@ class OperationStatus:
                 setattr_(self, name, _types.MappingProxyType(dict(value)))
 
     def __reduce__(self):  # a read-only mapping does not pickle: rebuild from the init fields
-        args = tuple(dict(value) if isinstance(value, _types.MappingProxyType) else value
-                     for value in (getattr(self, f.name) for f in _dataclasses.fields(self)
-                                   if f.init))
-        return (type(self), args)
+        values = (getattr(self, f.name) for f in _dataclasses.fields(self) if f.init)
+        return (type(self), tuple(dict(value) if isinstance(value, _types.MappingProxyType)
+                                  else value for value in values))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, vocabulary: Any = None) -> OperationStatus:
@@ -1494,23 +1490,16 @@ def parse_retry_after(headers: Mapping[str, str], body: Optional[str] = None, *,
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001),
                         ("retry-after", 1)):
         raw = headers.get(name)
-        if raw is not None:
-            value = _header_number(raw)
-            if value is None and scale == 1:
-                value = _http_date_delay(raw, now)
-            if value is not None:
-                return value * scale
+        if raw is None:
+            continue
+        number = _NUMBER.fullmatch(raw.split(",", 1)[0].strip(" \t"))  # sent twice: the first
+        value = _finite_delay(number.group(), _MAX_HINT) if number else None
+        if value is None and scale == 1:  # Retry-After may be an HTTP-date
+            value = _http_date_delay(raw, now)
+        if value is not None:
+            return value * scale
     match = _FACE_429.search(body[:4096]) if body else None
     return float(match.group(1)) if match else None
-
-
-def _header_number(raw: str) -> Optional[float]:
-    """A plain non-negative number; of a header sent twice (joined with ``,``), the first."""
-    text = raw.split(",", 1)[0].strip(" \t")
-    if not _NUMBER.fullmatch(text):
-        return None
-    value = float(text)
-    return value if value <= _MAX_HINT else None
 
 
 def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
