@@ -891,6 +891,7 @@ def format_datetime(dt: _datetime.datetime) -> str:
 
 MAX_DOCUMENT_BYTES = 64 * 1024  #: Largest status document read under ``"face"``, in bytes.
 MAX_DOCUMENT_DEPTH = 32  #: Deepest nesting of arrays and objects in a status document.
+_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')  # what the depth scan looks at
 #: Largest document read under other vocabularies, in bytes (Read puts its result there).
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: Longest ``Retry-After`` honoured, in seconds, even above the policy's ``cap`` (ARM: 10 min).
@@ -936,13 +937,11 @@ def _check_number(value, what, kinds, least):
 class Vocabulary:
     """How one family of services writes its status documents: data, no code.
 
-    Words match case-insensitively; ``unknown`` says what any other word means: ``"error"``
-    (fail closed) or ``"running"`` (ARM; the deadline still ends it). ``created_fields`` /
-    ``updated_fields`` name the time fields (first found wins); ``error_paths`` are dotted
-    paths to a failure message (``errors.0.message``), the ``code`` beside it being its code;
-    ``url_headers`` may hold a started operation's URL, by preference. With
-    ``accepted_means_running``, a ``202`` is "still running" and a ``200``/``201``/``204``
-    without a status word ends it, its body the result. ``max_bytes`` caps a document;
+    Words match case-insensitively; any other word is an error, or running if ``unknown`` is
+    ``"running"``. Time fields: the first found wins. ``error_paths`` are dotted paths to a
+    failure message (``errors.0.message``), the ``code`` beside it its code. ``url_headers``
+    may hold a started operation's URL, by preference. With ``accepted_means_running``, a
+    ``202`` is still running and a ``200``/``201``/``204`` without a status word ends it.
     ``max_server_wait`` is the longest ``Retry-After`` honoured (``None``: the policy's cap).
     """
 
@@ -1081,10 +1080,9 @@ def _failure_reason(data, vocab):
     return None, None
 
 
-def _face_known(data):
-    """The five fields of a Face document as ``{lower wire name: (key, value)}``, and the
-    other keys; duplicates (in any case) refused."""
-    known: Dict[str, Tuple[str, Any]] = {}
+def _read_face(cls, data):
+    """A Face v1.0 document, as strictly as the service writes it (checks done here, once)."""
+    known: Dict[str, Tuple[str, Any]] = {}  # the five fields: {lower wire name: (key, value)}
     extra: Dict[str, Any] = {}
     for key, value in data.items():
         lower = _LOWER_WIRE.get(key)  # the wire's own spellings, without lower()
@@ -1100,20 +1098,12 @@ def _face_known(data):
                 "duplicate key (%s and %s)" % (_short_repr(known[lower][0]), _short_repr(key)),
                 _WIRE_BY_FIELD[_FIELD_BY_WIRE[lower]])
         known[lower] = (key, value)
-    # When both carry a value resourceLocation wins; ``location`` goes with the unknown keys.
-    alias = known.pop("location", None)
-    if alias is not None and alias[1] is not None:
-        current = known.get("resourcelocation")
-        if current is None or current[1] is None:
-            known["resourcelocation"] = alias
+    key, value = known.pop("location", (None, None))
+    if value is not None:  # resourceLocation wins; else ``location`` goes with the unknown keys
+        if known.get("resourcelocation", (None, None))[1] is None:
+            known["resourcelocation"] = (key, value)
         else:
-            extra[alias[0]] = alias[1]
-    return known, extra
-
-
-def _read_face(cls, data):
-    """A Face v1.0 document, as strictly as the service writes it (checks done here, once)."""
-    known, extra = _face_known(data)
+            extra[key] = value
     values = {lower: pair[1] for lower, pair in known.items() if pair[1] is not None}
     raw = values.get("status")
     if raw is None:
@@ -1188,12 +1178,10 @@ def _as_time(value: Any, wire: str) -> _datetime.datetime:
 
 @_dataclasses.dataclass(frozen=True)
 class OperationStatus:
-    """The status of an asynchronous operation (take or apply a snapshot).
+    """The status of an asynchronous operation, read with :meth:`from_json` or :meth:`from_dict`.
 
-    Build one with :meth:`from_json` or :meth:`from_dict`; both read the 2019 dialect
-    (PascalCase keys, explicit nulls, ``notStarted``) and the 2021 one (camelCase). Datetimes
-    are aware and in UTC. Keys the model does not know are kept in :attr:`extra` (read-only),
-    which takes no part in equality or hashing.
+    Datetimes are aware and in UTC. Keys the model does not know are kept in :attr:`extra`
+    (read-only), which takes no part in equality or hashing.
     """
 
     status: Status
@@ -1234,12 +1222,11 @@ class OperationStatus:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, vocabulary: Any = None) -> OperationStatus:
-        """Read a decoded status document, as *vocabulary* (a :class:`Vocabulary` or a
-        built-in's name; default ``"face"``) says the service writes it.
+        """Read a decoded status document as *vocabulary* (a :class:`Vocabulary` or a
+        built-in's name; default ``"face"``) says; :class:`StatusDocumentError` names the field.
 
-        Keys match case-insensitively; ``null`` is the same as absent. Under ``"face"``,
-        ``location`` is read as ``resourceLocation`` (which wins if both are there) and
-        ``createdTime`` is required. Raises :class:`StatusDocumentError` naming the field.
+        Keys match case-insensitively; ``null`` is absent. Under ``"face"`` (2019 and 2021
+        dialects), ``createdTime`` is required and ``location`` is read as ``resourceLocation``.
         """
         if not isinstance(data, _Mapping):
             raise StatusDocumentError("expected a JSON object, got %s" % _json_type_name(data))
@@ -1340,9 +1327,6 @@ def _json_type_name(value: Any) -> str:
         if isinstance(value, kinds):
             return name
     return type(value).__name__
-
-
-_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')
 
 
 def _reject_constant(name):
@@ -1524,16 +1508,14 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
 
 @_dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """When to poll again, and which errors are worth another try; immutable (derive a
-    variant with ``dataclasses.replace(policy, cap=30)``).
+    """When to poll again, and which errors are worth another try (immutable).
 
-    Between polls the wait is ``growth`` times the operation's age, within [``floor``,
-    ``cap``], lowered at random by up to ``jitter`` of itself. After a transient error it is
-    ``error_base`` doubled per consecutive error, within [``floor``, ``cap``], half of it
-    random. A server's ``Retry-After`` replaces the computed wait, within the same bounds and
-    the time left. ``max_errors`` bounds the consecutive transient errors; ``unreachable``, in
-    seconds, the retries of a poll whose address has never answered (refused, not resolved,
-    connect timeout); ``None``: only the deadline does.
+    Between polls the wait is ``growth`` times the operation's age, lowered at random by up
+    to ``jitter`` of itself; after a transient error, ``error_base`` doubled per consecutive
+    error, half of it random; both within [``floor``, ``cap``] and the time left, as is a
+    server's ``Retry-After``, which replaces them. ``max_errors`` bounds the consecutive
+    transient errors; ``unreachable``, in seconds, the retries of a poll whose address never
+    answered (refused, not resolved, connect timeout); ``None``: only the deadline does.
     """
 
     floor: float = DEFAULT_FLOOR
@@ -1546,21 +1528,20 @@ class RetryPolicy:
     unreachable: Optional[float] = DEFAULT_UNREACHABLE
 
     def __post_init__(self):
+        def bad(value):  # not a finite number >= 0
+            return not isinstance(value, (int, float)) or _finite_delay(value, _MAX_HINT) is None
         for name in ("floor", "cap", "growth", "jitter", "error_base"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or _finite_delay(value, float("inf")) is None:
+            if bad(getattr(self, name)):
                 raise ValueError("RetryPolicy.%s must be a finite number >= 0, not %r"
-                                 % (name, value))
+                                 % (name, getattr(self, name)))
         errors = self.max_errors
         if errors is not None and (isinstance(errors, bool) or not isinstance(errors, int)
                                    or errors < 0):
             raise ValueError("RetryPolicy.max_errors must be None or an int >= 0, not %r"
                              % (errors,))
-        value = self.unreachable
-        if value is not None and (not isinstance(value, (int, float))
-                                  or _finite_delay(value, float("inf")) is None):
+        if self.unreachable is not None and bad(self.unreachable):
             raise ValueError("RetryPolicy.unreachable must be None or a finite number >= 0, "
-                             "not %r" % (value,))
+                             "not %r" % (self.unreachable,))
         if not 0 <= self.jitter <= 1:
             raise ValueError("RetryPolicy.jitter must be within 0..1, not %r" % (self.jitter,))
         if self.floor > self.cap:
