@@ -892,10 +892,8 @@ def format_datetime(dt: _datetime.datetime) -> str:
 MAX_DOCUMENT_BYTES = 64 * 1024  #: Largest status document read under ``"face"``, in bytes.
 MAX_DOCUMENT_DEPTH = 32  #: Deepest nesting of arrays and objects in a status document.
 _JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')  # what the depth scan looks at
-#: Largest document read under other vocabularies, in bytes (Read puts its result there).
-MAX_RESULT_BYTES = 64 * 1024 * 1024
-#: Longest ``Retry-After`` honoured, in seconds, even above the policy's ``cap`` (ARM: 10 min).
-MAX_SERVER_WAIT = 600.0
+MAX_RESULT_BYTES = 64 * 1024 * 1024  #: Cap of a document under other vocabularies, in bytes.
+MAX_SERVER_WAIT = 600.0  #: Longest ``Retry-After`` honoured, in seconds, even above ``cap``.
 
 _WIRE_BY_FIELD = {"status": "status", "created_time": "createdTime",
                   "last_action_time": "lastActionTime", "message": "message",
@@ -1239,11 +1237,9 @@ class OperationStatus:
     @classmethod
     def from_json(cls, document: Union[str, bytes, bytearray], *, max_bytes: Optional[int] = None,
                   vocabulary: Any = None) -> OperationStatus:
-        """Read a status document from JSON text or bytes (UTF-8, -16 or -32).
-
-        Refuses documents over *max_bytes* (default: the vocabulary's cap) or nested deeper
-        than :data:`MAX_DOCUMENT_DEPTH`, ``NaN``, ``Infinity`` and duplicate keys.
-        """
+        """Read a status document from JSON text or bytes (UTF-8, -16 or -32); refuses
+        ``NaN``, ``Infinity``, duplicate keys, more than *max_bytes* (default: the vocabulary's
+        cap) and nesting deeper than :data:`MAX_DOCUMENT_DEPTH`."""
         if vocabulary is None or vocabulary is FACE:
             return cls.from_dict(_load_json_object(document, max_bytes))
         vocab = _vocabulary_of(vocabulary)
@@ -1432,9 +1428,7 @@ _JSON_DECODER = _json.JSONDecoder(object_pairs_hook=_unique_object,
 ###############################################################################
 
 DEFAULT_FLOOR = 0.5  #: Shortest wait between two polls, in seconds.
-#: Longest wait between two polls, in seconds, and the most a ``Retry-After`` usually gets
-#: (above azure-core's fixed 30 s: a one-hour operation costs fewer billed polls).
-DEFAULT_CAP = 60.0
+DEFAULT_CAP = 60.0  #: Longest wait between two polls, in seconds.
 DEFAULT_GROWTH = 0.2  #: Wait between polls as a share of the operation's age.
 DEFAULT_JITTER = 0.2  #: Share of each wait drawn at random (downwards).
 DEFAULT_ERROR_BASE = 1.0  #: First wait after a transient error, doubled on each next one.
@@ -1445,8 +1439,7 @@ DEFAULT_START_TIMEOUT = 180.0  #: Deadline of a request that starts an operation
 MAX_RESPONSE_BYTES = 1024 * 1024  #: Largest HTTP response body read, in bytes.
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))  #: Worth another try on a GET.
 _MAX_HINT = 366 * 86400.0  # the largest delay a server may ask for and still be heard
-#: The wait a Face 429 states: "Try again in N seconds." or "Please retry after N second(s).".
-_FACE_429 = _LazyRegex(
+_FACE_429 = _LazyRegex(  # the wait a Face 429 states in its text
     r"(?i)(?:try again in|retry after) ([0-9]{1,7}(?:\.[0-9]{1,6})?) second(?:s|\(s\))?")
 _NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
 
@@ -1464,13 +1457,10 @@ def _finite_delay(value: Any, cap: float) -> Optional[float]:
 
 def parse_retry_after(headers: Mapping[str, str], body: Optional[str] = None, *,
                       now: Optional[float] = None) -> Optional[float]:
-    """The delay, in seconds, that a response asks for, or ``None``.
-
-    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After`` (seconds or an
-    HTTP-date, against *now*, a POSIX time, default the wall clock) from *headers* (lower-case
-    keys), then the Face 429 text of *body* ("Try again in N seconds.", "Please retry after N
-    second(s)."). Anything not a sane, finite, non-negative number is ignored, never raised.
-    """
+    """The delay, in seconds, that a response asks for, or ``None``: ``retry-after-ms``,
+    ``x-ms-retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date, against *now*, default
+    the wall clock) from *headers* (lower-case keys), then the Face 429 text of *body* ("Try
+    again in N seconds."). What is not a sane non-negative number is ignored, never raised."""
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001),
                         ("retry-after", 1)):
         raw = headers.get(name)
