@@ -891,9 +891,9 @@ def format_datetime(dt: _datetime.datetime) -> str:
 
 MAX_DOCUMENT_BYTES = 64 * 1024  #: Largest status document read under ``"face"``, in bytes.
 MAX_DOCUMENT_DEPTH = 32  #: Deepest nesting of arrays and objects in a status document.
-_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')  # what the depth scan looks at
 MAX_RESULT_BYTES = 64 * 1024 * 1024  #: Cap of a document under other vocabularies, in bytes.
 MAX_SERVER_WAIT = 600.0  #: Longest ``Retry-After`` honoured, in seconds, even above ``cap``.
+_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')  # what the depth scan looks at
 
 _WIRE_BY_FIELD = {"status": "status", "created_time": "createdTime",
                   "last_action_time": "lastActionTime", "message": "message",
@@ -1255,8 +1255,7 @@ class OperationStatus:
             if value is not None:
                 out[_WIRE_BY_FIELD[name]] = format_datetime(value) if "time" in name else value
         if include_extra:
-            for key, value in self.extra.items():
-                out.setdefault(key, value)
+            out.update((key, value) for key, value in self.extra.items() if key not in out)
         return out
 
     def to_json(self, *, include_extra: bool = False, **dumps_kwargs: Any) -> str:
