@@ -935,12 +935,13 @@ def _check_number(value, what, kinds, least):
 class Vocabulary:
     """How one family of services writes its status documents: data, no code.
 
-    Words match case-insensitively; any other word is an error, or running if ``unknown`` is
-    ``"running"``. Time fields: the first found wins. ``error_paths`` are dotted paths to a
-    failure message (``errors.0.message``), the ``code`` beside it its code. ``url_headers``
-    may hold a started operation's URL, by preference. With ``accepted_means_running``, a
-    ``202`` is still running and a ``200``/``201``/``204`` without a status word ends it.
-    ``max_server_wait`` is the longest ``Retry-After`` honoured (``None``: the policy's cap).
+    Words match case-insensitively; any other word is a :class:`StatusDocumentError`, or
+    running if ``unknown`` is ``"running"``. Of the time fields, the first found wins.
+    ``error_paths`` are dotted paths to a failure message (``errors.0.message``), the ``code``
+    beside it its code; ``url_headers`` may hold a started operation's URL, by preference.
+    With ``accepted_means_running``, a ``202`` is still running and a ``200``/``201``/``204``
+    without a status word ends it. ``max_bytes`` caps a document; ``max_server_wait`` is the
+    longest ``Retry-After`` honoured (``None``: the policy's cap).
     """
 
     name: str
