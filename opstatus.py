@@ -1142,8 +1142,9 @@ def _read_document(cls, data, vocab):
     if found is None:
         raise StatusDocumentError("missing (a required field)", vocab.status_field)
     status = vocab.outcome(found[1])
-    created, updated = (None if hit is None else _as_time(hit[1], hit[0]) for hit in
-                        (_field(index, vocab.created_fields), _field(index, vocab.updated_fields)))
+    created, updated = _field(index, vocab.created_fields), _field(index, vocab.updated_fields)
+    created = None if created is None else _as_time(created[1], created[0])
+    updated = None if updated is None else _as_time(updated[1], updated[0])
     if created is None and vocab.created_required:
         raise StatusDocumentError("missing (a required field)", vocab.created_fields[0])
     code, message = _failure_reason(data, vocab)
@@ -1201,9 +1202,10 @@ class OperationStatus:
     def __post_init__(self):
         setattr_ = object.__setattr__
         setattr_(self, "status", _status_of(self.status))
-        for name in ("created_time", "last_action_time"):
-            if getattr(self, name) is not None:
-                setattr_(self, name, _as_time(getattr(self, name), _WIRE_BY_FIELD[name]))
+        if self.created_time is not None:
+            setattr_(self, "created_time", _as_time(self.created_time, "createdTime"))
+        if self.last_action_time is not None:
+            setattr_(self, "last_action_time", _as_time(self.last_action_time, "lastActionTime"))
         for name in ("message", "resource_location", "raw_status", "error_code"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
