@@ -688,81 +688,41 @@ def format_datetime(dt: _datetime.datetime) -> str:
 # The OperationStatus model ###################################################
 ###############################################################################
 
-#: Largest status document :meth:`OperationStatus.from_json` reads, in bytes.
-#: Real ones are about 200 bytes; the cap keeps a hostile body from using
-#: memory without end.
-MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_DOCUMENT_BYTES = 64 * 1024  #: Largest status document read under ``"face"``, in bytes.
+MAX_DOCUMENT_DEPTH = 32  #: Deepest nesting of arrays and objects in a status document.
+MAX_RESULT_BYTES = 64 * 1024 * 1024  #: Cap of a document under other vocabularies, in bytes.
+MAX_SERVER_WAIT = 600.0  #: Longest ``Retry-After`` honoured, in seconds, even above ``cap``.
+_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')  # what the depth scan looks at
 
-#: Deepest nesting of arrays and objects accepted in a status document. The
-#: real document is flat; the cap keeps a hostile one from exhausting the
-#: recursion limit of the JSON decoder.
-MAX_DOCUMENT_DEPTH = 32
-
-#: Wire names of the five fields, lower-cased, and their attribute names.
-#: ``location`` is the spec example's alias of ``resourceLocation``.
-_FIELD_BY_WIRE = {
-    "status": "status",
-    "createdtime": "created_time",
-    "lastactiontime": "last_action_time",
-    "message": "message",
-    "resourcelocation": "resource_location",
-    "location": "resource_location",
-}
-#: The spellings the service uses (camelCase, PascalCase), lower-cased.
-_LOWER_WIRE: Dict[str, str] = {}
-for _lower in _FIELD_BY_WIRE:
-    _camel = {"createdtime": "createdTime", "lastactiontime": "lastActionTime",
-              "resourcelocation": "resourceLocation"}.get(_lower, _lower)
-    _LOWER_WIRE[_camel] = _LOWER_WIRE[_camel[0].upper() + _camel[1:]] = _lower
-del _lower, _camel
-
-_WIRE_BY_FIELD = {
-    "status": "status",
-    "created_time": "createdTime",
-    "last_action_time": "lastActionTime",
-    "message": "message",
-    "resource_location": "resourceLocation",
-}
+_WIRE_BY_FIELD = {"status": "status", "created_time": "createdTime",
+                  "last_action_time": "lastActionTime", "message": "message",
+                  "resource_location": "resourceLocation"}
+#: Lower-cased wire names to attribute names; ``location`` is the spec example's alias.
+_FIELD_BY_WIRE = {wire.lower(): field for field, wire in _WIRE_BY_FIELD.items()}
+_FIELD_BY_WIRE["location"] = "resource_location"
+#: The spellings the service uses (camelCase, PascalCase) to their lower case.
+_LOWER_WIRE = {spelling: wire.lower() for wire in list(_WIRE_BY_FIELD.values()) + ["location"]
+               for spelling in (wire, wire[0].upper() + wire[1:])}
 #: Singular, lower-case object types that an apply names in resourceLocation.
 _TARGET_TYPES = frozenset(("facelist", "largefacelist", "persongroup", "largepersongroup"))
 
 
 @_dataclasses.dataclass(frozen=True)
 class ResourceRef:
-    """What a succeeded operation produced, read from ``resourceLocation``.
-
-    ``kind`` is ``"snapshot"`` for a take, or the target's type for an apply
-    (``"persongroup"``, ``"largepersongroup"``, ``"facelist"``,
-    ``"largefacelist"``); ``id`` is the snapshot id or the target's objectId;
-    ``path`` is the location as the service sent it.
-    """
+    """What a succeeded operation produced, read from ``resourceLocation``: ``kind`` is
+    ``"snapshot"`` (a take) or the target's type (an apply: ``"persongroup"``, ``"facelist"``,
+    ...), ``id`` the snapshot id or objectId, ``path`` the location as sent."""
 
     kind: str
     id: str
     path: str
 
 
-#: Largest status document read under a vocabulary other than ``"face"``,
-#: in bytes: Read and Document Intelligence put their (often several MB)
-#: result in the final status.
-MAX_RESULT_BYTES = 64 * 1024 * 1024
-
-#: Longest wait a service's ``Retry-After`` is honoured for, in seconds,
-#: even above the policy's ``cap`` (ARM sends 10 s to 10 minutes).
-MAX_SERVER_WAIT = 600.0
-
-
-def _words(value, what):
-    if isinstance(value, str) or not all(isinstance(w, str) and w for w in value):
-        raise ValueError("Vocabulary.%s must be a sequence of non-empty str, not %r"
-                         % (what, value))
-    return tuple(w.lower() for w in value)
-
-
-def _names(value, what):
+def _names(value, what, lower=False):
     if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError("Vocabulary.%s must be a sequence of non-empty str" % what)
-    return tuple(value)
+        raise ValueError("Vocabulary.%s must be a sequence of non-empty str%s"
+                         % (what, ", not %r" % (value,) if lower else ""))
+    return tuple(v.lower() for v in value) if lower else tuple(value)
 
 
 def _check_number(value, what, kinds, least):
@@ -774,27 +734,13 @@ def _check_number(value, what, kinds, least):
 class Vocabulary:
     """How one family of services writes its status documents: data, no code.
 
-    A user who meets a service not built in describes it in a few lines::
-
-        MY_SERVICE = opstatus.Vocabulary(
-            "my-service", succeeded=["done"], failed=["broken"],
-            running=["queued", "working"], created_fields=["submittedAt"],
-            error_paths=["problem.detail"])
-        opstatus.poll(url, key=key, vocabulary=MY_SERVICE)
-
-    Words are matched case-insensitively. ``unknown`` says what any other
-    word means: ``"error"`` (fail closed: :class:`StatusDocumentError`
-    naming the word and the known ones) or ``"running"`` (ARM's contract;
-    the deadline still ends it). ``created_fields`` / ``updated_fields``
-    name the time fields, first found wins. ``error_paths`` are dotted
-    paths to a failure message (``error.message``, ``errors.0.message``);
-    the ``code`` beside it, if any, is the failure code. ``url_headers``
-    name the headers of the answer that started an operation which may hold
-    its URL, in order of preference. With ``accepted_means_running``, a
-    ``202`` is "still running" and a ``200``/``201``/``204`` without a
-    status word ends it, its body being the result (ARM ``Location``).
-    ``max_bytes`` caps a document; ``max_server_wait`` is the longest
-    ``Retry-After`` honoured, above the policy's cap (``None``: the cap).
+    Words match case-insensitively; any other word is a :class:`StatusDocumentError`, or
+    running if ``unknown`` is ``"running"``. Of the time fields, the first found wins.
+    ``error_paths`` are dotted paths to a failure message (``errors.0.message``), the ``code``
+    beside it its code; ``url_headers`` may hold a started operation's URL, by preference.
+    With ``accepted_means_running``, a ``202`` is still running and a ``200``/``201``/``204``
+    without a status word ends it. ``max_bytes`` caps a document; ``max_server_wait`` is the
+    longest ``Retry-After`` honoured (``None``: the policy's cap).
     """
 
     name: str
@@ -820,7 +766,7 @@ class Vocabulary:
         outcomes: Dict[str, Status] = {}
         for what, member in (("succeeded", Status.SUCCEEDED), ("failed", Status.FAILED),
                              ("canceled", Status.CANCELED), ("running", Status.RUNNING)):
-            words = _words(getattr(self, what), what)
+            words = _names(getattr(self, what), what, lower=True)
             for word in words:
                 if word in outcomes:
                     raise ValueError("Vocabulary %r: %r is listed under two outcomes"
@@ -838,8 +784,7 @@ class Vocabulary:
         setattr_(self, "_outcomes", outcomes)
 
     def outcome(self, word: Any) -> Status:
-        """The :class:`Status` that *word* means here; an unknown word is a
-        :class:`StatusDocumentError` (or running, if ``unknown="running"``)."""
+        """The :class:`Status` *word* means here; :class:`StatusDocumentError` if unknown."""
         if not isinstance(word, str):
             raise StatusDocumentError("expected a string, got %s" % type(word).__name__,
                                       self.status_field)
@@ -848,52 +793,42 @@ class Vocabulary:
             return member
         if self.unknown == "running":
             return Status.RUNNING
-        raise StatusDocumentError(
-            "unknown status %s; known: %s" % (_short_repr(word), ", ".join(self._known())),
-            self.status_field)
-
-    def _known(self):
-        return self.running + self.succeeded + self.failed + self.canceled
+        known = self.running + self.succeeded + self.failed + self.canceled
+        raise StatusDocumentError("unknown status %s; known: %s"
+                                  % (_short_repr(word), ", ".join(known)), self.status_field)
 
 
 #: Face v1.0 snapshots (the default): exactly as strict as the service.
-FACE = Vocabulary("face", running=("notstarted", "running"), created_fields=("createdTime",),
-                  updated_fields=("lastActionTime",), created_required=True,
-                  error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES, max_server_wait=None)
+FACE = Vocabulary("face", created_fields=("createdTime",), updated_fields=("lastActionTime",),
+                  created_required=True, error_paths=("message",), max_bytes=MAX_DOCUMENT_BYTES,
+                  max_server_wait=None)
 
-#: The built-in vocabularies by name (see ``docs`` in the README).
+#: The built-in vocabularies by name.
 VOCABULARIES = {
     "face": FACE,
-    # The Azure REST guidelines' status monitor: Computer Vision Read, Form
-    # Recognizer / Document Intelligence (``completed`` is a success), Speech
-    # batch transcription, Language jobs without partial results, Face v1.2.
+    # The Azure REST guidelines' status monitor: Read, Document Intelligence (``completed``
+    # succeeds), Speech batch transcription, Language jobs without partial results, Face v1.2.
     "azure": Vocabulary(
-        "azure", succeeded=("succeeded", "completed"), failed=("failed",),
-        canceled=("canceled", "cancelled"), running=("notstarted", "running"),
+        "azure", succeeded=("succeeded", "completed"), canceled=("canceled", "cancelled"),
         created_fields=("createdDateTime", "createdTime"),
         updated_fields=("lastUpdatedDateTime", "lastActionDateTime", "lastActionTime"),
-        error_paths=("error.message", "properties.error.message", "errors.0.message",
-                     "message"),
+        error_paths=("error.message", "properties.error.message", "errors.0.message", "message"),
         url_headers=("Operation-Location", "Location")),
     # Translator document batches: ValidationFailed fails, Cancelling runs.
     "translator": Vocabulary(
-        "translator", succeeded=("succeeded",), failed=("failed", "validationfailed"),
-        canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
-        created_fields=("createdDateTimeUtc",), updated_fields=("lastActionDateTimeUtc",),
-        error_paths=("error.message",)),
+        "translator", failed=("failed", "validationfailed"), canceled=("cancelled", "canceled"),
+        running=("notstarted", "running", "cancelling"), created_fields=("createdDateTimeUtc",),
+        updated_fields=("lastActionDateTimeUtc",)),
     # Language analyze-text jobs: partial results are a success, errors kept.
     "language": Vocabulary(
         "language", succeeded=("succeeded", "partiallycompleted", "partiallysucceeded"),
-        failed=("failed",), canceled=("cancelled", "canceled"),
-        running=("notstarted", "running", "cancelling"),
-        created_fields=("createdDateTime",), updated_fields=("lastUpdatedDateTime",),
+        canceled=("cancelled", "canceled"), running=("notstarted", "running", "cancelling"),
         error_paths=("errors.0.message", "error.message")),
-    # Azure Resource Manager: Azure-AsyncOperation status documents, or
-    # Location polling (202 until done). Only three words end it.
+    # Azure Resource Manager: Azure-AsyncOperation documents, or Location polling (202 until
+    # done). Only succeeded, failed and canceled end it.
     "arm": Vocabulary(
-        "arm", succeeded=("succeeded",), failed=("failed",), canceled=("canceled",),
-        running=("notstarted", "accepted", "inprogress", "running", "creating", "updating",
-                 "deleting"),
+        "arm", canceled=("canceled",), running=("notstarted", "accepted", "inprogress",
+                                                "running", "creating", "updating", "deleting"),
         unknown="running", created_fields=("startTime",), updated_fields=("endTime",),
         error_paths=("error.message", "properties.error.message"),
         url_headers=("Azure-AsyncOperation", "Location"), accepted_means_running=True),
@@ -901,26 +836,22 @@ VOCABULARIES = {
 
 
 def vocabulary(name: str) -> Vocabulary:
-    """The built-in :class:`Vocabulary` called *name* (case-insensitive);
-    ``ValueError`` listing the known ones otherwise."""
-    if isinstance(name, str):
-        found = VOCABULARIES.get(name.lower())
-        if found is not None:
-            return found
-    raise ValueError("unknown vocabulary %s; known: %s"
-                     % (_short_repr(name), ", ".join(VOCABULARIES)))
+    """The built-in :class:`Vocabulary` called *name* (case-insensitive), else ``ValueError``."""
+    found = VOCABULARIES.get(name.lower()) if isinstance(name, str) else None
+    if found is None:
+        raise ValueError("unknown vocabulary %s; known: %s"
+                         % (_short_repr(name), ", ".join(VOCABULARIES)))
+    return found
 
 
 def _vocabulary_of(value: Any) -> Vocabulary:
     if value is None:
         return FACE
-    if isinstance(value, Vocabulary):
-        return value
-    return vocabulary(value)
+    return value if isinstance(value, Vocabulary) else vocabulary(value)
 
 
 def _field(index, names):
-    """The value of the first of *names* (case-insensitive) in *index*."""
+    """The ``(key, value)`` of the first of *names* (case-insensitive) in *index*."""
     for name in names:
         found = index.get(name.lower())
         if found is not None and found[1] is not None:
@@ -928,34 +859,28 @@ def _field(index, names):
     return None
 
 
-def _at_path(data, path):
-    """The value at a dotted *path* (``errors.0.message``), and its parent."""
-    parent, node = None, data
-    for step in path.split("."):
-        parent = node
-        if isinstance(node, _Mapping):
-            node = node.get(step)
-        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
-            node = node[int(step)]
-        else:
-            return None, None
-    return node, parent
-
-
 def _failure_reason(data, vocab):
-    """(code, message) from the first error path that holds a message."""
+    """(code, message) from the first error path (``errors.0.message``) to a message."""
     for path in vocab.error_paths:
-        message, parent = _at_path(data, path)
-        if isinstance(message, str):
+        parent, node = None, data
+        for step in path.split("."):
+            parent = node
+            if isinstance(node, _Mapping):
+                node = node.get(step)
+            elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+                node = node[int(step)]
+            else:
+                node = None
+                break
+        if isinstance(node, str):
             code = parent.get("code") if isinstance(parent, _Mapping) else None
-            return (code if isinstance(code, str) else None), message
+            return (code if isinstance(code, str) else None), node
     return None, None
 
 
-def _face_known(data):
-    """The five fields of a Face document by lower-case wire name, as
-    ``(key, value)``, and the other keys; duplicates (in any case) refused."""
-    known: Dict[str, Tuple[str, Any]] = {}
+def _read_face(cls, data):
+    """A Face v1.0 document, as strictly as the service writes it (checks done here, once)."""
+    known: Dict[str, Tuple[str, Any]] = {}  # the five fields: {lower wire name: (key, value)}
     extra: Dict[str, Any] = {}
     for key, value in data.items():
         lower = _LOWER_WIRE.get(key)  # the wire's own spellings, without lower()
@@ -971,22 +896,12 @@ def _face_known(data):
                 "duplicate key (%s and %s)" % (_short_repr(known[lower][0]), _short_repr(key)),
                 _WIRE_BY_FIELD[_FIELD_BY_WIRE[lower]])
         known[lower] = (key, value)
-    # ``location`` is an alias; when both carry a value resourceLocation
-    # wins and ``location`` is kept with the unknown keys.
-    alias = known.pop("location", None)
-    if alias is not None and alias[1] is not None:
-        current = known.get("resourcelocation")
-        if current is None or current[1] is None:
-            known["resourcelocation"] = alias
+    key, value = known.pop("location", (None, None))
+    if value is not None:  # resourceLocation wins; else ``location`` goes with the unknown keys
+        if known.get("resourcelocation", (None, None))[1] is None:
+            known["resourcelocation"] = (key, value)
         else:
-            extra[alias[0]] = alias[1]
-    return known, extra
-
-
-def _read_face(cls, data):
-    """A Face v1.0 document (the ``"face"`` vocabulary), as strictly as the
-    service writes it; the checks of ``__post_init__`` are done here, once."""
-    known, extra = _face_known(data)
+            extra[key] = value
     values = {lower: pair[1] for lower, pair in known.items() if pair[1] is not None}
     raw = values.get("status")
     if raw is None:
@@ -998,8 +913,7 @@ def _read_face(cls, data):
     last, message, location = (values.get("lastactiontime"), values.get("message"),
                                values.get("resourcelocation"))
     if cls is not OperationStatus:  # a subclass: its own __init__ and checks
-        return cls(status, created, last, message, location, extra, raw_status=raw,
-                   document=data)
+        return cls(status, created, last, message, location, extra, raw_status=raw, document=data)
     for value, wire in ((message, "message"), (location, "resourceLocation")):
         if value is not None and not isinstance(value, str):
             raise StatusDocumentError("expected a string, got %s" % type(value).__name__, wire)
@@ -1026,18 +940,16 @@ def _read_document(cls, data, vocab):
     found = _field(index, (vocab.status_field,))
     if found is None:
         raise StatusDocumentError("missing (a required field)", vocab.status_field)
-    raw = found[1]
-    status = vocab.outcome(raw)
-    times = []
-    for names in (vocab.created_fields, vocab.updated_fields):
-        hit = _field(index, names)
-        times.append(None if hit is None else _as_time(hit[1], hit[0]))
-    if times[0] is None and vocab.created_required:
+    status = vocab.outcome(found[1])
+    created, updated = _field(index, vocab.created_fields), _field(index, vocab.updated_fields)
+    created = None if created is None else _as_time(created[1], created[0])
+    updated = None if updated is None else _as_time(updated[1], updated[0])
+    if created is None and vocab.created_required:
         raise StatusDocumentError("missing (a required field)", vocab.created_fields[0])
     code, message = _failure_reason(data, vocab)
     location = _field(index, ("resourceLocation",))
     location = location[1] if location is not None and isinstance(location[1], str) else None
-    return cls(status, times[0], times[1], message, location, raw_status=raw, document=data,
+    return cls(status, created, updated, message, location, raw_status=found[1], document=data,
                error_code=code)
 
 
@@ -1050,9 +962,8 @@ def _as_time(value: Any, wire: str) -> _datetime.datetime:
         if value.tzinfo is _UTC:  # the service's own form
             return value
     elif not isinstance(value, _datetime.datetime):
-        raise StatusDocumentError(
-            "expected an ISO 8601 string, got %s" % type(value).__name__, wire
-        )
+        raise StatusDocumentError("expected an ISO 8601 string, got %s"
+                                  % type(value).__name__, wire)
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=_UTC)
     if value.tzinfo is not _UTC:
@@ -1066,20 +977,10 @@ def _as_time(value: Any, wire: str) -> _datetime.datetime:
 
 @_dataclasses.dataclass(frozen=True)
 class OperationStatus:
-    """The status of an asynchronous operation (take or apply a snapshot).
+    """The status of an asynchronous operation, read with :meth:`from_json` or :meth:`from_dict`.
 
-    Build one from the wire with :meth:`from_json` or :meth:`from_dict`; both
-    read the 2019 dialect (PascalCase keys, explicit nulls, ``notStarted``)
-    and the 2021 one (camelCase, extra ``finishedTime``)::
-
-        >>> s = OperationStatus.from_json(
-        ...     '{"status": "succeeded", "createdTime": "2021-06-08T22:28:33.54Z",'
-        ...     ' "resourceLocation": "/snapshots/abc", "finishedTime": "x"}')
-        >>> s.status, s.snapshot_id, s.extra["finishedTime"]
-        (<Status.SUCCEEDED: 'succeeded'>, 'abc', 'x')
-
-    Datetimes are aware and in UTC. Keys the model does not know are kept in
-    :attr:`extra` (read-only), which takes no part in equality or hashing.
+    Datetimes are aware and in UTC. Keys the model does not know are kept in :attr:`extra`
+    (read-only), which takes no part in equality or hashing.
     """
 
     status: Status
@@ -1087,16 +988,13 @@ class OperationStatus:
     last_action_time: Optional[_datetime.datetime] = None
     message: Optional[str] = None
     resource_location: Optional[str] = None
-    extra: Mapping[str, Any] = _dataclasses.field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
-    #: The status word exactly as the service sent it (``"notStarted"``,
-    #: ``"InProgress"``); ``None`` when there was none (ARM ``Location``).
+    extra: Mapping[str, Any] = _dataclasses.field(default_factory=dict, compare=False,
+                                                  hash=False, repr=False)
+    #: The status word as sent (``"notStarted"``); ``None`` if there was none (ARM ``Location``).
     raw_status: Optional[str] = _dataclasses.field(default=None, compare=False, repr=False)
     #: The whole document as read (read-only at its top level).
-    document: Mapping[str, Any] = _dataclasses.field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
+    document: Mapping[str, Any] = _dataclasses.field(default_factory=dict, compare=False,
+                                                     hash=False, repr=False)
     #: The failure's code, where the vocabulary's error paths found one.
     error_code: Optional[str] = _dataclasses.field(default=None, repr=False)
 
@@ -1106,47 +1004,32 @@ class OperationStatus:
         if self.created_time is not None:
             setattr_(self, "created_time", _as_time(self.created_time, "createdTime"))
         if self.last_action_time is not None:
-            setattr_(
-                self, "last_action_time", _as_time(self.last_action_time, "lastActionTime")
-            )
+            setattr_(self, "last_action_time", _as_time(self.last_action_time, "lastActionTime"))
         for name in ("message", "resource_location", "raw_status", "error_code"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise StatusDocumentError(
-                    "expected a string, got %s" % type(value).__name__,
-                    _WIRE_BY_FIELD.get(name, name),
-                )
+                raise StatusDocumentError("expected a string, got %s" % type(value).__name__,
+                                          _WIRE_BY_FIELD.get(name, name))
         for name in ("extra", "document"):
             value = getattr(self, name)
             if not isinstance(value, _types.MappingProxyType):
                 setattr_(self, name, _types.MappingProxyType(dict(value)))
 
-    def __reduce__(self):
-        # A read-only mapping does not pickle: rebuild from the init fields,
-        # so that pickle and copy.deepcopy give an equal status.
-        args = tuple(
-            dict(value) if isinstance(value, _types.MappingProxyType) else value
-            for value in (getattr(self, f.name) for f in _dataclasses.fields(self) if f.init)
-        )
-        return (type(self), args)
-
-    # -- reading -------------------------------------------------------------
+    def __reduce__(self):  # a read-only mapping does not pickle: rebuild from the init fields
+        values = (getattr(self, f.name) for f in _dataclasses.fields(self) if f.init)
+        return (type(self), tuple(dict(value) if isinstance(value, _types.MappingProxyType)
+                                  else value for value in values))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, vocabulary: Any = None) -> OperationStatus:
-        """Read a decoded status document.
+        """Read a decoded status document as *vocabulary* (a :class:`Vocabulary` or a
+        built-in's name; default ``"face"``) says; :class:`StatusDocumentError` names the field.
 
-        *vocabulary* (a :class:`Vocabulary` or a built-in's name; default
-        ``"face"``) says how the service writes it. Keys are matched
-        case-insensitively; ``null`` is the same as absent. Under
-        ``"face"``, ``location`` is read as ``resourceLocation`` (which wins
-        if both are there) and ``createdTime`` is required. Raises
-        :class:`StatusDocumentError` naming the field.
+        Keys match case-insensitively; ``null`` is absent. Under ``"face"`` (2019 and 2021
+        dialects), ``createdTime`` is required and ``location`` is read as ``resourceLocation``.
         """
         if not isinstance(data, _Mapping):
-            raise StatusDocumentError(
-                "expected a JSON object, got %s" % _json_type_name(data)
-            )
+            raise StatusDocumentError("expected a JSON object, got %s" % _json_type_name(data))
         if vocabulary is not None and vocabulary is not FACE:
             vocab = _vocabulary_of(vocabulary)
             if vocab is not FACE:
@@ -1156,46 +1039,30 @@ class OperationStatus:
     @classmethod
     def from_json(cls, document: Union[str, bytes, bytearray], *, max_bytes: Optional[int] = None,
                   vocabulary: Any = None) -> OperationStatus:
-        """Read a status document from JSON text or bytes (UTF-8, -16 or -32).
-
-        Documents larger than *max_bytes* (default: the vocabulary's cap,
-        :data:`MAX_DOCUMENT_BYTES` for ``"face"``) or nested deeper than
-        :data:`MAX_DOCUMENT_DEPTH` are refused, as are ``NaN``, ``Infinity``
-        and duplicate keys. *vocabulary* as for :meth:`from_dict`.
-        """
+        """Read a status document from JSON text or bytes (UTF-8, -16 or -32); refuses
+        ``NaN``, ``Infinity``, duplicate keys, more than *max_bytes* (default: the vocabulary's
+        cap) and nesting deeper than :data:`MAX_DOCUMENT_DEPTH`."""
         if vocabulary is None or vocabulary is FACE:
             return cls.from_dict(_load_json_object(document, max_bytes))
         vocab = _vocabulary_of(vocabulary)
         limit = vocab.max_bytes if max_bytes is None else max_bytes
         return cls.from_dict(_load_json_object(document, limit), vocabulary=vocab)
 
-    # -- writing -------------------------------------------------------------
-
     def to_dict(self, *, include_extra: bool = False) -> Dict[str, Any]:
-        """The document in the seed's camelCase, absent optionals left out.
-
-        ``OperationStatus.from_dict(s.to_dict()) == s``. With
-        *include_extra*, the unknown keys read from the wire come too.
-        """
+        """The document in camelCase, absent optionals left out (``from_dict`` reads it back);
+        *include_extra* adds the unknown keys read."""
         out: Dict[str, Any] = {"status": self.status.value}
-        if self.created_time is not None:
-            out["createdTime"] = format_datetime(self.created_time)
-        if self.last_action_time is not None:
-            out["lastActionTime"] = format_datetime(self.last_action_time)
-        if self.message is not None:
-            out["message"] = self.message
-        if self.resource_location is not None:
-            out["resourceLocation"] = self.resource_location
+        for name in ("created_time", "last_action_time", "message", "resource_location"):
+            value = getattr(self, name)
+            if value is not None:
+                out[_WIRE_BY_FIELD[name]] = format_datetime(value) if "time" in name else value
         if include_extra:
-            for key, value in self.extra.items():
-                out.setdefault(key, value)
+            out.update((key, value) for key, value in self.extra.items() if key not in out)
         return out
 
     def to_json(self, *, include_extra: bool = False, **dumps_kwargs: Any) -> str:
         """:meth:`to_dict` as JSON text; keyword arguments go to ``_json.dumps``."""
         return _json.dumps(self.to_dict(include_extra=include_extra), **dumps_kwargs)
-
-    # -- what users ask of it ------------------------------------------------
 
     @property
     def is_terminal(self) -> bool:
@@ -1216,22 +1083,15 @@ class OperationStatus:
 
     @property
     def resource(self) -> Optional[ResourceRef]:
-        """What the operation produced, or ``None`` before it succeeded.
-
-        Before success ``resourceLocation`` holds placeholders (``null``,
-        ``"/snapshots/"``, the source snapshot), so it is read only once the
-        status is ``succeeded``. An absolute URL (other Azure services) is
-        read by its path.
-        """
+        """What the operation produced, or ``None`` before it succeeded (``resourceLocation``
+        holds placeholders until then). An absolute URL is read by its path."""
         if self.status is not Status.SUCCEEDED or not self.resource_location:
             return None
         path = self.resource_location.split("?", 1)[0].split("#", 1)[0]
         if "://" in path:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
         parts = [p for p in path.split("/") if p]
-        if len(parts) < 2:
-            return None
-        kind = parts[-2].lower()
+        kind = parts[-2].lower() if len(parts) >= 2 else None
         if kind == "snapshots":
             kind = "snapshot"
         elif kind not in _TARGET_TYPES:
@@ -1259,20 +1119,11 @@ class OperationStatus:
 
 
 def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
+    for kinds, name in ((type(None), "null"), (bool, "a boolean"), ((int, float), "a number"),
+                        (str, "a string"), ((list, tuple), "an array")):
+        if isinstance(value, kinds):
+            return name
     return type(value).__name__
-
-
-_JSON_SPECIAL = _LazyRegex(r'[\[\]{}"\\]')
 
 
 def _reject_constant(name):
@@ -1306,11 +1157,8 @@ def _finite_float(text):
 
 
 def _check_depth(document: str) -> None:
-    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass over
-    the brackets, quotes and backslashes (strings are skipped)."""
-    depth = 0
-    in_string = False
-    skip = -1
+    """Refuse nesting deeper than MAX_DOCUMENT_DEPTH, in one linear pass (strings skipped)."""
+    depth, in_string, skip = 0, False, -1
     for match in _JSON_SPECIAL.finditer(document):
         at = match.start()
         if at == skip:
@@ -1326,9 +1174,8 @@ def _check_depth(document: str) -> None:
         elif char in "[{":
             depth += 1
             if depth > MAX_DOCUMENT_DEPTH:
-                raise StatusDocumentError(
-                    "nesting too deep (more than %d levels)" % MAX_DOCUMENT_DEPTH
-                )
+                raise StatusDocumentError("nesting too deep (more than %d levels)"
+                                          % MAX_DOCUMENT_DEPTH)
         elif char in "]}":
             depth -= 1
 
@@ -1340,9 +1187,8 @@ def _load_json_object(document: Union[str, bytes, bytearray],
     if isinstance(document, (bytes, bytearray, memoryview)):
         document = bytes(document)
         if len(document) > limit:
-            raise StatusDocumentError(
-                "body too large (%d bytes, limit %d)" % (len(document), limit)
-            )
+            raise StatusDocumentError("body too large (%d bytes, limit %d)"
+                                      % (len(document), limit))
         # UTF-8 unless a BOM or a NUL says otherwise (_json.detect_encoding).
         plain = document[:1] not in (b"\x00", b"\xef", b"\xfe", b"\xff", b"") and (
             len(document) < 2 or document[1:2] != b"\x00")
@@ -1353,17 +1199,11 @@ def _load_json_object(document: Union[str, bytes, bytearray],
                                       if isinstance(exc, UnicodeDecodeError) else
                                       "invalid JSON: unknown encoding") from None
     elif not isinstance(document, str):
-        raise TypeError(
-            "from_json() takes str or bytes, not %s" % type(document).__name__
-        )
+        raise TypeError("from_json() takes str or bytes, not %s" % type(document).__name__)
     elif len(document) > limit:  # characters: at least as many bytes
-        raise StatusDocumentError(
-            "body too large (%d characters, limit %d bytes)" % (len(document), limit)
-        )
-    # The depth cap is checked on status-sized documents; a large result
-    # (Read, Document Intelligence) would pay a pass in Python over every
-    # bracket, so there the decoder's own recursion guard ends a hostile
-    # nesting (RecursionError, below).
+        raise StatusDocumentError("body too large (%d characters, limit %d bytes)"
+                                  % (len(document), limit))
+    # Large results skip the scan: the decoder's recursion guard ends a hostile nesting there.
     if len(document) <= MAX_DOCUMENT_BYTES and \
             document.count("[") + document.count("{") > MAX_DOCUMENT_DEPTH:
         _check_depth(document)
@@ -1388,51 +1228,21 @@ _JSON_DECODER = _json.JSONDecoder(object_pairs_hook=_unique_object,
 # Retry policy ################################################################
 ###############################################################################
 
-#: Shortest wait between two polls, in seconds. Small objects finish in
-#: 0.5-1.5 s, so the first polls come quickly.
-DEFAULT_FLOOR = 0.5
-
-#: Longest wait between two polls, in seconds: also the most a server's
-#: ``Retry-After`` can make us wait. Above azure-core's fixed 30 s so that a
-#: one-hour operation costs fewer billed polls than a fixed 30 s loop.
-DEFAULT_CAP = 60.0
-
-#: Wait between polls as a share of the operation's age: the detection lag
-#: stays under about a fifth of the time the operation took.
-DEFAULT_GROWTH = 0.2
-
-#: Share of each wait drawn at random (downwards), so that pollers that
-#: started together drift apart.
-DEFAULT_JITTER = 0.2
-
-#: First wait after a transient error, doubled on each consecutive one.
-DEFAULT_ERROR_BASE = 1.0
-#: Default bound, in seconds, on retrying an address that has never answered
-#: (connection refused, name not resolved, connect timeout).
-DEFAULT_UNREACHABLE = 30.0
-
-#: Overall deadline of :func:`poll`, in seconds (``None``: no deadline). An
-#: apply takes up to an hour and a take of a large group several hours.
-DEFAULT_TIMEOUT = 6 * 3600.0
-
-#: Timeout of one HTTP request (connect, send, each read), in seconds.
-DEFAULT_REQUEST_TIMEOUT = 10.0
-#: Default deadline, in seconds, of a request that starts an operation (its
-#: retries after 429 or an unsent request included).
-DEFAULT_START_TIMEOUT = 180.0
-
-#: Largest HTTP response body read, in bytes.
-MAX_RESPONSE_BYTES = 1024 * 1024
-
-#: HTTP statuses that are worth another try on a GET.
-RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
-
-#: Largest delay a server may ask for and still be heard (then clamped).
-_MAX_HINT = 366 * 86400.0
-#: The wait a Face 429 states in its text: "Try again in N seconds." (2019) or
-#: "Please retry after N second(s)." (2021).
-_FACE_429 = _LazyRegex(
+DEFAULT_FLOOR = 0.5  #: Shortest wait between two polls, in seconds.
+DEFAULT_CAP = 60.0  #: Longest wait between two polls, in seconds.
+DEFAULT_GROWTH = 0.2  #: Wait between polls as a share of the operation's age.
+DEFAULT_JITTER = 0.2  #: Share of each wait drawn at random (downwards).
+DEFAULT_ERROR_BASE = 1.0  #: First wait after a transient error, doubled on each next one.
+DEFAULT_UNREACHABLE = 30.0  #: Seconds of retries for an address that has never answered.
+DEFAULT_TIMEOUT = 6 * 3600.0  #: Deadline of :func:`poll`, in seconds (a take may last hours).
+DEFAULT_REQUEST_TIMEOUT = 10.0  #: Timeout of one HTTP request (connect, send, each read).
+DEFAULT_START_TIMEOUT = 180.0  #: Deadline of a request that starts an operation, retries too.
+MAX_RESPONSE_BYTES = 1024 * 1024  #: Largest HTTP response body read, in bytes.
+RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))  #: Worth another try on a GET.
+_MAX_HINT = 366 * 86400.0  # the largest delay a server may ask for and still be heard
+_FACE_429 = _LazyRegex(  # the wait a Face 429 states in its text
     r"(?i)(?:try again in|retry after) ([0-9]{1,7}(?:\.[0-9]{1,6})?) second(?:s|\(s\))?")
+_NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
 
 
 def _finite_delay(value: Any, cap: float) -> Optional[float]:
@@ -1443,56 +1253,28 @@ def _finite_delay(value: Any, cap: float) -> Optional[float]:
         value = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    if value != value or value < 0 or value > _MAX_HINT:  # NaN, negative, absurd
-        return None
-    return min(value, cap)
+    return min(value, cap) if 0 <= value <= _MAX_HINT else None  # not NaN, negative, absurd
 
 
 def parse_retry_after(headers: Mapping[str, str], body: Optional[str] = None, *,
                       now: Optional[float] = None) -> Optional[float]:
-    """The delay, in seconds, that a response asks for, or ``None``.
-
-    Reads ``retry-after-ms``, ``x-ms-retry-after-ms`` and ``Retry-After``
-    (delta-seconds or an HTTP-date, compared with *now*, a POSIX time that
-    defaults to the wall clock) from *headers* (lower-case keys), then the
-    Face 429 text from *body*: "Try again in N seconds." or, as the 2021
-    service wrote it, "Please retry after N second(s).". Anything that is not
-    a sane, finite, non-negative number is ignored, never raised.
-    """
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
+    """The delay, in seconds, that a response asks for, or ``None``: ``retry-after-ms``,
+    ``x-ms-retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date, against *now*, default
+    the wall clock) from *headers* (lower-case keys), then the Face 429 text of *body* ("Try
+    again in N seconds."). What is not a sane non-negative number is ignored, never raised."""
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001),
+                        ("retry-after", 1)):
         raw = headers.get(name)
-        if raw is not None:
-            value = _header_number(raw)
-            if value is not None:
-                return value * scale
-    raw = headers.get("retry-after")
-    if raw is not None:
-        value = _header_number(raw)
+        if raw is None:
+            continue
+        number = _NUMBER.fullmatch(raw.split(",", 1)[0].strip(" \t"))  # sent twice: the first
+        value = _finite_delay(number.group(), _MAX_HINT) if number else None
+        if value is None and scale == 1:  # Retry-After may be an HTTP-date
+            value = _http_date_delay(raw, now)
         if value is not None:
-            return value
-        value = _http_date_delay(raw, now)
-        if value is not None:
-            return value
-    if body:
-        match = _FACE_429.search(body[:4096])
-        if match:
-            return float(match.group(1))
-    return None
-
-
-_NUMBER = _LazyRegex(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
-
-
-def _header_number(raw: str) -> Optional[float]:
-    """A plain, ASCII, non-negative number of at most 10 integer digits.
-
-    A header sent twice arrives joined with ``,``: the first value counts.
-    """
-    text = raw.split(",", 1)[0].strip(" \t")
-    if _NUMBER.fullmatch(text):
-        value = float(text)
-        return value if value <= _MAX_HINT else None
-    return None
+            return value * scale
+    match = _FACE_429.search(body[:4096]) if body else None
+    return float(match.group(1)) if match else None
 
 
 def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
@@ -1500,7 +1282,6 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
     if not text or len(text) > 64 or not text.isascii() or text[0] in "0123456789":
         return None
     from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -1509,10 +1290,8 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=_UTC)
-    if now is None:
-        now = _time.time()
     try:
-        delay = when.timestamp() - now
+        delay = when.timestamp() - (_time.time() if now is None else now)
     except (OverflowError, ValueError, OSError):
         return None
     return max(0.0, delay) if delay <= _MAX_HINT else None
@@ -1520,24 +1299,14 @@ def _http_date_delay(raw: str, now: Optional[float]) -> Optional[float]:
 
 @_dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """When to poll again, and which errors are worth another try.
+    """When to poll again, and which errors are worth another try (immutable).
 
-    Immutable, like urllib3's ``Retry``: derive a variant with
-    ``dataclasses.replace(policy, cap=30)``.
-
-    Between polls the wait is ``growth`` times the operation's age, kept
-    within [``floor``, ``cap``] and lowered at random by up to ``jitter``
-    of itself: quick operations are seen quickly (0.5 s steps at first),
-    long ones are not hammered (one poll a minute at most, after about five
-    minutes). After a transient error the wait is ``error_base`` doubled
-    per consecutive error, within [``floor``, ``cap``], half of it random.
-    A server's ``Retry-After`` (and kin) replaces the computed wait, still
-    within [``floor``, ``cap``] and the time left. ``max_errors`` bounds the
-    consecutive transient errors (``None``: only the deadline does).
-    ``unreachable`` bounds, in seconds, the retries of a poll whose address
-    has never answered at all (refused, not resolved, connect timeout: a
-    wrong endpoint, most likely); ``None``: only the deadline does. Once
-    the service has answered, errors are retried up to the deadline.
+    Between polls the wait is ``growth`` times the operation's age, lowered at random by up
+    to ``jitter`` of itself; after a transient error, ``error_base`` doubled per consecutive
+    error, half of it random; both within [``floor``, ``cap``] and the time left, as is a
+    server's ``Retry-After``, which replaces them. ``max_errors`` bounds the consecutive
+    transient errors; ``unreachable``, in seconds, the retries of a poll whose address never
+    answered (refused, not resolved, connect timeout); ``None``: only the deadline does.
     """
 
     floor: float = DEFAULT_FLOOR
@@ -1550,20 +1319,18 @@ class RetryPolicy:
     unreachable: Optional[float] = DEFAULT_UNREACHABLE
 
     def __post_init__(self):
+        def bad(value):  # not a finite number >= 0
+            return not isinstance(value, (int, float)) or _finite_delay(value, _MAX_HINT) is None
         for name in ("floor", "cap", "growth", "jitter", "error_base"):
-            value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or _finite_delay(value, float("inf")) is None):
+            if bad(getattr(self, name)):
                 raise ValueError("RetryPolicy.%s must be a finite number >= 0, not %r"
-                                 % (name, value))
-        if self.max_errors is not None and (
-                isinstance(self.max_errors, bool) or not isinstance(self.max_errors, int)
-                or self.max_errors < 0):
+                                 % (name, getattr(self, name)))
+        errors = self.max_errors
+        if errors is not None and (isinstance(errors, bool) or not isinstance(errors, int)
+                                   or errors < 0):
             raise ValueError("RetryPolicy.max_errors must be None or an int >= 0, not %r"
-                             % (self.max_errors,))
-        if self.unreachable is not None and (
-                isinstance(self.unreachable, bool) or not isinstance(self.unreachable, (int, float))
-                or _finite_delay(self.unreachable, float("inf")) is None):
+                             % (errors,))
+        if self.unreachable is not None and bad(self.unreachable):
             raise ValueError("RetryPolicy.unreachable must be None or a finite number >= 0, "
                              "not %r" % (self.unreachable,))
         if not 0 <= self.jitter <= 1:
@@ -1591,26 +1358,15 @@ class RetryPolicy:
 
     def clamp_hint(self, delay: Any, time_left: Optional[float] = None,
                    ceiling: Optional[float] = MAX_SERVER_WAIT) -> float:
-        """A wait the *service* asked for (``Retry-After``): honoured above
-        ``cap`` up to *ceiling* (ARM asks for up to 10 minutes; ``None``: the
-        cap), never below ``floor`` nor past the time left."""
-        if ceiling is None:
-            return self.clamp(delay, time_left)
-        ceiling = max(ceiling, self.cap)
-        value = _finite_delay(delay, ceiling)
+        """A wait the *service* asked for (``Retry-After``): honoured above ``cap`` up to
+        *ceiling* (``None``: the cap), never below ``floor`` nor past the time left."""
+        value = _finite_delay(delay, self.cap if ceiling is None else max(ceiling, self.cap))
         value = self.floor if value is None else max(self.floor, value)
-        if time_left is not None:
-            value = min(value, max(0.0, time_left))
-        return value
+        return value if time_left is None else min(value, max(0.0, time_left))
 
     def clamp(self, delay: Any, time_left: Optional[float] = None) -> float:
-        """*delay* kept within [floor, cap] and the time left; a value that is
-        not a sane number (NaN, inf, negative, garbage) becomes the floor."""
-        value = _finite_delay(delay, self.cap)
-        value = self.floor if value is None else max(self.floor, value)
-        if time_left is not None:
-            value = min(value, max(0.0, time_left))
-        return value
+        """*delay* within [floor, cap] and the time left; not a sane number: the floor."""
+        return self.clamp_hint(delay, time_left, None)
 
 
 ###############################################################################
