@@ -2439,125 +2439,53 @@ def _hookspec(firstresult=False, historic=False):
 
 class HookSpecs:
     """The hooks of opstatus. Implement one in a plugin under the same name (decorated with
-    :func:`hookimpl`); an implementation may take fewer arguments than the spec."""
+    :func:`hookimpl`); an implementation may take fewer arguments than the spec, by name.
+    *url* may hold secrets: show it with :func:`redact_url`."""
 
     @_hookspec(firstresult=True)
     def opstatus_send_request(self, request):
-        """Send a :class:`Request` (URL and headers already checked) and return its
-        :class:`Response`, or ``None`` for the next transport (in the end the built-in one).
-
-        Do not follow redirects (return the 3xx); raise :class:`NetworkError` on failure
-        (``sent=False`` if nothing was sent). First result wins. The core still enforces the
-        body cap and ``request.timeout``. Example::
-
-            @opstatus.hookimpl
-            def opstatus_send_request(request):
-                r = session.request(request.method, request.url, headers=request.headers,
-                    data=request.body, timeout=request.timeout, allow_redirects=False)
-                return opstatus.Response(r.status_code,
-                    {k.lower(): v for k, v in r.headers.items()}, r.content)
-        """
+        """Send a checked :class:`Request`: return its :class:`Response` (never following a
+        redirect), ``None`` for the next transport, or raise :class:`NetworkError`
+        (``sent=False`` if nothing was sent). The core still enforces the cap and timeout."""
 
     @_hookspec()
     def opstatus_prepare_request(self, request):
-        """Change ``request.headers`` in place before it is sent. Added headers are checked,
-        treated as secrets when their name is (``Authorization``…) and go only to the
-        endpoint's origin. Example::
-
-            @opstatus.hookimpl
-            def opstatus_prepare_request(request):
-                request.headers["Authorization"] = "Bearer " + get_token()
-        """
+        """Change ``request.headers`` in place before sending; they are checked, kept secret
+        when their name is (``Authorization``…) and go only to the endpoint's origin."""
 
     @_hookspec(historic=True)
     def opstatus_configure(self, environ):
-        """Configure a plugin once, when it joins a plugin manager (historic: also when
-        registered later), from *environ* (``os.environ``). Raise to refuse the plugin (a
-        :class:`PluginError` naming it). Example::
-
-            @opstatus.hookimpl
-            def opstatus_configure(environ):
-                global LIMIT
-                LIMIT = int(environ.get("MYPLUGIN_LIMIT", "10"))
-        """
+        """Configure a plugin from ``os.environ`` once, when it joins a plugin manager (also
+        later: historic). Raise to refuse it (a :class:`PluginError` naming it)."""
 
     @_hookspec(firstresult=True)
     def opstatus_next_delay(self, url, status, age, polls, policy, retry_after):
-        """The wait in seconds before the next poll of a running operation, or ``None`` for the
-        core's choice (*retry_after*, the service's own wait, else the policy's).
-
-        *url* may hold secrets (show it with :func:`redact_url`); *status* is the latest
-        :class:`OperationStatus`; *age* seconds since polling started (or the operation's
-        longer age); *polls* requests sent so far; *policy* the :class:`RetryPolicy`. The core
-        clamps the value to [floor, cap] and the time left. First result wins. Example::
-
-            @opstatus.hookimpl
-            def opstatus_next_delay(status, retry_after):
-                if retry_after is None and status.status is opstatus.Status.RUNNING:
-                    return 5.0
-        """
+        """Seconds before the next poll of a running operation, or ``None`` for the core's
+        choice (*retry_after*, the service's wait, else the policy's); clamped by the core."""
 
     @_hookspec()
     def opstatus_response_received(self, request, response):
-        """An answer arrived, before the core reads it (to count, log, or refresh a credential
-        on a ``401``). Return ``True`` to have the core send the request once more, or
-        ``None``; every implementation sees every answer, and the request is sent again at
-        most once. Example::
-
-            @opstatus.hookimpl
-            def opstatus_response_received(self, request, response):
-                if response.status == 401:
-                    self.token = fetch_new_token()
-                    return True
-        """
+        """An answer arrived, before the core reads it. Return ``True`` to have the request
+        sent once more (at most once; after refreshing a credential on a 401, say)."""
 
     @_hookspec(firstresult=True)
     def opstatus_retry_delay(self, url, error, errors, policy):
-        """Whether and when to retry a transient *error* (:class:`HTTPError` or
-        :class:`NetworkError`; *errors* consecutive ones, this one included): seconds to wait,
-        ``False`` to give up (the error is raised), or ``None`` for the *policy*'s choice.
-        First result wins. Example::
-
-            @opstatus.hookimpl
-            def opstatus_retry_delay(error):
-                if isinstance(error, opstatus.HTTPError) and error.status == 503:
-                    return False  # our gateway's 503s are final
-        """
+        """Seconds before retrying a transient *error* (*errors* in a row), ``False`` to give
+        up (the error is raised), or ``None`` for the policy's choice."""
 
     @_hookspec()
     def opstatus_status_changed(self, url, previous, status):
-        """An operation's status changed from *previous* (``None`` the first time) to *status*
-        (:class:`OperationStatus`). Example::
-
-            @opstatus.hookimpl
-            def opstatus_status_changed(url, status):
-                print(opstatus.redact_url(url), status.status)
-        """
+        """An operation's status changed (*previous* is ``None`` the first time)."""
 
     @_hookspec()
     def opstatus_retry_scheduled(self, url, error, delay, errors):
-        """A transient *error* (its text holds no secret) will be retried after *delay*
-        seconds; *errors* consecutive errors so far. Example::
-
-            @opstatus.hookimpl
-            def opstatus_retry_scheduled():
-                metrics.increment("opstatus.retries")
-        """
+        """A transient *error* (its text holds no secret) is retried after *delay* seconds."""
 
     @_hookspec()
     def opstatus_operation_finished(self, url, outcome, status, error):
         """Polling ended: *outcome* is ``"succeeded"``, ``"failed"``, ``"timeout"``,
-        ``"cancelled"`` or ``"error"``; *status* the last :class:`OperationStatus` seen (or
-        ``None``); *error* the exception that ended it (``None`` on success).
-
-        Notification hooks cannot stop a poll: an exception in one is logged (naming the
-        plugin) and the others still run. Example::
-
-            @opstatus.hookimpl
-            def opstatus_operation_finished(outcome, error):
-                if outcome != "succeeded":
-                    page_someone(outcome, error)
-        """
+        ``"cancelled"`` or ``"error"``; *error* the exception, or ``None``. An exception in a
+        notification hook is logged and the other plugins still run."""
 
 
 class _BuiltinPlugin:
