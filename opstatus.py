@@ -2015,12 +2015,8 @@ class Request:
 
     def __init__(self, method, url, headers=None, body=None, timeout=DEFAULT_REQUEST_TIMEOUT,
                  max_bytes=MAX_RESPONSE_BYTES):
-        self.method = method
-        self.url = url
-        self.headers = dict(headers or {})
-        self.body = body
-        self.timeout = timeout
-        self.max_bytes = max_bytes
+        self.method, self.url, self.headers = method, url, dict(headers or {})
+        self.body, self.timeout, self.max_bytes = body, timeout, max_bytes
 
     def __repr__(self):
         return "<Request %s %s headers=%s>" % (self.method, redact_url(self.url),
@@ -2034,10 +2030,7 @@ class Response:
     __slots__ = ("status", "headers", "body", "url")
 
     def __init__(self, status, headers, body=b"", url=None):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.url = url
+        self.status, self.headers, self.body, self.url = status, headers, body, url
 
     def text(self, limit: Optional[int] = None) -> str:
         body = self.body if limit is None else self.body[:limit]
@@ -2102,10 +2095,7 @@ class _DeadlineSocket:
     socket's ``makefile``, closing it while a response is being read waits for the reader."""
 
     def __init__(self, sock, clock):
-        self._sock = sock
-        self._clock = clock
-        self._readers = 0
-        self._closing = False
+        self._sock, self._clock, self._readers, self._closing = sock, clock, 0, False
         self.deadline = clock() + DEFAULT_REQUEST_TIMEOUT
         self.probing = False
         self.dirty = False  # bytes came after an answer: no other request may use it
@@ -2161,8 +2151,7 @@ class HTTPTransport:
                              "(verify_mode=CERT_REQUIRED, check_hostname=True)")
         if cafile is not None and not _os.path.isfile(cafile):
             raise ValueError("cafile %r is not a file" % (cafile,))
-        self._ssl_context = ssl_context
-        self._cafile = cafile
+        self._ssl_context, self._cafile = ssl_context, cafile
         self._idle: Dict[Tuple[str, str, int], list] = {}
         self._targets: Dict[str, Tuple[Tuple[str, str, int], str]] = {}
         self._lock = _threading.Lock()
@@ -2226,8 +2215,9 @@ class HTTPTransport:
             try:
                 return self._exchange(conn, origin, path, request, deadline, generation, True)
             except _StaleConnection as stale:
-                if stale.sent and request.method != "GET":
-                    raise _network_error(stale.exc, sent=True, url=request.url) from None
+                exc, sent = stale.args
+                if sent and request.method != "GET":
+                    raise _network_error(exc, sent=True, url=request.url) from None
         conn = self._connect(origin, max(0.001, deadline - _time.monotonic()))
         try:
             conn.connect()
@@ -2361,18 +2351,13 @@ def _readable_now(sock):
 
 
 class _StaleConnection(Exception):
-    """A kept-alive connection turned out closed by the server; *sent* says whether the whole
-    request had been written."""
-
-    def __init__(self, exc, sent):
-        super().__init__(exc)
-        self.exc = exc
-        self.sent = sent
+    """A kept-alive connection turned out closed by the server. Its args: the exception, and
+    whether the whole request had been sent."""
 
 
 def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> NetworkError:
     import socket
-    shown = redact_url(url) if url else "?"
+    shown, kind = redact_url(url) if url else "?", exc.__class__.__name__
     if isinstance(exc, NetworkError):
         return exc
     if isinstance(exc, ConnectionRefusedError):
@@ -2383,15 +2368,14 @@ def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> Net
         what = "timed out" + ("" if sent else " connecting")
     elif isinstance(exc, ConnectionResetError):
         what = "connection reset"
-    elif exc.__class__.__name__ == "RemoteDisconnected":
+    elif kind == "RemoteDisconnected":
         what = "server closed the connection without answering"
-    elif exc.__class__.__name__.startswith("SSL") or "CERTIFICATE" in str(exc):
+    elif kind.startswith("SSL") or "CERTIFICATE" in str(exc):
         what, sent = "TLS error: %s" % _clip(str(getattr(exc, "reason", None) or exc), 200), False
-        if exc.__class__.__name__ == "SSLCertVerificationError" or "CERTIFICATE" in str(exc):
-            return NetworkError("%s (%s)" % (what, shown), sent=False, url=shown,
-                                retryable=False)
+        if kind == "SSLCertVerificationError" or "CERTIFICATE" in str(exc):
+            return NetworkError("%s (%s)" % (what, shown), sent=False, url=shown, retryable=False)
     else:
-        what = "%s: %s" % (exc.__class__.__name__, _clip(str(exc), 200))
+        what = "%s: %s" % (kind, _clip(str(exc), 200))
     return NetworkError("%s (%s)" % (what, shown), sent=sent, url=shown)
 
 
@@ -2410,21 +2394,14 @@ ENTRY_POINT_GROUP = "opstatus"
 
 def hookimpl(function=None, *, tryfirst=False, trylast=False, optionalhook=False,
              specname=None, wrapper=False, hookwrapper=False):
-    """Mark a function as an implementation of an opstatus hook, as
-    ``pluggy.HookimplMarker("opstatus")`` would, without needing pluggy::
-
-        class MyPlugin:
-            @opstatus.hookimpl
-            def opstatus_status_changed(self, url, previous, status): ...
-    """
-
+    """Mark a function as an implementation of an opstatus hook (``@opstatus.hookimpl``), as
+    ``pluggy.HookimplMarker("opstatus")`` would, without needing pluggy."""
     def mark(func):
         setattr(func, "opstatus_impl", {
             "wrapper": wrapper, "hookwrapper": hookwrapper, "optionalhook": optionalhook,
             "tryfirst": tryfirst, "trylast": trylast, "specname": specname,
         })
         return func
-
     return mark if function is None else mark(function)
 
 
@@ -2433,7 +2410,6 @@ def _hookspec(firstresult=False, historic=False):
         setattr(func, "opstatus_spec", {"firstresult": firstresult, "historic": historic,
                                         "warn_on_impl": None, "warn_on_impl_args": None})
         return func
-
     return mark
 
 
@@ -2523,11 +2499,8 @@ class _Hooks:
 
     def _culprit(self, name, exc):
         """The plugin (and its name) whose hook function raised *exc*."""
-        codes = {}
-        for impl in getattr(self.pm.hook, name).get_hookimpls():
-            code = getattr(impl.function, "__code__", None)
-            if code is not None:
-                codes[code] = impl
+        codes = {getattr(impl.function, "__code__", None): impl
+                 for impl in getattr(self.pm.hook, name).get_hookimpls()}
         found = None
         tb = exc.__traceback__
         while tb is not None:
@@ -2601,13 +2574,9 @@ def _import_pluggy():
 
 
 def plugin_manager():
-    """The process-wide pluggy ``PluginManager`` of opstatus, created on first use: the specs,
-    the built-in plugin (``trylast``), then the plugins of the ``opstatus`` entry-point group
-    unless ``OPSTATUS_DISABLE_PLUGIN_AUTOLOAD`` is set; names listed in
-    ``OPSTATUS_DISABLED_PLUGINS`` (comma-separated) are blocked.
-
-    Raises :class:`PluginError` when pluggy is not installed.
-    """
+    """The process-wide pluggy ``PluginManager`` of opstatus, made on first use as
+    :func:`make_plugin_manager` makes one, with the entry-point plugins unless
+    ``OPSTATUS_DISABLE_PLUGIN_AUTOLOAD`` is set. Raises :class:`PluginError` without pluggy."""
     global _PLUGIN_MANAGER
     if _PLUGIN_MANAGER is None:
         with _PM_LOCK:
@@ -2624,9 +2593,10 @@ def _autoload_wanted():
 
 
 def make_plugin_manager(autoload=False):
-    """A new ``PluginManager`` with the specs and the built-in plugin; with *autoload*, the
-    entry-point plugins too (as :func:`plugin_manager`). Unnamed plugins registered on it are
-    named as :func:`register_plugin` names them."""
+    """A new ``PluginManager`` with the specs and the built-in plugin (``trylast``); with
+    *autoload*, the plugins of the ``opstatus`` entry-point group too. Names listed in
+    ``OPSTATUS_DISABLED_PLUGINS`` (comma-separated) are blocked; unnamed plugins are named
+    as :func:`register_plugin` names them."""
     pluggy = _import_pluggy()
     if pluggy is None:
         raise PluginError("plugins need pluggy: pip install pluggy. Without it, pass "
