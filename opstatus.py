@@ -2053,23 +2053,19 @@ class _DeadlineReader(_io.RawIOBase):
 
     def readinto(self, buffer):
         owner = self._owner
-        if owner.probing:  # a look for bytes beyond the answer: never wait
-            owner._sock.settimeout(0.0)
-            try:
-                return owner._sock.recv_into(buffer)
-            except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
-                return None
-        owner.limit()
-        return owner._sock.recv_into(buffer)
+        if not owner.probing:
+            owner.limit()
+            return owner._sock.recv_into(buffer)
+        owner._sock.settimeout(0.0)  # a look for bytes beyond the answer: never wait
+        try:
+            return owner._sock.recv_into(buffer)
+        except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
+            return None
 
     def close(self):
         if not self.closed:
             super().close()
             self._owner._reader_closed()
-
-
-#: How far past a request's deadline one wait of its socket may end, in seconds.
-_DEADLINE_SLACK = 0.05
 
 
 class _ProbingBuffer(_io.BufferedReader):
@@ -2115,13 +2111,13 @@ class _DeadlineSocket:
 
     def limit(self):
         """Let no wait of the socket pass the deadline. The timeout in force is kept while
-        within :data:`_DEADLINE_SLACK` of the time left (setting one costs system calls)."""
+        within 0.05 s of the time left (setting one costs system calls)."""
         left = self.deadline - self._clock()
         if left <= 0:
             import socket
             raise socket.timeout("timed out (request deadline)")
         current = self._sock.gettimeout()
-        if current is None or current <= 0 or abs(current - left) > _DEADLINE_SLACK:
+        if current is None or current <= 0 or abs(current - left) > 0.05:
             self._sock.settimeout(left)
 
     def sendall(self, data):
@@ -2250,16 +2246,14 @@ class HTTPTransport:
             raise _network_error(exc, sent=True, url=request.url) from None
 
     def _read(self, raw, conn, origin, request, generation):
-        length = raw.getheader("content-length")
         limit = request.max_bytes
-        if length is not None:
-            try:
-                announced = int(length.strip())
-            except ValueError:
-                announced = None
-            if announced is not None and announced > limit:
-                raise ResponseTooLarge(
-                    "response announces %d bytes, more than the cap of %d" % (announced, limit))
+        try:
+            announced = int(raw.getheader("content-length", "").strip())
+        except ValueError:  # none, or not a number
+            announced = None
+        if announced is not None and announced > limit:
+            raise ResponseTooLarge(
+                "response announces %d bytes, more than the cap of %d" % (announced, limit))
         chunks, total = [], 0
         while True:  # in pieces, so that an oversized body is never held whole
             chunk = raw.read(min(65536, limit + 1 - total))
@@ -2308,7 +2302,6 @@ class HTTPTransport:
 
 #: Interim (1xx) answers skipped before the final one of one request.
 MAX_INTERIM_RESPONSES = 16
-
 _FINAL_RESPONSE = None
 
 
@@ -2319,7 +2312,6 @@ def _final_response_class():
     global _FINAL_RESPONSE
     if _FINAL_RESPONSE is None:
         import http.client
-
         class _FinalResponse(http.client.HTTPResponse):
             _interim = 0
 
@@ -2332,7 +2324,6 @@ def _final_response_class():
                             "more than %d interim (1xx) answers" % MAX_INTERIM_RESPONSES)
                     return version, 100, reason  # begin() skips its headers, reads on
                 return version, status, reason
-
         _FINAL_RESPONSE = _FinalResponse
     return _FINAL_RESPONSE
 
@@ -2383,10 +2374,9 @@ def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> Net
 # Hooks and plugins ###########################################################
 ###############################################################################
 #
-# Plugins are pluggy plugins of the project "opstatus". The markers below set the attribute
-# pluggy reads (``opstatus_impl`` / ``opstatus_spec``), so a plugin can be written, and this
-# module imported, without pluggy; registering one needs pluggy. Without it, pass
-# ``transport=``, ``policy=`` and ``on_status=`` as plain arguments.
+# Plugins are pluggy plugins of the project "opstatus"; they can be written, and this module
+# imported, without pluggy, but registering one needs it. Without pluggy, pass ``transport=``,
+# ``policy=`` and ``on_status=`` as plain arguments.
 
 #: Entry-point group that installed plugins declare.
 ENTRY_POINT_GROUP = "opstatus"
@@ -2581,15 +2571,11 @@ def plugin_manager():
     if _PLUGIN_MANAGER is None:
         with _PM_LOCK:
             if _PLUGIN_MANAGER is None:
-                _PLUGIN_MANAGER = make_plugin_manager(autoload=_autoload_wanted())
+                # A copy vendored under another name loads entry points only if asked.
+                autoload = __name__ in ("opstatus", "__main__") or _os.environ.get(
+                    "OPSTATUS_PLUGIN_AUTOLOAD", "") == "1"
+                _PLUGIN_MANAGER = make_plugin_manager(autoload=autoload)
     return _PLUGIN_MANAGER
-
-
-def _autoload_wanted():
-    """Entry-point plugins are for the installed ``opstatus`` (or this file run as a command):
-    a vendored copy loads none unless ``OPSTATUS_PLUGIN_AUTOLOAD=1``."""
-    return __name__ in ("opstatus", "__main__") or _os.environ.get(
-        "OPSTATUS_PLUGIN_AUTOLOAD", "") == "1"
 
 
 def make_plugin_manager(autoload=False):
@@ -2635,12 +2621,11 @@ def _failing_entry_point():
     blocked = {n.strip() for n in _os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(",")}
     for dist in metadata.distributions():
         for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or ep.name in blocked:
-                continue
-            try:
-                ep.load()
-            except Exception:
-                return ep.name
+            if ep.group == ENTRY_POINT_GROUP and ep.name not in blocked:
+                try:
+                    ep.load()
+                except Exception:
+                    return ep.name
     return None
 
 
