@@ -1908,12 +1908,9 @@ def api_base(endpoint: str, *, allow_http: bool = False) -> str:
 
 def resolve_operation_url(operation_location: str, endpoint: Optional[str] = None, *,
                           allow_http: bool = False) -> str:
-    """The absolute URL of an ``Operation-Location``.
-
-    A relative one (``/operations/{id}``) is relative to the API base, not to the host root;
-    an absolute one must be on the endpoint's origin (so the key cannot travel elsewhere).
-    Raises :class:`UnsafeURLError`.
-    """
+    """The absolute URL of an ``Operation-Location``: a relative one (``/operations/{id}``)
+    is relative to the API base, not the host root; an absolute one must be on the endpoint's
+    origin (so the key cannot travel elsewhere). Raises :class:`UnsafeURLError`."""
     loc = operation_location
     if not isinstance(loc, str):
         raise UnsafeURLError("Operation-Location must be a str, not %s" % type(loc).__name__)
@@ -2033,8 +2030,7 @@ class Response:
         self.status, self.headers, self.body, self.url = status, headers, body, url
 
     def text(self, limit: Optional[int] = None) -> str:
-        body = self.body if limit is None else self.body[:limit]
-        return body.decode("utf-8", "replace")
+        return (self.body if limit is None else self.body[:limit]).decode("utf-8", "replace")
 
     def __repr__(self):
         return "<Response %d, %d bytes>" % (self.status, len(self.body))
@@ -2135,11 +2131,8 @@ def _verifies(context):
 
 class HTTPTransport:
     """The built-in transport: ``http.client`` with connections kept alive per origin, no
-    proxy, no redirects followed (the poller decides), TLS always verified.
-
-    *ssl_context* (an ``ssl.SSLContext``) or *cafile* select the trusted certificates; a
-    context that does not verify is refused. Safe to share between threads.
-    """
+    proxy, no redirects followed, TLS always verified (*ssl_context*, which must verify, or
+    *cafile* select the trusted certificates). Safe to share between threads."""
 
     def __init__(self, *, ssl_context=None, cafile=None):
         if ssl_context is not None and not _verifies(ssl_context):
@@ -2188,12 +2181,9 @@ class HTTPTransport:
             conn.close()
 
     def send(self, request: Request) -> Response:
-        """Send *request*; raise :class:`NetworkError` or :class:`ResponseTooLarge`, or return
-        the :class:`Response`.
-
-        If the server had closed a kept-alive connection meanwhile, the request goes again on
-        a new one when that is safe: a GET always, another method only when it failed while
-        being sent; once sent whole, a POST is never sent twice."""
+        """Send *request*: the :class:`Response`, or :class:`NetworkError` or
+        :class:`ResponseTooLarge`. When a kept-alive connection turns out closed, a GET goes
+        again on a new one; another method only if it was not sent whole."""
         target = self._targets.get(request.url)
         if target is None:  # a poll sends one URL again and again: split it once
             parts = _split_url(request.url, allow_http=True)
@@ -2387,10 +2377,9 @@ def hookimpl(function=None, *, tryfirst=False, trylast=False, optionalhook=False
     """Mark a function as an implementation of an opstatus hook (``@opstatus.hookimpl``), as
     ``pluggy.HookimplMarker("opstatus")`` would, without needing pluggy."""
     def mark(func):
-        setattr(func, "opstatus_impl", {
-            "wrapper": wrapper, "hookwrapper": hookwrapper, "optionalhook": optionalhook,
-            "tryfirst": tryfirst, "trylast": trylast, "specname": specname,
-        })
+        setattr(func, "opstatus_impl", {"wrapper": wrapper, "hookwrapper": hookwrapper,
+                                        "optionalhook": optionalhook, "tryfirst": tryfirst,
+                                        "trylast": trylast, "specname": specname})
         return func
     return mark if function is None else mark(function)
 
