@@ -2496,7 +2496,7 @@ class _Hooks:
             caller = self.pm.subset_hook_caller(name, remove_plugins=builtins)
         try:
             return caller(**kwargs)
-        except (OpStatusError, KeyboardInterrupt, SystemExit):
+        except OpStatusError:
             raise
         except Exception as exc:
             headers = getattr(kwargs.get("request"), "headers", None)
@@ -2507,13 +2507,10 @@ class _Hooks:
 
     def notify(self, name, scrub, **kwargs):
         """Call every implementation of a notification hook. One that fails is logged and
-        those after it still run (pluggy stops at the first exception: they are then called
-        one by one)."""
+        those after it still run (called one by one: pluggy stops at the first exception)."""
         try:
             getattr(self.pm.hook, name)(**kwargs)
             return
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except Exception as exc:
             plugin, plugin_name = self._culprit(name, exc)
             _log.warning("opstatus: plugin %s failed in %s: %s", plugin_name, name,
@@ -2525,8 +2522,6 @@ class _Hooks:
                 continue  # a wrapper wraps a call that has failed already
             try:
                 impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except (KeyboardInterrupt, SystemExit):
-                raise
             except Exception as exc:
                 _log.warning("opstatus: plugin %s failed in %s: %s", impl.plugin_name, name,
                              scrub(_clip(exc, 300)))
