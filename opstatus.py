@@ -1822,8 +1822,7 @@ class RetryPolicy:
 FACE_API_PATH = "/face/v1.0"
 #: Header that carries the subscription key.
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
-#: Headers whose values are secrets: never logged, shown, or sent to another
-#: origin than the endpoint's.
+#: Headers whose values are secrets: never logged, shown, or sent to another origin.
 SECRET_HEADERS = frozenset(("ocp-apim-subscription-key", "authorization", "proxy-authorization",
                             "api-key", "x-api-key", "cookie"))
 
@@ -2364,9 +2363,8 @@ def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> Net
 # Hooks and plugins ###########################################################
 ###############################################################################
 #
-# Plugins are pluggy plugins of the project "opstatus"; they can be written, and this module
-# imported, without pluggy, but registering one needs it. Without pluggy, pass ``transport=``,
-# ``policy=`` and ``on_status=`` as plain arguments.
+# Plugins are pluggy plugins of the project "opstatus"; writing one needs no pluggy, registering
+# one does. Without pluggy, pass ``transport=``, ``policy=`` and ``on_status=`` instead.
 
 #: Entry-point group that installed plugins declare.
 ENTRY_POINT_GROUP = "opstatus"
@@ -2444,9 +2442,8 @@ class HookSpecs:
 
 
 class _BuiltinPlugin:
-    """The built-in transport, registered ``trylast`` (as ``opstatus.builtin``) for those who
-    call ``pm.hook.opstatus_send_request`` themselves. A poller falls back on its own transport
-    instead (its TLS settings and kept-alive connections)."""
+    """The built-in transport, registered ``trylast`` as ``opstatus.builtin``, for callers of
+    ``pm.hook.opstatus_send_request``; a poller falls back on its own transport instead."""
 
     def __init__(self):
         self.transport = None
