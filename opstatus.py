@@ -2096,8 +2096,8 @@ class _DeadlineSocket:
 
     def _reader_closed(self):
         self._readers -= 1
-        if self._closing and self._readers <= 0:
-            self._sock.close()
+        if self._closing:
+            self.close()
 
     def close(self):
         self._closing = True
@@ -2186,9 +2186,7 @@ class HTTPTransport:
         target = self._targets.get(request.url)
         if target is None:  # a poll sends one URL again and again: split it once
             parts = _split_url(request.url, allow_http=True)
-            path = parts.path or "/"
-            if parts.query:
-                path += "?" + parts.query
+            path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
             if len(self._targets) >= 1024:
                 self._targets.clear()
             target = self._targets[request.url] = (_origin(parts), path)
