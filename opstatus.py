@@ -2211,7 +2211,6 @@ class HTTPTransport:
         return self._exchange(conn, origin, path, request, deadline, generation, False)
 
     def _exchange(self, conn, origin, path, request, deadline, generation, reused):
-        import http.client
         conn.sock.deadline = deadline
         sent = False
         try:
@@ -2224,6 +2223,7 @@ class HTTPTransport:
             raise
         except Exception as exc:
             conn.close()
+            import http.client
             if not isinstance(exc, (OSError, http.client.HTTPException)):
                 raise
             # http.client.RemoteDisconnected is a ConnectionResetError
