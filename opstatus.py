@@ -2329,8 +2329,7 @@ def _readable_now(sock):
 
 
 class _StaleConnection(Exception):
-    """A kept-alive connection turned out closed by the server. Its args: the exception, and
-    whether the whole request had been sent."""
+    """A kept-alive connection found closed by the server; args: (exception, sent whole)."""
 
 
 def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> NetworkError:
@@ -2443,8 +2442,7 @@ class _BuiltinPlugin:
     """The built-in transport, registered ``trylast`` as ``opstatus.builtin``, for callers of
     ``pm.hook.opstatus_send_request``; a poller falls back on its own transport instead."""
 
-    def __init__(self):
-        self.transport = None
+    transport = None  # an HTTPTransport, made on first use
 
     @hookimpl(trylast=True)
     def opstatus_send_request(self, request):
