@@ -1375,16 +1375,11 @@ class RetryPolicy:
 
 #: The Face API base path added to an endpoint given without a path.
 FACE_API_PATH = "/face/v1.0"
-
 #: Header that carries the subscription key.
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
-
-#: Headers whose values are secrets: never logged, shown, or sent to another
-#: origin than the endpoint's.
-SECRET_HEADERS = frozenset(
-    ("ocp-apim-subscription-key", "authorization", "proxy-authorization", "api-key",
-     "x-api-key", "cookie")
-)
+#: Headers whose values are secrets: never logged, shown, or sent to another origin.
+SECRET_HEADERS = frozenset(("ocp-apim-subscription-key", "authorization", "proxy-authorization",
+                            "api-key", "x-api-key", "cookie"))
 
 _BAD_URL_CHARS = _LazyRegex(r"[^\x21-\x5b\x5d-\x7e]")  # controls, space, \\, non-ASCII
 _BAD_HEADER_CHARS = _LazyRegex(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -1399,11 +1394,9 @@ def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
         raise UnsafeURLError("%s is empty" % what)
     match = _BAD_URL_CHARS.search(url)
     if match:
-        raise UnsafeURLError(
-            "%s contains %r at index %d (control characters, spaces, backslashes and "
-            "non-ASCII characters are refused; percent-encode them)"
-            % (what, match.group(), match.start())
-        )
+        raise UnsafeURLError("%s contains %r at index %d (control characters, spaces, backslashes"
+                             " and non-ASCII characters are refused; percent-encode them)"
+                             % (what, match.group(), match.start()))
     try:
         parts = _urlsplit(url)
         port = parts.port
@@ -1411,10 +1404,8 @@ def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
         raise UnsafeURLError("%s is malformed: %s" % (what, exc)) from None
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
-        raise UnsafeURLError(
-            "%s has scheme %r: only https (and http to loopback) is allowed"
-            % (what, scheme or "(none)")
-        )
+        raise UnsafeURLError("%s has scheme %r: only https (and http to loopback) is allowed"
+                             % (what, scheme or "(none)"))
     if "@" in parts.netloc:
         raise UnsafeURLError("%s has userinfo ('user@host'), which is refused" % what)
     if not parts.hostname:
@@ -1422,22 +1413,19 @@ def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
     if scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise UnsafeURLError(
             "%s uses plain http to %s: only https is allowed to a host other than "
-            "loopback (allow_http=True, or --allow-http, overrides)" % (what, parts.hostname)
-        )
-    if port is not None and port == 0:
+            "loopback (allow_http=True, or --allow-http, overrides)" % (what, parts.hostname))
+    if port == 0:
         raise UnsafeURLError("%s has port 0" % what)
     return parts
 
 
 def is_loopback(host: str) -> bool:
-    """Whether *host* (a name or an address, no brackets) is this machine's
-    loopback: ``localhost``, ``*.localhost``, 127.0.0.0/8 or ``::1``. Plain
-    http is allowed there only; plugins use the same rule."""
+    """Whether *host* (a name or an address, no brackets) is this machine's loopback:
+    ``localhost``, ``*.localhost``, 127.0.0.0/8 or ``::1``, the only hosts plain http may go to."""
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
     import ipaddress
-
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -1450,12 +1438,11 @@ def _origin(parts: Any) -> Tuple[str, str, int]:
 
 
 def redact_url(url: str) -> str:
-    """*url* as it may be shown: no query string (SAS ``sig=`` and other
-    tokens travel there), no fragment, no userinfo."""
+    """*url* as it may be shown: no query string (SAS ``sig=`` and other tokens travel there),
+    no fragment, no userinfo."""
     if not isinstance(url, str):
         return "<%s>" % type(url).__name__
-    base = url.split("#", 1)[0]
-    base, q, _query = base.partition("?")
+    base, q, _query = url.split("#", 1)[0].partition("?")
     if "://" in base:
         scheme, _, rest = base.partition("://")
         host, slash, path = rest.partition("/")
@@ -1469,41 +1456,31 @@ def api_base(endpoint: str, *, allow_http: bool = False) -> str:
     parts = _split_url(endpoint, allow_http=allow_http, what="endpoint")
     if parts.query or parts.fragment:
         raise UnsafeURLError("endpoint must not have a query or fragment")
-    path = parts.path.rstrip("/")
-    if not path:
-        path = FACE_API_PATH
+    path = parts.path.rstrip("/") or FACE_API_PATH
     return "%s://%s%s" % (parts.scheme.lower(), parts.netloc, path)
 
 
 def resolve_operation_url(operation_location: str, endpoint: Optional[str] = None, *,
                           allow_http: bool = False) -> str:
-    """The absolute URL of an ``Operation-Location``.
-
-    A relative one (``/operations/{id}``) is relative to the API base, not to
-    the host root; an absolute one must be on the endpoint's origin (so the
-    key cannot travel elsewhere). Raises :class:`UnsafeURLError`.
-    """
-    if not isinstance(operation_location, str):
-        raise UnsafeURLError(
-            "Operation-Location must be a str, not %s" % type(operation_location).__name__
-        )
+    """The absolute URL of an ``Operation-Location``: a relative one (``/operations/{id}``)
+    is relative to the API base, not the host root; an absolute one must be on the endpoint's
+    origin (so the key cannot travel elsewhere). Raises :class:`UnsafeURLError`."""
     loc = operation_location
+    if not isinstance(loc, str):
+        raise UnsafeURLError("Operation-Location must be a str, not %s" % type(loc).__name__)
     match = _BAD_URL_CHARS.search(loc)
     if match:
         raise UnsafeURLError(
-            "Operation-Location contains %r at index %d" % (match.group(), match.start())
-        )
-    if loc.startswith("/") and not loc.startswith("//"):
+            "Operation-Location contains %r at index %d" % (match.group(), match.start()))
+    if loc.startswith("//"):
+        raise UnsafeURLError("Operation-Location %s is scheme-relative: refused" % redact_url(loc))
+    if loc.startswith("/"):
         if endpoint is None:
-            raise UnsafeURLError(
-                "Operation-Location %s is relative: pass the endpoint it belongs to"
-                % redact_url(loc)
-            )
+            raise UnsafeURLError("Operation-Location %s is relative: pass the endpoint it "
+                                 "belongs to" % redact_url(loc))
         url = api_base(endpoint, allow_http=allow_http) + loc
         _split_url(url, allow_http=allow_http, what="Operation-Location")
         return url
-    if loc.startswith("//"):
-        raise UnsafeURLError("Operation-Location %s is scheme-relative: refused" % redact_url(loc))
     parts = _split_url(loc, allow_http=allow_http, what="Operation-Location")
     if endpoint is not None:
         base = _split_url(endpoint, allow_http=allow_http, what="endpoint")
@@ -1511,21 +1488,17 @@ def resolve_operation_url(operation_location: str, endpoint: Optional[str] = Non
             raise UnsafeURLError(
                 "Operation-Location %s is on another origin than the endpoint %s: "
                 "refused, so that the key goes nowhere else"
-                % (redact_url(loc), redact_url(endpoint))
-            )
+                % (redact_url(loc), redact_url(endpoint)))
     return loc
 
 
 def _query_values(url):
-    """The values in *url*'s query string (a SAS ``sig=`` among them): they
-    are treated as secrets."""
-    query = url.partition("?")[2].partition("#")[0]
+    """The values in *url*'s query string (a SAS ``sig=`` among them), as secrets."""
     values = []
-    for pair in query.split("&"):
+    for pair in url.partition("?")[2].partition("#")[0].split("&"):
         value = pair.partition("=")[2]
         if value:
-            values.append(value)
-            values.append(_unquote(value))
+            values += (value, _unquote(value))
     return values
 
 
@@ -1538,15 +1511,14 @@ def _check_headers(headers: Mapping[str, str]) -> Dict[str, str]:
         if not isinstance(value, str):
             raise UnsafeURLError("header %s must have a str value" % name)
         if max(value, default=" ") > "\xff":  # http.client sends latin-1
-            shown = "<secret>" if name.lower() in SECRET_HEADERS else _short_repr(value, 40)
-            raise UnsafeURLError("header %s has characters outside latin-1: %s"
-                                 % (name, shown))
-        if _BAD_HEADER_CHARS.search(value) or value != value.strip(" \t"):
-            shown = "<secret>" if name.lower() in SECRET_HEADERS else _short_repr(value, 40)
-            raise UnsafeURLError(
-                "header %s has control characters or surrounding space: %s" % (name, shown)
-            )
-        checked[name] = value
+            problem = "has characters outside latin-1"
+        elif _BAD_HEADER_CHARS.search(value) or value != value.strip(" \t"):
+            problem = "has control characters or surrounding space"
+        else:
+            checked[name] = value
+            continue
+        shown = "<secret>" if name.lower() in SECRET_HEADERS else _short_repr(value, 40)
+        raise UnsafeURLError("header %s %s: %s" % (name, problem, shown))
     return checked
 
 
@@ -1557,7 +1529,8 @@ class _Scrubber:
     """Replaces secret values in text that may be shown (errors, logs)."""
 
     def __init__(self, secrets=()):
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True)
+        self._secrets: list = []
+        self.add(*secrets)
 
     def add(self, *values):
         merged = set(self._secrets) | {v for v in values if v and len(v) >= 8}
@@ -1568,17 +1541,12 @@ class _Scrubber:
             return None
         text = str(text)
         for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-            if secret.startswith("Bearer ") and secret[7:] in text:
-                text = text.replace(secret[7:], "***")
-            # A secret cut short by a clipped message still must not show:
-            # its first 12 or more characters count as the secret.
             bare = secret[7:] if secret.startswith("Bearer ") else secret
+            text = text.replace(secret, "***").replace(bare, "***")
+            # A secret cut short by a clipped message: its first 12+ characters count.
             if len(bare) >= 16 and bare[:12] in text:
                 for k in range(len(bare) - 1, 11, -1):
-                    if bare[:k] in text:
-                        text = text.replace(bare[:k], "***")
+                    text = text.replace(bare[:k], "***")
         return _QUERY_SECRET.sub(r"\1=***", text)
 
     def __repr__(self):
@@ -1591,53 +1559,40 @@ class _Scrubber:
 
 
 class Request:
-    """An HTTP request as the transport sees it.
-
-    ``headers`` may hold secrets: ``repr()`` shows their names only.
-    ``timeout`` is the time the whole exchange may take, in seconds.
-    """
+    """An HTTP request as the transport sees it. ``headers`` may hold secrets: ``repr()`` shows
+    their names only. ``timeout`` is the time the whole exchange may take, in seconds."""
 
     __slots__ = ("method", "url", "headers", "body", "timeout", "max_bytes")
 
     def __init__(self, method, url, headers=None, body=None, timeout=DEFAULT_REQUEST_TIMEOUT,
                  max_bytes=MAX_RESPONSE_BYTES):
-        self.method = method
-        self.url = url
-        self.headers = dict(headers or {})
-        self.body = body
-        self.timeout = timeout
-        self.max_bytes = max_bytes
+        self.method, self.url, self.headers = method, url, dict(headers or {})
+        self.body, self.timeout, self.max_bytes = body, timeout, max_bytes
 
     def __repr__(self):
-        return "<Request %s %s headers=%s>" % (
-            self.method, redact_url(self.url), sorted(self.headers),
-        )
+        return "<Request %s %s headers=%s>" % (self.method, redact_url(self.url),
+                                               sorted(self.headers))
 
 
 class Response:
-    """An HTTP response: ``status``, ``headers`` (lower-case names, repeated
-    headers joined with ``", "``), ``body`` (bytes, at most the cap)."""
+    """An HTTP response: ``status``, ``headers`` (lower-case names, repeated headers joined
+    with ``", "``), ``body`` (bytes, at most the cap)."""
 
     __slots__ = ("status", "headers", "body", "url")
 
     def __init__(self, status, headers, body=b"", url=None):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.url = url
+        self.status, self.headers, self.body, self.url = status, headers, body, url
 
     def text(self, limit: Optional[int] = None) -> str:
-        body = self.body if limit is None else self.body[:limit]
-        return body.decode("utf-8", "replace")
+        return (self.body if limit is None else self.body[:limit]).decode("utf-8", "replace")
 
     def __repr__(self):
         return "<Response %d, %d bytes>" % (self.status, len(self.body))
 
 
 class _DeadlineReader(_io.RawIOBase):
-    """A socket reader that never waits past a deadline in all: each read
-    gets only the time left, so a server that drips one byte at a time
-    cannot stretch a request beyond its timeout."""
+    """A socket reader whose every read gets only the time left before the deadline, so that
+    a server dripping one byte at a time cannot stretch a request beyond its timeout."""
 
     def __init__(self, owner):
         self._owner = owner
@@ -1648,14 +1603,14 @@ class _DeadlineReader(_io.RawIOBase):
 
     def readinto(self, buffer):
         owner = self._owner
-        if owner.probing:  # a look for bytes beyond the answer: never wait
-            owner._sock.settimeout(0.0)
-            try:
-                return owner._sock.recv_into(buffer)
-            except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
-                return None
-        owner.limit()
-        return owner._sock.recv_into(buffer)
+        if not owner.probing:
+            owner.limit()
+            return owner._sock.recv_into(buffer)
+        owner._sock.settimeout(0.0)  # a look for bytes beyond the answer: never wait
+        try:
+            return owner._sock.recv_into(buffer)
+        except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
+            return None
 
     def close(self):
         if not self.closed:
@@ -1663,15 +1618,9 @@ class _DeadlineReader(_io.RawIOBase):
             self._owner._reader_closed()
 
 
-#: How far past a request's deadline one wait of its socket may end, in
-#: seconds (a scheduling slack, not a budget: each wait re-checks).
-_DEADLINE_SLACK = 0.05
-
-
 class _ProbingBuffer(_io.BufferedReader):
-    """The reader of one answer. http.client closes it once the answer is
-    read; anything still buffered or waiting then belongs to no request, and
-    marks the connection as not reusable."""
+    """The reader of one answer. Anything still buffered or waiting when http.client closes
+    it belongs to no request, and marks the connection as not reusable."""
 
     def close(self):
         if not self.closed:
@@ -1688,29 +1637,22 @@ class _ProbingBuffer(_io.BufferedReader):
 
 
 class _DeadlineSocket:
-    """Wraps a connected socket so that http.client's reads obey a deadline.
-
-    Like a real socket's ``makefile``, closing the socket while a response
-    is still being read (a close-delimited body) waits for the reader."""
+    """Wraps a connected socket so that http.client's reads obey a deadline. As with a real
+    socket's ``makefile``, closing it while a response is being read waits for the reader."""
 
     def __init__(self, sock, clock):
-        self._sock = sock
-        self._clock = clock
-        self._readers = 0
-        self._closing = False
+        self._sock, self._clock, self._readers, self._closing = sock, clock, 0, False
         self.deadline = clock() + DEFAULT_REQUEST_TIMEOUT
         self.probing = False
-        #: bytes came after an answer (in the buffer or on the socket): the
-        #: connection must not carry another request
-        self.dirty = False
+        self.dirty = False  # bytes came after an answer: no other request may use it
 
     def makefile(self, mode="rb", *args, **kwargs):
         return _ProbingBuffer(_DeadlineReader(self))
 
     def _reader_closed(self):
         self._readers -= 1
-        if self._closing and self._readers <= 0:
-            self._sock.close()
+        if self._closing:
+            self.close()
 
     def close(self):
         self._closing = True
@@ -1718,17 +1660,15 @@ class _DeadlineSocket:
             self._sock.close()
 
     def limit(self):
-        """Let no wait of the socket pass the deadline, nor end well before it.
-        Setting a timeout costs system calls, so the one in force is kept
-        while it is within :data:`_DEADLINE_SLACK` seconds of the time left."""
+        """Let no wait of the socket pass the deadline. The timeout in force is kept while
+        within 0.05 s of the time left (setting one costs system calls)."""
         left = self.deadline - self._clock()
         if left <= 0:
             import socket
-
             raise socket.timeout("timed out (request deadline)")
         current = self._sock.gettimeout()
-        if current is None or current <= 0 or abs(current - left) > _DEADLINE_SLACK:
-            self._sock.settimeout(left)  # a new request's, or time has passed
+        if current is None or current <= 0 or abs(current - left) > 0.05:
+            self._sock.settimeout(left)
 
     def sendall(self, data):
         self.limit()
@@ -1738,68 +1678,54 @@ class _DeadlineSocket:
         return getattr(self._sock, name)
 
 
-class HTTPTransport:
-    """The built-in transport: ``http.client`` with connections kept alive per
-    origin (one TLS handshake, not one per poll), no proxy, no redirects
-    followed (the poller decides), TLS always verified.
+def _verifies(context):
+    import ssl
+    return context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
-    *ssl_context* (an ``ssl.SSLContext``) or *cafile* select the trusted
-    certificates; a context that does not verify is refused. Safe to share
-    between threads.
-    """
+
+class HTTPTransport:
+    """The built-in transport: ``http.client`` with connections kept alive per origin, no
+    proxy, no redirects followed, TLS always verified (*ssl_context*, which must verify, or
+    *cafile* select the trusted certificates). Safe to share between threads."""
 
     def __init__(self, *, ssl_context=None, cafile=None):
-        if ssl_context is not None:
-            import ssl
-
-            if ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname:
-                raise ValueError(
-                    "ssl_context must verify certificates and host names "
-                    "(verify_mode=CERT_REQUIRED, check_hostname=True)"
-                )
-        if cafile is not None:
-            if not _os.path.isfile(cafile):
-                raise ValueError("cafile %r is not a file" % (cafile,))
-        self._ssl_context = ssl_context
-        self._cafile = cafile
+        if ssl_context is not None and not _verifies(ssl_context):
+            raise ValueError("ssl_context must verify certificates and host names "
+                             "(verify_mode=CERT_REQUIRED, check_hostname=True)")
+        if cafile is not None and not _os.path.isfile(cafile):
+            raise ValueError("cafile %r is not a file" % (cafile,))
+        self._ssl_context, self._cafile = ssl_context, cafile
         self._idle: Dict[Tuple[str, str, int], list] = {}
         self._targets: Dict[str, Tuple[Tuple[str, str, int], str]] = {}
         self._lock = _threading.Lock()
-        #: bumped by close(): a request that was in flight then does not put
-        #: its connection back among the idle ones
-        self._generation = 0
+        self._generation = 0  # bumped by close(): connections in flight then are not kept
 
     def __repr__(self):
         return "<HTTPTransport, %d idle connections>" % sum(len(v) for v in self._idle.values())
 
     def _context(self):
-        import ssl
-
         if self._ssl_context is None:
+            import ssl
             self._ssl_context = ssl.create_default_context(cafile=self._cafile)
-        context = self._ssl_context
-        if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        if not _verifies(self._ssl_context):
             raise UnsafeURLError("the ssl_context no longer verifies certificates and host "
                                  "names: refused")
-        return context
+        return self._ssl_context
 
     def _connect(self, origin, timeout):
         import http.client
-
         scheme, host, port = origin
         if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout,
+                                               context=self._context())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.response_class = _final_response_class()
         return conn
 
     def _idle_connection(self, origin):
-        """A kept-alive connection to *origin* that is provably idle, or None.
-
-        One that has anything to read (stray bytes of an earlier answer, or
-        the server's close) is dropped: a request sent on it could read an
-        answer that is not its own."""
+        """A kept-alive connection to *origin* that is provably idle, or None. One with
+        anything to read (stray bytes, the server's close) is dropped."""
         while True:
             with self._lock:
                 pool = self._idle.get(origin)
@@ -1809,20 +1735,13 @@ class HTTPTransport:
             conn.close()
 
     def send(self, request: Request) -> Response:
-        """Send *request*; raise :class:`NetworkError` or
-        :class:`ResponseTooLarge`, or return the :class:`Response`.
-
-        Any method goes on a kept-alive connection that is provably idle.
-        If the server had closed it meanwhile, the request goes again on a
-        new connection when that is safe: a GET always, another method only
-        when it failed while being sent (the server cannot act on half a
-        request); once sent whole, a POST is never sent twice."""
+        """Send *request*: the :class:`Response`, or :class:`NetworkError` or
+        :class:`ResponseTooLarge`. When a kept-alive connection turns out closed, a GET goes
+        again on a new one; another method only if it was not sent whole."""
         target = self._targets.get(request.url)
         if target is None:  # a poll sends one URL again and again: split it once
             parts = _split_url(request.url, allow_http=True)
-            path = parts.path or "/"
-            if parts.query:
-                path += "?" + parts.query
+            path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
             if len(self._targets) >= 1024:
                 self._targets.clear()
             target = self._targets[request.url] = (_origin(parts), path)
@@ -1834,8 +1753,9 @@ class HTTPTransport:
             try:
                 return self._exchange(conn, origin, path, request, deadline, generation, True)
             except _StaleConnection as stale:
-                if stale.sent and request.method != "GET":
-                    raise _network_error(stale.exc, sent=True, url=request.url) from None
+                exc, sent = stale.args
+                if sent and request.method != "GET":
+                    raise _network_error(exc, sent=True, url=request.url) from None
         conn = self._connect(origin, max(0.001, deadline - _time.monotonic()))
         try:
             conn.connect()
@@ -1858,24 +1778,24 @@ class HTTPTransport:
             raise
         except Exception as exc:
             conn.close()
-            if not _is_network_exception(exc):
+            import http.client
+            if not isinstance(exc, (OSError, http.client.HTTPException)):
                 raise
-            if reused and _is_stale_connection(exc):
+            # http.client.RemoteDisconnected is a ConnectionResetError
+            if reused and isinstance(exc, (ConnectionResetError, BrokenPipeError,
+                                           ConnectionAbortedError)):
                 raise _StaleConnection(exc, sent) from None
             raise _network_error(exc, sent=True, url=request.url) from None
 
     def _read(self, raw, conn, origin, request, generation):
-        length = raw.getheader("content-length")
         limit = request.max_bytes
-        if length is not None:
-            try:
-                announced = int(length.strip())
-            except ValueError:
-                announced = None
-            if announced is not None and announced > limit:
-                raise ResponseTooLarge(
-                    "response announces %d bytes, more than the cap of %d" % (announced, limit)
-                )
+        try:
+            announced = int(raw.getheader("content-length", "").strip())
+        except ValueError:  # none, or not a number
+            announced = None
+        if announced is not None and announced > limit:
+            raise ResponseTooLarge(
+                "response announces %d bytes, more than the cap of %d" % (announced, limit))
         chunks, total = [], 0
         while True:  # in pieces, so that an oversized body is never held whole
             chunk = raw.read(min(65536, limit + 1 - total))
@@ -1895,10 +1815,9 @@ class HTTPTransport:
         for name, value in raw.getheaders():
             name = name.lower()
             headers[name] = headers[name] + ", " + value if name in headers else value
-        # Only a connection whose exchange ended cleanly goes back: the whole
-        # body read, a final (not 1xx) answer, no close announced.
-        if (raw.status >= 200 and not raw.will_close and raw.isclosed()
-                and not conn.sock.dirty):
+        # Only a connection whose exchange ended cleanly goes back: the whole body read, a
+        # final (not 1xx) answer, no close announced.
+        if raw.status >= 200 and not raw.will_close and raw.isclosed() and not conn.sock.dirty:
             with self._lock:
                 if generation == self._generation:
                     self._idle.setdefault(origin, []).append(conn)
@@ -1925,21 +1844,16 @@ class HTTPTransport:
 
 #: Interim (1xx) answers skipped before the final one of one request.
 MAX_INTERIM_RESPONSES = 16
-
 _FINAL_RESPONSE = None
 
 
 def _final_response_class():
-    """``http.client.HTTPResponse`` that skips every interim 1xx answer (101
-    aside), as http.client itself skips ``100 Continue``.
-
-    Stock http.client returns ``102 Processing`` or ``103 Early Hints`` as if
-    final and leaves the real answer unread on the connection, where the
-    next request (another operation's) would read it."""
+    """``http.client.HTTPResponse`` that skips every interim 1xx answer (101 aside), as it
+    skips ``100 Continue``: stock http.client would return a ``102`` or ``103`` as final and
+    leave the real answer on the connection, for the next request to read."""
     global _FINAL_RESPONSE
     if _FINAL_RESPONSE is None:
         import http.client
-
         class _FinalResponse(http.client.HTTPResponse):
             _interim = 0
 
@@ -1952,16 +1866,13 @@ def _final_response_class():
                             "more than %d interim (1xx) answers" % MAX_INTERIM_RESPONSES)
                     return version, 100, reason  # begin() skips its headers, reads on
                 return version, status, reason
-
         _FINAL_RESPONSE = _FinalResponse
     return _FINAL_RESPONSE
 
 
 def _readable_now(sock):
-    """Whether *sock* has bytes or an end of stream waiting (urllib3 checks
-    the same before it reuses a connection)."""
+    """Whether *sock* has bytes or an end of stream waiting."""
     import select
-
     try:
         if hasattr(select, "poll"):
             poller = select.poll()
@@ -1973,32 +1884,12 @@ def _readable_now(sock):
 
 
 class _StaleConnection(Exception):
-    """A kept-alive connection turned out closed by the server; *sent* says
-    whether the whole request had been written before it failed."""
-
-    def __init__(self, exc, sent):
-        super().__init__(exc)
-        self.exc = exc
-        self.sent = sent
-
-
-def _is_network_exception(exc):
-    import http.client
-
-    return isinstance(exc, (OSError, http.client.HTTPException))
-
-
-def _is_stale_connection(exc):
-    import http.client
-
-    return isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
-                            BrokenPipeError, ConnectionAbortedError))
+    """A kept-alive connection found closed by the server; args: (exception, sent whole)."""
 
 
 def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> NetworkError:
-    shown = redact_url(url) if url else "?"
     import socket
-
+    shown, kind = redact_url(url) if url else "?", exc.__class__.__name__
     if isinstance(exc, NetworkError):
         return exc
     if isinstance(exc, ConnectionRefusedError):
@@ -2009,15 +1900,14 @@ def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> Net
         what = "timed out" + ("" if sent else " connecting")
     elif isinstance(exc, ConnectionResetError):
         what = "connection reset"
-    elif exc.__class__.__name__ == "RemoteDisconnected":
+    elif kind == "RemoteDisconnected":
         what = "server closed the connection without answering"
-    elif exc.__class__.__name__.startswith("SSL") or "CERTIFICATE" in str(exc):
+    elif kind.startswith("SSL") or "CERTIFICATE" in str(exc):
         what, sent = "TLS error: %s" % _clip(str(getattr(exc, "reason", None) or exc), 200), False
-        if exc.__class__.__name__ == "SSLCertVerificationError" or "CERTIFICATE" in str(exc):
-            return NetworkError("%s (%s)" % (what, shown), sent=False, url=shown,
-                                retryable=False)
+        if kind == "SSLCertVerificationError" or "CERTIFICATE" in str(exc):
+            return NetworkError("%s (%s)" % (what, shown), sent=False, url=shown, retryable=False)
     else:
-        what = "%s: %s" % (exc.__class__.__name__, _clip(str(exc), 200))
+        what = "%s: %s" % (kind, _clip(str(exc), 200))
     return NetworkError("%s (%s)" % (what, shown), sent=sent, url=shown)
 
 
@@ -2025,11 +1915,8 @@ def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> Net
 # Hooks and plugins ###########################################################
 ###############################################################################
 #
-# Plugins are pluggy plugins of the project "opstatus". The markers below set
-# the attribute pluggy reads (``opstatus_impl`` / ``opstatus_spec``, a dict),
-# so a plugin can be written, and this module imported, without pluggy;
-# registering one needs pluggy (``pip install pluggy``). Without
-# it, pass ``transport=``, ``policy=`` and ``on_status=`` as plain arguments.
+# Plugins are pluggy plugins of the project "opstatus"; writing one needs no pluggy, registering
+# one does. Without pluggy, pass ``transport=``, ``policy=`` and ``on_status=`` instead.
 
 #: Entry-point group that installed plugins declare.
 ENTRY_POINT_GROUP = "opstatus"
@@ -2037,244 +1924,80 @@ ENTRY_POINT_GROUP = "opstatus"
 
 def hookimpl(function=None, *, tryfirst=False, trylast=False, optionalhook=False,
              specname=None, wrapper=False, hookwrapper=False):
-    """Mark a function as an implementation of an opstatus hook, as
-    ``pluggy.HookimplMarker("opstatus")`` would, without needing pluggy::
-
-        class MyPlugin:
-            @opstatus.hookimpl
-            def opstatus_status_changed(self, url, previous, status): ...
-    """
-
+    """Mark a function as an implementation of an opstatus hook (``@opstatus.hookimpl``), as
+    ``pluggy.HookimplMarker("opstatus")`` would, without needing pluggy."""
     def mark(func):
-        setattr(func, "opstatus_impl", {
-            "wrapper": wrapper, "hookwrapper": hookwrapper, "optionalhook": optionalhook,
-            "tryfirst": tryfirst, "trylast": trylast, "specname": specname,
-        })
+        setattr(func, "opstatus_impl", {"wrapper": wrapper, "hookwrapper": hookwrapper,
+                                        "optionalhook": optionalhook, "tryfirst": tryfirst,
+                                        "trylast": trylast, "specname": specname})
         return func
-
     return mark if function is None else mark(function)
 
 
 def _hookspec(firstresult=False, historic=False):
     def mark(func):
-        setattr(func, "opstatus_spec", {
-            "firstresult": firstresult, "historic": historic, "warn_on_impl": None,
-            "warn_on_impl_args": None,
-        })
+        setattr(func, "opstatus_spec", {"firstresult": firstresult, "historic": historic,
+                                        "warn_on_impl": None, "warn_on_impl_args": None})
         return func
-
     return mark
 
 
 class HookSpecs:
-    """The hooks of opstatus. Each method documents one; implement it in a
-    plugin under the same name (decorated with :func:`hookimpl`)."""
+    """The hooks of opstatus. Implement one in a plugin under the same name (decorated with
+    :func:`hookimpl`); an implementation may take fewer arguments than the spec, by name.
+    *url* may hold secrets: show it with :func:`redact_url`."""
 
     @_hookspec(firstresult=True)
     def opstatus_send_request(self, request):
-        """Send an HTTP request and return its :class:`Response` (the transport).
-
-        :param request: the :class:`Request` (``method``, ``url``, ``headers``,
-            ``body``, ``timeout`` in seconds for the whole exchange,
-            ``max_bytes``). Its URL and headers have passed the security
-            rules; do not follow redirects (return the 3xx: the core decides).
-        :return: a :class:`Response`, or ``None`` to let the next plugin (in
-            the end the built-in ``http.client`` transport) send it. Raise
-            :class:`NetworkError` for a failure to connect (``sent=False``)
-            or after sending.
-
-        Stops at first non-None result. The core still enforces the body cap
-        and the deadline: a transport that takes longer than
-        ``request.timeout`` is abandoned and the request counts as failed.
-
-        Example::
-
-            class RequestsTransport:
-                def __init__(self, session):
-                    self.session = session
-
-                @opstatus.hookimpl
-                def opstatus_send_request(self, request):
-                    r = self.session.request(request.method, request.url,
-                        headers=request.headers, data=request.body,
-                        timeout=request.timeout, allow_redirects=False)
-                    return opstatus.Response(r.status_code,
-                        {k.lower(): v for k, v in r.headers.items()}, r.content)
-        """
+        """Send a checked :class:`Request`: return its :class:`Response` (never following a
+        redirect), ``None`` for the next transport, or raise :class:`NetworkError`
+        (``sent=False`` if nothing was sent). The core still enforces the cap and timeout."""
 
     @_hookspec()
     def opstatus_prepare_request(self, request):
-        """Change a request before it is sent: add a header, say.
-
-        :param request: the :class:`Request`; change ``request.headers`` in
-            place. Headers added here are checked (no CR/LF), treated as
-            secrets when their name is (``Authorization``…), and still go only
-            to the endpoint's origin.
-        :return: nothing.
-
-        Example::
-
-            class BearerAuth:
-                @opstatus.hookimpl
-                def opstatus_prepare_request(self, request):
-                    request.headers["Authorization"] = "Bearer " + get_token()
-        """
+        """Change ``request.headers`` in place before sending; they are checked, kept secret
+        when their name is (``Authorization``…) and go only to the endpoint's origin."""
 
     @_hookspec(historic=True)
     def opstatus_configure(self, environ):
-        """Configure a plugin, once, when it joins a plugin manager.
-
-        :param environ: the process environment (``os.environ``), where
-            plugins read their settings.
-        :return: nothing. Raise to refuse the plugin: its registration
-            fails with a :class:`PluginError` naming it.
-
-        Historic: a plugin registered later is configured at its
-        registration, so no plugin needs a lock or a "configured yet?" flag.
-
-        Example::
-
-            @opstatus.hookimpl
-            def opstatus_configure(environ):
-                global LIMIT
-                LIMIT = int(environ.get("MYPLUGIN_LIMIT", "10"))
-        """
+        """Configure a plugin from ``os.environ`` once, when it joins a plugin manager (also
+        later: historic). Raise to refuse it (a :class:`PluginError` naming it)."""
 
     @_hookspec(firstresult=True)
     def opstatus_next_delay(self, url, status, age, polls, policy, retry_after):
-        """Choose the wait before the next poll of an operation still running.
-
-        :param url: the operation's URL (may hold secrets in its query: do
-            not log it; use :func:`redact_url`).
-        :param status: the latest :class:`OperationStatus`.
-        :param age: seconds since polling started, or the operation's own
-            age when the service reports a longer one.
-        :param polls: requests sent so far for this operation.
-        :param policy: the :class:`RetryPolicy` in force.
-        :param retry_after: the wait the service asked for with its last
-            answer (``Retry-After`` and kin), in seconds, or ``None``.
-        :return: seconds, or ``None`` for the core's choice (the service's
-            ``retry_after``, else the policy's). The core clamps the value to
-            [floor, cap] and the time left.
-
-        Stops at first non-None result.
-
-        Example::
-
-            @opstatus.hookimpl
-            def opstatus_next_delay(url, status, age, polls, policy, retry_after):
-                if retry_after is None and status.status is opstatus.Status.RUNNING:
-                    return 5.0
-        """
+        """Seconds before the next poll of a running operation, or ``None`` for the core's
+        choice (*retry_after*, the service's wait, else the policy's); clamped by the core."""
 
     @_hookspec()
     def opstatus_response_received(self, request, response):
-        """An answer arrived, before the core reads it: count it, log it, or
-        refresh a credential on a ``401``.
-
-        :param request: the :class:`Request` that was sent.
-        :param response: the :class:`Response` (``status``, ``headers``,
-            ``body``).
-        :return: ``True`` to have the core send the request once more (after
-            a plugin refreshed what ``opstatus_prepare_request`` adds, say),
-            or ``None``. Every implementation sees every answer (one that only
-            counts them needs no ``tryfirst``); the core sends one request
-            again at most once, if any of them returned ``True``.
-
-        Example::
-
-            class RefreshingAuth:
-                @opstatus.hookimpl
-                def opstatus_response_received(self, request, response):
-                    if response.status == 401:
-                        self.token = fetch_new_token()
-                        return True
-        """
+        """An answer arrived, before the core reads it. Return ``True`` to have the request
+        sent once more (at most once; after refreshing a credential on a 401, say)."""
 
     @_hookspec(firstresult=True)
     def opstatus_retry_delay(self, url, error, errors, policy):
-        """Decide whether a transient error is worth another try, and when.
-
-        :param url: the operation's URL (see :meth:`opstatus_next_delay`).
-        :param error: the :class:`HTTPError` or :class:`NetworkError`.
-        :param errors: consecutive errors so far, this one included.
-        :param policy: the :class:`RetryPolicy` in force.
-        :return: seconds to wait before trying again, ``False`` to give up
-            (the error is raised), or ``None`` for the policy's choice.
-
-        Stops at first non-None result.
-
-        Example::
-
-            @opstatus.hookimpl
-            def opstatus_retry_delay(url, error, errors, policy):
-                if isinstance(error, opstatus.HTTPError) and error.status == 503:
-                    return False  # our gateway's 503s are final
-        """
+        """Seconds before retrying a transient *error* (*errors* in a row), ``False`` to give
+        up (the error is raised), or ``None`` for the policy's choice."""
 
     @_hookspec()
     def opstatus_status_changed(self, url, previous, status):
-        """An operation's status changed (or was seen for the first time).
-
-        :param url: the operation's URL (see :meth:`opstatus_next_delay`).
-        :param previous: the previous :class:`OperationStatus`, or ``None``.
-        :param status: the new one.
-
-        Example::
-
-            @opstatus.hookimpl
-            def opstatus_status_changed(url, previous, status):
-                print(opstatus.redact_url(url), status.status)
-        """
+        """An operation's status changed (*previous* is ``None`` the first time)."""
 
     @_hookspec()
     def opstatus_retry_scheduled(self, url, error, delay, errors):
-        """A transient error will be retried after *delay* seconds.
-
-        :param url: the operation's URL.
-        :param error: the error (its text holds no secret).
-        :param delay: seconds until the next try.
-        :param errors: consecutive errors so far.
-
-        Example::
-
-            @opstatus.hookimpl
-            def opstatus_retry_scheduled(url, error, delay, errors):
-                metrics.increment("opstatus.retries")
-        """
+        """A transient *error* (its text holds no secret) is retried after *delay* seconds."""
 
     @_hookspec()
     def opstatus_operation_finished(self, url, outcome, status, error):
-        """Polling of an operation ended.
-
-        :param url: the operation's URL.
-        :param outcome: ``"succeeded"``, ``"failed"``, ``"timeout"``,
-            ``"cancelled"`` or ``"error"``.
-        :param status: the last :class:`OperationStatus` seen, or ``None``.
-        :param error: the exception that ended it, or ``None`` on success.
-
-        Notification hooks cannot stop a poll: an exception in one is logged
-        (naming the plugin) and the others still run.
-
-        Example::
-
-            @opstatus.hookimpl
-            def opstatus_operation_finished(url, outcome, status, error):
-                if outcome != "succeeded":
-                    page_someone(outcome, error)
-        """
+        """Polling ended: *outcome* is ``"succeeded"``, ``"failed"``, ``"timeout"``,
+        ``"cancelled"`` or ``"error"``; *error* the exception, or ``None``. An exception in a
+        notification hook is logged and the other plugins still run."""
 
 
 class _BuiltinPlugin:
-    """The built-in transport, registered ``trylast`` (as
-    ``opstatus.builtin``) so that any other plugin wins; for those who call
-    ``pm.hook.opstatus_send_request`` themselves. A poller falls back on its
-    own transport instead (its ``cafile``/``ssl_context`` and kept-alive
-    connections), as it falls back on its own policy when no plugin chooses
-    a delay."""
+    """The built-in transport, registered ``trylast`` as ``opstatus.builtin``, for callers of
+    ``pm.hook.opstatus_send_request``; a poller falls back on its own transport instead."""
 
-    def __init__(self):
-        self.transport = None
+    transport = None  # an HTTPTransport, made on first use
 
     @hookimpl(trylast=True)
     def opstatus_send_request(self, request):
@@ -2284,9 +2007,8 @@ class _BuiltinPlugin:
 
 
 class _Hooks:
-    """The hooks of one pluggy ``PluginManager``, called through pluggy
-    (``pm.hook.<name>(...)``, wrappers and all); a failure is attributed to
-    the plugin whose code raised it (found in the traceback)."""
+    """The hooks of one pluggy ``PluginManager``, called through pluggy; a failure is
+    attributed to the plugin whose code raised it (found in the traceback)."""
 
     def __init__(self, pm):
         self.pm = pm
@@ -2304,11 +2026,8 @@ class _Hooks:
 
     def _culprit(self, name, exc):
         """The plugin (and its name) whose hook function raised *exc*."""
-        codes = {}
-        for impl in getattr(self.pm.hook, name).get_hookimpls():
-            code = getattr(impl.function, "__code__", None)
-            if code is not None:
-                codes[code] = impl
+        codes = {getattr(impl.function, "__code__", None): impl
+                 for impl in getattr(self.pm.hook, name).get_hookimpls()}
         found = None
         tb = exc.__traceback__
         while tb is not None:
@@ -2317,33 +2036,29 @@ class _Hooks:
         return (found.plugin, found.plugin_name) if found else (None, "(a hook wrapper)")
 
     def call(self, name, scrub, **kwargs):
-        """``pm.hook.<name>(**kwargs)`` (the built-in transport left out):
-        its result; a failure is a :class:`PluginError` naming the plugin."""
+        """``pm.hook.<name>(**kwargs)`` without the built-in transport; a failure is a
+        :class:`PluginError` naming the plugin."""
         caller = getattr(self.pm.hook, name)
         if name == "opstatus_send_request":
             builtins = [p for p in self.pm.get_plugins() if isinstance(p, _BuiltinPlugin)]
             caller = self.pm.subset_hook_caller(name, remove_plugins=builtins)
         try:
             return caller(**kwargs)
-        except (OpStatusError, KeyboardInterrupt, SystemExit):
+        except OpStatusError:
             raise
         except Exception as exc:
-            request = kwargs.get("request")
-            headers = getattr(request, "headers", None)
+            headers = getattr(kwargs.get("request"), "headers", None)
             if isinstance(headers, dict):  # what the plugin set may be a secret too
                 scrub.add(*(v for k, v in headers.items() if isinstance(v, str)
                             and isinstance(k, str) and k.lower() in SECRET_HEADERS))
             raise _plugin_error(self._culprit(name, exc)[1], name, exc, scrub)
 
     def notify(self, name, scrub, **kwargs):
-        """Call every implementation of a notification hook. One that fails
-        is logged (naming it) and those after it still run: pluggy stops at
-        the first exception, so the rest are then called one by one."""
+        """Call every implementation of a notification hook. One that fails is logged and
+        those after it still run (called one by one: pluggy stops at the first exception)."""
         try:
             getattr(self.pm.hook, name)(**kwargs)
             return
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except Exception as exc:
             plugin, plugin_name = self._culprit(name, exc)
             _log.warning("opstatus: plugin %s failed in %s: %s", plugin_name, name,
@@ -2355,8 +2070,6 @@ class _Hooks:
                 continue  # a wrapper wraps a call that has failed already
             try:
                 impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except (KeyboardInterrupt, SystemExit):
-                raise
             except Exception as exc:
                 _log.warning("opstatus: plugin %s failed in %s: %s", impl.plugin_name, name,
                              scrub(_clip(exc, 300)))
@@ -2365,14 +2078,13 @@ class _Hooks:
 def _plugin_error(plugin, hook, exc, scrub):
     text = scrub("%s: %s" % (type(exc).__name__, _clip(exc, 300)))
     err = PluginError("plugin %s failed in %s: %s" % (plugin, hook, text), plugin)
-    # Chain the original only when its text holds no secret.
-    err.__cause__ = exc if scrub(str(exc)) == str(exc) else None
+    err.__cause__ = exc if scrub(str(exc)) == str(exc) else None  # chained if no secret shows
     err.__suppress_context__ = True
     return err
 
 
 _PLUGIN_MANAGER = None
-_PM_LOCK = None
+_PM_LOCK = _threading.Lock()
 
 
 def _import_pluggy():
@@ -2384,46 +2096,29 @@ def _import_pluggy():
 
 
 def plugin_manager():
-    """The process-wide pluggy ``PluginManager`` of opstatus, created on first
-    use: the specs, the built-in plugin (``trylast``), then the plugins of
-    the ``opstatus`` entry-point group, unless
-    ``OPSTATUS_DISABLE_PLUGIN_AUTOLOAD`` is set; names listed in
-    ``OPSTATUS_DISABLED_PLUGINS`` (comma-separated) are blocked.
-
-    Raises :class:`PluginError` when pluggy is not installed.
-    """
-    global _PLUGIN_MANAGER, _PM_LOCK
-    if _PLUGIN_MANAGER is not None:
-        return _PLUGIN_MANAGER
-    if _PM_LOCK is None:
-        _PM_LOCK = _threading.Lock()
-    with _PM_LOCK:
-        if _PLUGIN_MANAGER is None:
-            _PLUGIN_MANAGER = make_plugin_manager(autoload=_autoload_wanted())
+    """The process-wide pluggy ``PluginManager`` of opstatus, made on first use as
+    :func:`make_plugin_manager` makes one, with the entry-point plugins unless
+    ``OPSTATUS_DISABLE_PLUGIN_AUTOLOAD`` is set. Raises :class:`PluginError` without pluggy."""
+    global _PLUGIN_MANAGER
+    if _PLUGIN_MANAGER is None:
+        with _PM_LOCK:
+            if _PLUGIN_MANAGER is None:
+                # A copy vendored under another name loads entry points only if asked.
+                autoload = __name__ in ("opstatus", "__main__") or _os.environ.get(
+                    "OPSTATUS_PLUGIN_AUTOLOAD", "") == "1"
+                _PLUGIN_MANAGER = make_plugin_manager(autoload=autoload)
     return _PLUGIN_MANAGER
 
 
-def _autoload_wanted():
-    """Entry-point plugins are for the installed ``opstatus`` (or this file
-    run as a command). A copy vendored under another name
-    (``mylib._vendor.opstatus``) loads none unless
-    ``OPSTATUS_PLUGIN_AUTOLOAD=1`` asks for them: they were written against
-    another copy."""
-    return __name__ in ("opstatus", "__main__") or _os.environ.get(
-        "OPSTATUS_PLUGIN_AUTOLOAD", "") == "1"
-
-
 def make_plugin_manager(autoload=False):
-    """A new ``PluginManager`` with the specs and the built-in plugin; with
-    *autoload*, the entry-point plugins too (as :func:`plugin_manager`).
-    Tests use a fresh one each. A plugin registered on it without a name is
-    named as :func:`register_plugin` names it."""
+    """A new ``PluginManager`` with the specs and the built-in plugin (``trylast``); with
+    *autoload*, the plugins of the ``opstatus`` entry-point group too. Names listed in
+    ``OPSTATUS_DISABLED_PLUGINS`` (comma-separated) are blocked; unnamed plugins are named
+    as :func:`register_plugin` names them."""
     pluggy = _import_pluggy()
     if pluggy is None:
-        raise PluginError(
-            "plugins need pluggy: pip install pluggy. Without it, pass "
-            "transport=, policy= and on_status= to poll() or Poller() directly."
-        )
+        raise PluginError("plugins need pluggy: pip install pluggy. Without it, pass "
+                          "transport=, policy= and on_status= to poll() or Poller() directly.")
     pm = _manager_class(pluggy)("opstatus")
     pm.add_hookspecs(HookSpecs)
     pm.hook.opstatus_configure.call_historic(kwargs={"environ": _os.environ})
@@ -2438,11 +2133,11 @@ def make_plugin_manager(autoload=False):
             raise PluginError("%s; block it with OPSTATUS_DISABLED_PLUGINS=%s"
                               % (exc, exc.plugin), exc.plugin) from exc
         except Exception as exc:
+            failing = _failing_entry_point()
             raise PluginError("an entry-point plugin of group %r failed to load: %s; "
                               "block it with OPSTATUS_DISABLED_PLUGINS=%s"
-                              % (ENTRY_POINT_GROUP, _clip(exc, 300),
-                                 _failing_entry_point() or "NAME"),
-                              _failing_entry_point()) from exc
+                              % (ENTRY_POINT_GROUP, _clip(exc, 300), failing or "NAME"),
+                              failing) from exc
     return pm
 
 
@@ -2458,26 +2153,23 @@ def _failing_entry_point():
     blocked = {n.strip() for n in _os.environ.get("OPSTATUS_DISABLED_PLUGINS", "").split(",")}
     for dist in metadata.distributions():
         for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or ep.name in blocked:
-                continue
-            try:
-                ep.load()
-            except Exception:
-                return ep.name
+            if ep.group == ENTRY_POINT_GROUP and ep.name not in blocked:
+                try:
+                    ep.load()
+                except Exception:
+                    return ep.name
     return None
 
 
 def register_plugin(plugin, name=None):
-    """Register *plugin* (a module, class instance…) with the process-wide
-    plugin manager; returns its name. Without *name*, a module is named by
-    its ``__name__`` and anything else by its class, ``module.Class``
-    (``module.Class#2`` for a second instance): that name is what errors,
-    logs and ``opstatus plugins`` show. Needs pluggy (:class:`PluginError`
-    otherwise)."""
+    """Register *plugin* (a module, class instance…) with the process-wide plugin manager;
+    returns its name. Without *name*, a module is named by its ``__name__`` and anything else
+    ``module.Class`` (``module.Class#2`` for a second instance), as errors, logs and
+    ``opstatus plugins`` show it. Needs pluggy (:class:`PluginError` otherwise)."""
     pm = plugin_manager()
     shown = name or _plugin_name(plugin)
-    # Validate on a scratch manager first, so that a bad plugin leaves the
-    # real one untouched (pluggy before 1.7 registers hooks one by one).
+    # Validate on a scratch manager first, so that a bad plugin leaves the real one untouched
+    # (pluggy before 1.7 registers hooks one by one).
     scratch = _manager_class(_import_pluggy())("opstatus")
     scratch.add_hookspecs(HookSpecs)
     try:
@@ -2489,16 +2181,14 @@ def register_plugin(plugin, name=None):
     try:
         return pm.register(plugin, name=name)
     except ValueError as exc:  # already registered, or the name is taken or blocked
-        raise PluginError("plugin %s cannot be registered: %s" % (shown, exc),
-                          shown) from exc
+        raise PluginError("plugin %s cannot be registered: %s" % (shown, exc), shown) from exc
     except Exception as exc:  # its opstatus_configure refused
         raise PluginError("plugin %s failed in opstatus_configure: %s"
                           % (shown, _clip(exc, 300)), shown) from exc
 
 
 def _plugin_name(plugin: Any) -> str:
-    """The name of a plugin registered without one: a module's (or
-    function's) own name, else its class's, ``module.Class``."""
+    """A module's (or function's) own name, else its class's, ``module.Class``."""
     if isinstance(plugin, _types.ModuleType):
         return plugin.__name__
     named = plugin if isinstance(plugin, (type, _types.FunctionType)) else type(plugin)
@@ -2509,9 +2199,8 @@ _MANAGER_CLASSES: Dict[Any, type] = {}
 
 
 def _manager_class(pluggy):
-    """pluggy's ``PluginManager`` with opstatus's names for unnamed plugins
-    (pluggy's own would be a number, ``id(plugin)``): through
-    ``get_canonical_name``, the method pluggy documents for it."""
+    """pluggy's ``PluginManager`` naming unnamed plugins as :func:`_plugin_name` does (not
+    ``id(plugin)``), through ``get_canonical_name``, the method pluggy documents for it."""
     cls = _MANAGER_CLASSES.get(pluggy)
     if cls is None:
         class PluginManager(pluggy.PluginManager):
@@ -2522,8 +2211,7 @@ def _manager_class(pluggy):
                 except Exception as exc:
                     if before or not self.is_registered(plugin):
                         raise  # already registered, the name taken or blocked
-                    # Its opstatus_configure refused it: named, and not left
-                    # half-registered.
+                    # Its opstatus_configure refused it: named, not left half-registered.
                     shown = self.get_name(plugin) or name or _plugin_name(plugin)
                     self.unregister(plugin)
                     raise PluginError("plugin %s refused to load: %s"
@@ -2542,8 +2230,8 @@ def _manager_class(pluggy):
 
 
 def _default_hooks(plugins):
-    """The hooks a new poller uses: *plugins* is a PluginManager, ``False``
-    (none), or ``None`` (the process-wide one when pluggy is installed)."""
+    """The hooks a new poller uses: *plugins* is a PluginManager, ``False`` (none), or ``None``
+    (the process-wide one when pluggy is installed)."""
     if plugins is False:
         return None
     if plugins is None:
