@@ -3047,12 +3047,9 @@ class _Client:
             merged[KEY_HEADER] = key
         merged.update(headers or {})
         self.headers = _check_headers(merged)
-        self.scrub = _Scrubber(
-            v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS
-        )
+        self.scrub = _Scrubber(v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS)
         self.explicit_transport = transport
-        #: a caller's cafile or ssl_context: the built-in transport honours
-        #: them, so transport plugins are not consulted
+        # with a caller's cafile or ssl_context, transport plugins are not consulted
         self.explicit_tls = ssl_context is not None or cafile is not None
         self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if transport is None else None
@@ -3078,8 +3075,7 @@ class _Client:
         if self.origin is not None and _origin(parts) != self.origin:
             raise UnsafeURLError(
                 "%s to %s, another origin than the endpoint's: refused, so that no "
-                "credential goes there" % (what, redact_url(url))
-            )
+                "credential goes there" % (what, redact_url(url)))
         if what == "request" and self.origin is not None:
             self._passed = url
 
@@ -3098,8 +3094,7 @@ class _Client:
 
     def _transport(self, request):
         if type(self.explicit_transport) is HTTPTransport:
-            # One built-in transport shared between clients (connections kept
-            # alive across take, apply and polls): it keeps the deadline itself.
+            # shared between clients; it keeps the deadline itself
             return self.explicit_transport.send(request)
         if self.explicit_transport is not None:
             name = type(self.explicit_transport).__name__
@@ -3138,9 +3133,8 @@ class _Client:
         return response
 
     def _exchange(self, request):
-        """Send *request*; once more if a plugin asks (``True`` from
-        ``opstatus_response_received``: after refreshing a credential on a
-        401, say). A POST is sent again only after a 401 (refused unread)."""
+        """Send *request*; once more if a plugin's ``opstatus_response_received``
+        says ``True`` (a POST only after a 401, which the service refused unread)."""
         self._prepare(request)
         response = self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
@@ -3162,8 +3156,7 @@ class _Client:
         headers.setdefault("User-Agent", "opstatus/" + __version__)
         if content_type:
             headers["Content-Type"] = content_type
-        # One deadline for the exchange, redirects included: each hop gets
-        # only what is left of it.
+        # one deadline for the exchange: each redirect gets what is left of it
         budget = self.request_timeout if timeout is None else timeout
         deadline = _time.monotonic() + budget
         for hop in range(6):
@@ -3188,15 +3181,14 @@ class _Client:
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
     def scrub_error(self, exc):
-        """Take the secrets out of an exception's text, and out of the
-        exceptions chained to it (in place); returns it."""
+        """Take the secrets out of the text of *exc* and of the exceptions
+        chained to it (in place); returns *exc*."""
         seen = set()
         link = exc
         while link is not None and id(link) not in seen and len(seen) < 16:
             seen.add(id(link))
             try:
-                link.args = tuple(self.scrub(a) if isinstance(a, str) else a
-                                  for a in link.args)
+                link.args = tuple(self.scrub(a) if isinstance(a, str) else a for a in link.args)
             except (AttributeError, TypeError):  # pragma: no cover - exotic exceptions
                 pass
             for name in ("message", "problem", "reason", "strerror"):
@@ -3215,9 +3207,8 @@ class _Client:
 
 
 def _call_transport(send, request, name, scrub):
-    """``send(request)`` by a third-party transport, in a worker thread, so
-    that one that hangs cannot hold the caller past the request's timeout
-    (the thread is left to finish on its own). *name* names it in errors."""
+    """``send(request)`` by a third-party transport, in a daemon thread, so
+    that one that hangs cannot hold the caller past the request's timeout."""
     box = {}
 
     def run():
@@ -3242,10 +3233,8 @@ def _call_transport(send, request, name, scrub):
 
 
 def _checked_response(response, request, name):
-    """A transport's answer, held to the core's rules: a Response, an HTTP
-    status, str headers (lower-cased), a body within the cap."""
-    # By shape, not class: a vendored copy's plugins return the installed
-    # opstatus's Response, an equal but other class.
+    """A transport's answer held to the core's rules, checked by shape (a
+    vendored copy's plugins return the installed opstatus's Response)."""
     try:
         status, headers, body = response.status, response.headers, response.body
     except AttributeError:
