@@ -3290,26 +3290,24 @@ ERRORS_WARNING_AFTER = 60.0
 class Step:
     """What one :meth:`Poller.step` saw, and when to come back.
 
-    ``status`` is the status read, or ``None`` when the request met a
-    transient error (then in ``error``, and retried). ``done`` says the
-    operation ended; ``error`` then holds the :class:`OperationFailed` of a
-    failure (not raised). ``delay`` is the wait before the next step, in
-    seconds, within the policy and the deadline (0 once done).
+    ``status`` is the status read, or ``None`` after a transient error (then
+    in ``error``, and retried); once ``done``, ``error`` holds the
+    :class:`OperationFailed` of a failure (not raised). ``delay`` is the wait
+    before the next step, in seconds (0 once done); ``errors`` counts the
+    transient errors in a row (0 once the service answered).
     """
 
     status: Optional[OperationStatus]
     error: Optional[BaseException]
     delay: float
     done: bool
-    #: transient errors in a row so far (0 once the service answered)
     errors: int = 0
 
 
 def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None):
-    """The wait before another try after *exc* (the *errors*-th in a row):
-    a plugin's ``opstatus_retry_delay``, else the server's hint, else the
-    policy's backoff; clamped by the policy and *time_left*. Raises *exc*
-    when it is not worth another try."""
+    """The wait before another try after *exc* (the *errors*-th in a row): a
+    plugin's, else the server's hint, else the policy's backoff, clamped.
+    Raises *exc* when it is not worth another try."""
     if policy.max_errors is not None and errors > policy.max_errors:
         raise exc  # the caller's bound holds whatever plugins say
     hooks = client.hooks
@@ -3334,7 +3332,7 @@ _AUTH_STATUSES = frozenset((401, 403, 407))
 
 def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], str], url: str,
                  policy: RetryPolicy) -> OperationStatus:
-    """The status that an answer to a poll means under *vocab*; raises the
+    """The status an answer to a poll means under *vocab*; raises the
     :class:`HTTPError` of an answer that is not one."""
     code = response.status
     if vocab.accepted_means_running:  # ARM: Location polling, or a status document
@@ -3379,26 +3377,17 @@ class Poller:
         poller = Poller(location, endpoint=endpoint, key=key)
         for status in poller:
             print(status.status, status.last_action_time)
-        print(poller.latest.snapshot_id)
 
-    :meth:`cancel` (from any thread) stops it at the next chance: a wait is
-    cut short at once; a request in flight ends within its timeout.
-
-    *clock* (monotonic seconds), *sleep* and *random* (a callable returning a
-    float in [0, 1)) can be injected; by default they are looked up when
-    used, so ``freezegun`` and friends apply. Even with a clock that does not
-    move, the deadline holds: the time slept counts too.
-
-    *plugins* is a pluggy ``PluginManager`` to consult (see
-    :func:`make_plugin_manager`), ``False`` for none, or ``None`` (default)
-    for the process-wide one when pluggy is installed. An explicit
-    *transport* or *policy* wins over plugins; plugins win over built-ins.
-
+    :meth:`cancel` (from any thread) stops it at the next chance. *clock*
+    (monotonic seconds), *sleep* and *random* (returning a float in [0, 1))
+    can be injected; by default they are looked up when used, so
+    ``freezegun`` applies; the time slept counts toward the deadline even if
+    the clock stands still. *plugins* is a pluggy ``PluginManager``,
+    ``False`` (none) or ``None`` (the process-wide one, if pluggy is
+    installed); an explicit *transport* or *policy* wins over plugins.
     *vocabulary* (a :class:`Vocabulary` or a built-in's name, default
-    ``"face"``) says how the service writes its status documents;
-    *max_bytes* caps a response body (default 1 MiB for ``"face"``, the
-    vocabulary's cap, 64 MiB, for the others, whose final status may hold
-    a large result).
+    ``"face"``) says how the service writes its status; *max_bytes* caps a
+    response body (default 1 MiB for ``"face"``, else the vocabulary's cap).
     """
 
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
@@ -3406,13 +3395,14 @@ class Poller:
                  ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                  max_bytes=None, clock=None, sleep=None, random=None,
                  on_status=None, plugins=None, vocabulary=None):
-        self.vocabulary = _vocabulary_of(vocabulary)
+        self.vocabulary = vocab = _vocabulary_of(vocabulary)
         if max_bytes is None:
-            max_bytes = MAX_RESPONSE_BYTES if self.vocabulary is FACE else self.vocabulary.max_bytes
+            max_bytes = MAX_RESPONSE_BYTES if vocab is FACE else vocab.max_bytes
         if timeout is not None and _finite_delay(timeout, float("inf")) is None:
             raise ValueError("timeout must be a finite number >= 0 or None, not %r" % (timeout,))
         if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
-            raise ValueError("request_timeout must be a finite number > 0, not %r" % (request_timeout,))
+            raise ValueError("request_timeout must be a finite number > 0, not %r"
+                             % (request_timeout,))
         self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
         self._shown = redact_url(self.url)  # what logs and errors show of it
         self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
@@ -3421,9 +3411,7 @@ class Poller:
         self._client.scrub.add(*_query_values(self.url))
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else RetryPolicy()
-        self._clock = clock
-        self._sleep = sleep
-        self._random = random
+        self._clock, self._sleep, self._random = clock, sleep, random
         self._on_status = on_status
         self._cancelled = _threading.Event()
         self.latest: Optional[OperationStatus] = None
@@ -3453,50 +3441,32 @@ class Poller:
     # -- time ---------------------------------------------------------------
 
     def _now(self):
-        if self._clock is not None:
-            return self._clock()
-        return _time.monotonic()
+        return self._clock() if self._clock is not None else _time.monotonic()
 
-    def _elapsed(self):
-        # The time slept counts even if the clock stands still (a frozen clock
-        # must not make the deadline unreachable).
+    def _elapsed(self):  # the time slept counts even if the clock stands still
         return max(self._now() - self._start, self.slept)
 
     def _limit(self):
-        """The deadline in force, in seconds of elapsed time: the poller's
-        ``timeout``, or a nearer one given to :meth:`wait`."""
-        if self._wait_limit is None:
-            return self.timeout
-        if self.timeout is None:
-            return self._wait_limit
-        return min(self.timeout, self._wait_limit)
+        """The deadline in force: ``timeout``, or a nearer one given to :meth:`wait`."""
+        limits = [limit for limit in (self.timeout, self._wait_limit) if limit is not None]
+        return min(limits) if limits else None
 
     def _time_left(self):
         limit = self._limit()
-        if limit is None:
-            return None
-        return limit - self._elapsed()
+        return None if limit is None else limit - self._elapsed()
 
     def _rand(self):
-        if self._random is not None:
-            value = self._random()
-        else:
-            value = _random.random()
+        value = self._random() if self._random is not None else _random.random()
         return value if 0.0 <= value <= 1.0 else 0.5
 
     def _pause(self, seconds):
-        """Wait *seconds* (counted in :attr:`slept` by the next
-        :meth:`step`), or until :meth:`cancel`."""
+        """Wait *seconds* (counted in :attr:`slept` by the next step), or until :meth:`cancel`."""
         if seconds <= 0:
             return
         if self._sleep is not None:
             self._sleep(seconds)
         else:
             self._cancelled.wait(seconds)  # the next step raises PollCancelled
-
-    def _check_cancel(self):
-        if self._cancelled.is_set():
-            raise PollCancelled("polling cancelled", self.latest)
 
     def _timeout(self, cause=None):
         if self._wait_limit is not None and (self.timeout is None
@@ -3511,14 +3481,12 @@ class Poller:
         return PollTimeout(message, self.latest, self.timeout, cause)
 
     def _plan_wait(self, delay, cause=None):
-        """*delay* (already clamped by the policy), or less when the deadline
-        comes first: then the wait ends early enough for one last request,
-        and after that attempt the poll times out without waiting again."""
+        """*delay*, or less when the deadline comes first: then the wait ends
+        early enough for one last request, after which the poll times out."""
         left = self._time_left()
         if left is not None:
-            # Time kept for the last request: what the last one took (three
-            # times over, at least 0.2 s), so that a fast failure does not end
-            # the poll long before its deadline.
+            # kept for the last request: 3 times what the last took, so that a
+            # fast failure does not end the poll long before its deadline
             reserve = min(1.0, self._client.request_timeout, left / 2.0,
                           max(0.2, 3.0 * self._took))
             if self._last_attempt or left <= 0.001:
@@ -3543,10 +3511,10 @@ class Poller:
         return self.latest is not None and self.latest.is_terminal
 
     def _attempt(self) -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]:
-        """One GET of the status: ``(status, 0, None)``, or ``(None, delay,
-        error)`` for a transient error worth another try after *delay*.
-        Raises what ends the poll. Observes the status (hooks, callback)."""
-        self._check_cancel()
+        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a
+        transient error worth another try. Raises what ends the poll."""
+        if self._cancelled.is_set():
+            raise PollCancelled("polling cancelled", self.latest)
         if self._start is None:
             self._start = self._now()
         left = self._time_left()
@@ -3594,11 +3562,6 @@ class Poller:
         cls = OperationCanceled if status.status is Status.CANCELED else OperationFailed
         return self._client.scrub_error(cls(status))
 
-    def _finish_with(self, exc):
-        outcome = ("timeout" if isinstance(exc, PollTimeout) else
-                   "cancelled" if isinstance(exc, PollCancelled) else "error")
-        self._finish(outcome, exc)
-
     def _answered(self, response):
         """The service answered with a status: the errors in a row end."""
         if self._warned:
@@ -3611,8 +3574,8 @@ class Poller:
         self._hint = parse_retry_after(response.headers)
 
     def _erring(self, exc):
-        """Bookkeeping of a transient error: a WARNING once errors have lasted
-        a minute, and a short bound while the address has never answered."""
+        """Bookkeeping of a transient error: one WARNING once errors have lasted
+        a minute; a short bound while the address has never answered."""
         now = self._elapsed()
         if self._errors_since is None:
             self._errors_since = now
@@ -3633,8 +3596,7 @@ class Poller:
                 sent=False, url=exc.url, retryable=False) from None
 
     def start(self):
-        """Start the deadline's clock now (the first :meth:`step` does it
-        otherwise); a :class:`Watcher` starts all of its pollers together."""
+        """Start the deadline's clock now (else the first :meth:`step` does)."""
         if self._start is None:
             self._start = self._now()
 
@@ -3646,17 +3608,12 @@ class Poller:
         return self._time_left()
 
     def step(self) -> Step:
-        """Send one request; say what it saw and when to come back.
-
-        Returns a :class:`Step`. Raises what ends the poll (the deadline,
-        :meth:`cancel`, an error not worth another try); the plugins hear
-        of every end. :meth:`wait`, iteration, :class:`Watcher`, the
-        ``asyncio`` forms and the command line all poll through it.
-        """
+        """Send one request; return a :class:`Step`: what it saw and when to
+        come back. Raises what ends the poll (the deadline, :meth:`cancel`,
+        an error not worth another try); the plugins hear of every end."""
         if self._done:
             return Step(self.latest, None, 0.0, True)
-        # The wait the last step asked for has passed (the clock may not
-        # show it: a frozen one must not make the deadline unreachable).
+        # the wait the last step asked for has passed, whatever the clock says
         self.slept += self._asked
         self._asked = 0.0
         try:
@@ -3670,14 +3627,14 @@ class Poller:
                 delay = self._next_delay(status)
             delay = self._plan_wait(delay, error)
         except OpStatusError as exc:
-            self._finish_with(exc)
+            self._finish("timeout" if isinstance(exc, PollTimeout) else
+                         "cancelled" if isinstance(exc, PollCancelled) else "error", exc)
             raise
         self._asked = delay
         self._log.debug("opstatus: waiting %.3f s before the next poll", delay)
         return Step(status, error, delay, False, self._errors_in_row)
 
     def _retry_delay(self, exc, errors):
-        """The wait before retrying after *exc*, or raise it if not worth it."""
         return _retry_wait(self._client, self.policy, self.url, exc, errors, self._rand,
                            self._time_left(), self.vocabulary.max_server_wait)
 
@@ -3730,9 +3687,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     def __aiter__(self):
-        """Iterate asynchronously: ``async for status in poller``. The
-        blocking requests run in the event loop's default executor, the waits
-        are ``asyncio.sleep``; cancelling the task cancels the poller."""
+        """``async for status in poller``: the requests run in the event loop's
+        default executor; cancelling the task cancels the poller."""
         return self._aiter()
 
     async def _aiter(self):
@@ -3758,10 +3714,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self) -> OperationStatus:
-        """:meth:`wait` for ``asyncio``: ``status = await poller.wait_async()``.
-        Polls running at once share kept-alive connections (unless this
-        poller has TLS options or a transport of its own); the last one to
-        end closes them."""
+        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive
+        connections (unless this poller has TLS options or a transport)."""
         pool = None
         if self._client.owns_transport and not self._client.explicit_tls:
             pool = _SHARED_POOL.acquire()
@@ -3776,14 +3730,11 @@ class Poller:
         return self._final()
 
     def wait(self, timeout: Optional[float] = None) -> OperationStatus:
-        """Poll to the end: return the final status if it succeeded, raise
-        :class:`OperationFailed` if it failed, :class:`PollTimeout`,
-        :class:`PollCancelled`, :class:`HTTPError` (:class:`OperationNotFound`),
-        :class:`NetworkError` or :class:`StatusDocumentError` otherwise.
-
-        *timeout* (seconds) bounds this call only, within the poller's own
-        deadline: on :class:`PollTimeout` the poller can be waited on again.
-        """
+        """Poll to the end and return the final status if it succeeded; raise
+        :class:`OperationFailed`, :class:`PollTimeout`, :class:`PollCancelled`,
+        :class:`HTTPError`, :class:`NetworkError` or :class:`StatusDocumentError`.
+        *timeout* bounds this call only: after its :class:`PollTimeout` the
+        poller can be waited on again."""
         if timeout is not None:
             if _finite_delay(timeout, float("inf")) is None:
                 raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
@@ -3813,18 +3764,10 @@ class Poller:
 
     def resume_token(self) -> str:
         """A small JSON token from which :meth:`from_resume_token` carries on
-        polling this operation after a restart.
-
-        It holds the operation URL, the endpoint, the created time and the
-        schedule state (polls, age); never a secret and never pickle. It is
-        sealed with an HMAC keyed by the subscription key (when there is one)
-        so that an altered token, or one made for another key, is refused.
-        A URL whose query string may carry a credential (a SAS ``sig=``,
-        ``key=``, ``token=``, ``code=``...) is refused with ``ValueError``;
-        ``api-version=`` and the like are kept. The token records the
-        vocabulary by name; a custom one (not in :data:`VOCABULARIES`) is
-        refused with ``ValueError``.
-        """
+        after a restart: URL, endpoint, created time, schedule state; never a
+        secret, never pickle; sealed with an HMAC keyed by the key (if any).
+        ``ValueError`` for a URL whose query may carry a credential (``sig=``,
+        ``key=``, ``token=``...) and for a vocabulary that is not built in."""
         query = self.url.partition("?")[2]
         if "#" in self.url or _QUERY_SECRET.search(query):
             raise ValueError("the operation URL has a query string that may carry a "
@@ -3855,18 +3798,14 @@ class Poller:
     @classmethod
     def from_resume_token(cls, token: str, *, key: Optional[str] = None,
                           endpoint: Optional[str] = None, **options: Any) -> Poller:
-        """A poller that carries on from :meth:`resume_token`.
-
-        The token is checked (type, version, fields, seal with *key*) and its
-        URL passes the same security rules as a new one; an *endpoint* given
-        here must be the token's origin. Raises :class:`ResumeTokenError`.
-        """
+        """A poller that carries on from :meth:`resume_token`. The token is
+        checked (type, version, fields, seal with *key*) and its URL held to
+        the rules of a new one; an *endpoint* given must be the token's
+        origin. Raises :class:`ResumeTokenError`."""
         doc = _read_token(token, key)
         token_endpoint = doc["endpoint"]
         if key is None and endpoint is None:
-            # Sealed without a key, a token proves nothing: anyone can write
-            # one that points at their own host. Secrets (headers=, what
-            # plugins add) go only where the caller says.
+            # sealed without a key, a token proves nothing: secrets go only where the caller says
             raise ResumeTokenError(
                 "this token cannot be authenticated (no key): pass endpoint= (the "
                 "service's address) so that the token's URL is checked against it")
@@ -3876,8 +3815,6 @@ class Poller:
                     _split_url(token_endpoint, allow_http=allow, what="token endpoint")):
                 raise ResumeTokenError("the token is for %s, not for the endpoint %s"
                                        % (redact_url(token_endpoint), redact_url(endpoint)))
-        # The token's URL, like any Operation-Location, must be on the
-        # endpoint's origin (UnsafeURLError otherwise).
         recorded = vocabulary(doc.get("vocabulary", "face"))
         given = options.get("vocabulary")
         if given is not None and _vocabulary_of(given) is not recorded:
@@ -3891,10 +3828,8 @@ class Poller:
 
     def share_connections(self, other):
         """Use the kept-alive connections of *other* (a :class:`Poller` of the
-        same service, or an :class:`HTTPTransport`) when this poller uses
-        the built-in transport; *other* stays in charge of closing them. A
-        :class:`Watcher` shares one pool between all of its pollers, and
-        :func:`poll_async` one between all the polls running at once."""
+        same service, or an :class:`HTTPTransport`) when this poller uses the
+        built-in transport; *other* stays in charge of closing them."""
         pool = other if isinstance(other, HTTPTransport) else other._client.transport
         client = self._client
         if client.transport is not None and pool is not None and pool is not client.transport:
