@@ -3861,18 +3861,12 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
          **options) -> OperationStatus:
     """Poll an operation until it ends and return its final status.
 
-    *operation_location* is the ``Operation-Location`` header of the 202 that
-    started it: relative (``/operations/{id}``, resolved against the API base
-    of *endpoint*) or absolute. *key* is sent as
-    ``Ocp-Apim-Subscription-Key``; *headers* adds others (``Authorization``).
-    Secrets go only to the endpoint's origin. Other keyword arguments are
-    those of :class:`Poller` (``policy``, ``transport``, ``allow_http``,
-    ``ssl_context``, ``cafile``, ``request_timeout``, ``clock``, ``sleep``,
-    ``random``, ``on_status``).
-
-    Raises :class:`OperationFailed`, :class:`PollTimeout`,
-    :class:`HTTPError` / :class:`OperationNotFound`, :class:`NetworkError`,
-    :class:`UnsafeURLError` or :class:`StatusDocumentError`.
+    *operation_location* is the ``Operation-Location`` of the 202 that
+    started it, absolute or relative to the API base of *endpoint*. *key* is
+    sent as ``Ocp-Apim-Subscription-Key``, *headers* adds others; secrets go
+    only to the endpoint's origin. Other keyword arguments are those of
+    :class:`Poller`. Raises as :meth:`Poller.wait` does, or
+    :class:`UnsafeURLError`.
     """
     return Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                   timeout=timeout, **options).wait()
@@ -3930,8 +3924,7 @@ def _read_token(token, key):
         raise ResumeTokenError("resume token names an unknown vocabulary %s"
                                % _short_repr(doc["vocabulary"]))
     for name, kind in _TOKEN_FIELDS.items():
-        value = doc[name]
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
             raise ResumeTokenError("resume token field %s has the wrong type" % name)
     if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
         raise ResumeTokenError("resume token has an impossible schedule state")
@@ -3958,19 +3951,17 @@ MAX_USER_DATA = 16384
 
 def _check_object_id(value, name="object_id"):
     if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
-        raise ValueError(
-            "%s must be 1 to 64 characters of a-z, 0-9, '-' and '_', not %s"
-            % (name, _short_repr(value))
-        )
+        raise ValueError("%s must be 1 to 64 characters of a-z, 0-9, '-' and '_', not %s"
+                         % (name, _short_repr(value)))
     return value
 
 
 def _send_start(client, method, url, body, content_type, *, timeout, policy=None, clock=None,
                 sleep=None, random=None, accept=(202,)):
     """Send the request that starts an operation until an answer in *accept*
-    comes: again only when the service surely did not act on it (the
-    request never left, or a 429), with the policy's waits and the retry
-    hooks, within *timeout* seconds (:class:`PollTimeout` after)."""
+    comes; again only when the service surely did not act on it (the request
+    never left, or a 429), with the policy's waits and the retry hooks,
+    within *timeout* seconds (:class:`PollTimeout` after)."""
     if _finite_delay(timeout, float("inf")) is None:
         raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
     policy = policy if policy is not None else RetryPolicy()
@@ -4025,8 +4016,7 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
         client.close()
     location = response.headers.get("operation-location")
     if not location:
-        raise HTTPError(202, None, "202 without an Operation-Location header",
-                        url=redact_url(url))
+        raise HTTPError(202, None, "202 without an Operation-Location header", url=redact_url(url))
     resolve_operation_url(location, endpoint, allow_http=allow_http)
     return location
 
@@ -4041,20 +4031,15 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
                     timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
                     random=None, plugins=None, content_type=None) -> Optional[str]:
     """Send the request that starts a long-running operation of any Azure
-    service; return the URL to poll (give it to :func:`poll` with the same
-    *vocabulary*), or ``None`` when the service finished at once.
+    service; return the URL to poll (with the same *vocabulary*), or ``None``
+    when the service finished at once (a 200 or 201 without one).
 
-    *url* is absolute, or relative to *endpoint* as a browser resolves it
-    (``/vision/v3.2/read/analyze`` keeps only the endpoint's origin). The
-    body is *json* (any JSON value) or *data* (bytes, sent as
+    *url* is absolute, or relative to *endpoint* as a browser resolves it.
+    The body is *json* (any JSON value) or *data* (bytes, sent as
     ``application/octet-stream`` unless *content_type* says otherwise), at
-    most :data:`MAX_REQUEST_BYTES`. The operation's URL is read from the
-    vocabulary's headers (``Operation-Location``; ARM's
-    ``Azure-AsyncOperation``, then ``Location``), made absolute and held to
-    the same origin rules as every URL that gets a secret. A ``200`` or
-    ``201`` without one returns ``None`` (and says why in the log). Sent
-    again only when the service surely did not act on it, as
-    :func:`take_snapshot` is.
+    most :data:`MAX_REQUEST_BYTES`. The URL to poll comes from the
+    vocabulary's headers, made absolute and held to the same origin rules as
+    every URL that gets a secret. Retried as :func:`take_snapshot` is.
     """
     vocab = _vocabulary_of(vocabulary)
     if json is not None and data is not None:
@@ -4090,12 +4075,11 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
             absolute = _absolute(location.strip(), url, allow_http)
             client._check_origin(absolute, "operation URL")
             return absolute
+    headers_named = " or ".join(vocab.url_headers)
     if response.status == 202:
-        raise HTTPError(202, None, "202 without a %s header" % " or ".join(vocab.url_headers),
-                        url=redact_url(url))
+        raise HTTPError(202, None, "202 without a %s header" % headers_named, url=redact_url(url))
     _log.info("opstatus: %s %s answered %d without %s: the operation ended at once",
-              method.upper(), redact_url(url), response.status,
-              " or ".join(vocab.url_headers))
+              method.upper(), redact_url(url), response.status, headers_named)
     return None
 
 
@@ -4126,13 +4110,10 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
     ``Operation-Location``, to give to :func:`poll` with the same endpoint
     and key. *apply_scope* lists the subscription ids (UUIDs) that may apply
     it, each once. The input is checked before anything is sent
-    (``ValueError``).
-
-    Sent again only when the service surely did not act on it (the request
-    never left, or a 429), with the waits of *policy* (a
-    :class:`RetryPolicy`) and the retry hooks, as polls are; all within
-    *timeout* seconds (:class:`PollTimeout` after). *clock*, *sleep* and
-    *random* can be injected as for :class:`Poller`.
+    (``ValueError``). Sent again only when the service surely did not act on
+    it (the request never left, or a 429), with the waits of *policy* and the
+    retry hooks, all within *timeout* seconds (:class:`PollTimeout` after).
+    *clock*, *sleep* and *random* can be injected as for :class:`Poller`.
     """
     kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
     if not isinstance(object_type, str) or object_type.lower() not in kinds:
@@ -4155,10 +4136,10 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
             raise ValueError("user_data must be a str of at most %d characters" % MAX_USER_DATA)
         payload["userData"] = user_data
     return _start_operation(endpoint, key, "/snapshots", payload, headers=headers,
-                            allow_http=allow_http, transport=transport,
-                            ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, timeout=timeout, policy=policy,
-                            clock=clock, sleep=sleep, random=random, plugins=plugins)
+                            allow_http=allow_http, transport=transport, ssl_context=ssl_context,
+                            cafile=cafile, request_timeout=request_timeout, timeout=timeout,
+                            policy=policy, clock=clock, sleep=sleep, random=random,
+                            plugins=plugins)
 
 
 def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
@@ -4178,10 +4159,10 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
         raise ValueError("mode must be 'CreateNew' (the only mode the service has)")
     return _start_operation(endpoint, key, "/snapshots/%s/apply" % snapshot_id,
                             {"objectId": object_id, "mode": mode}, headers=headers,
-                            allow_http=allow_http, transport=transport,
-                            ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, timeout=timeout, policy=policy,
-                            clock=clock, sleep=sleep, random=random, plugins=plugins)
+                            allow_http=allow_http, transport=transport, ssl_context=ssl_context,
+                            cafile=cafile, request_timeout=request_timeout, timeout=timeout,
+                            policy=policy, clock=clock, sleep=sleep, random=random,
+                            plugins=plugins)
 
 
 ###############################################################################
