@@ -4190,12 +4190,9 @@ DEFAULT_WORKERS = 8
 
 @_dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How one operation watched by a :class:`Watcher` ended.
-
-    ``index`` is its position in the list given; ``status`` the final (or
-    last seen) :class:`OperationStatus`; ``error`` ``None`` on success, else
-    the exception :func:`poll` would have raised.
-    """
+    """How one operation watched by a :class:`Watcher` ended: ``index`` in
+    the list given, the final (or last seen) ``status``, and ``error``:
+    ``None`` on success, else the exception :func:`poll` would have raised."""
 
     index: int
     location: str
@@ -4211,20 +4208,17 @@ class Watcher:
     """Watch many operations at once with a few threads.
 
     Each operation keeps its own schedule; requests run on at most
-    *max_workers* threads (connections are kept alive and shared); outcomes
-    come out as operations end, like ``concurrent.futures.as_completed``::
+    *max_workers* threads over shared kept-alive connections; outcomes come
+    out as operations end, like ``concurrent.futures.as_completed``::
 
         for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
     One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
     a failure of one does not stop the others. *max_rate* caps the requests
-    per second of all of them together (every poll is billed, and the Face
-    API allows 10 calls a second on the standard tier, 20 a minute on the
-    free one). *on_status* is called as ``on_status(index, status)`` for
-    each status seen, *on_step* as ``on_step(index, step)`` for each
-    :class:`Step` (a retried error among them). Other keyword arguments are
-    those of :class:`Poller`.
+    per second of all together (every poll is billed). *on_status* is called
+    as ``on_status(index, status)``, *on_step* as ``on_step(index, step)``
+    for each :class:`Step`. Other keyword arguments are those of :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
@@ -4239,9 +4233,7 @@ class Watcher:
         self.max_rate = max_rate
         self.locations = list(locations)
         self.max_workers = max_workers
-        self._clock = clock
-        self._sleep = sleep
-        self._on_step = on_step
+        self._clock, self._sleep, self._on_step = clock, sleep, on_step
         self._cancelled = _threading.Event()
         self.pollers: list = []
         for index, location in enumerate(self.locations):
@@ -4258,20 +4250,16 @@ class Watcher:
         return "<Watcher of %d operations, %d workers>" % (len(self.pollers), self.max_workers)
 
     def _now(self):
-        if self._clock is not None:
-            return self._clock()
-        return _time.monotonic()
+        return self._clock() if self._clock is not None else _time.monotonic()
 
     def cancel(self):
-        """Stop watching; safe from any thread. Pending operations come out
-        with :class:`PollCancelled`."""
+        """Stop watching, from any thread: pending operations end with :class:`PollCancelled`."""
         self._cancelled.set()
         for poller in self.pollers:
             poller.cancel()
 
     def _outcome(self, index, error=None):
-        poller = self.pollers[index]
-        return Outcome(index, self.locations[index], poller.latest, error)
+        return Outcome(index, self.locations[index], self.pollers[index].latest, error)
 
     def __iter__(self) -> Iterator[Outcome]:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -4319,8 +4307,7 @@ class Watcher:
         return left is not None and left <= 0.001
 
     def _step_here(self, index):
-        """Step a poller that will end without a request (cancelled, or out
-        of time) in this thread: its outcome."""
+        """In this thread, the outcome of a poller that ends without a request."""
         try:
             self.pollers[index].step()
         except OpStatusError as exc:
@@ -4360,8 +4347,7 @@ class Watcher:
 
     def results(self) -> list:
         """Watch to the end; the outcomes in the order the locations were given."""
-        outcomes = sorted(self, key=lambda o: o.index)
-        return outcomes
+        return sorted(self, key=lambda o: o.index)
 
 
 ###############################################################################
