@@ -3216,7 +3216,6 @@ def _call_transport(send, request, name, scrub):
             box["result"] = send(request)
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
-
     worker = _threading.Thread(target=run, name="opstatus-transport", daemon=True)
     worker.start()
     worker.join(max(0.0, request.timeout) + 0.25)
@@ -3246,15 +3245,13 @@ def _checked_response(response, request, name):
                           name)
     if not isinstance(headers, _Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        raise PluginError("%s returned headers that are not a mapping of str to str" % name,
-                          name)
+        raise PluginError("%s returned headers that are not a mapping of str to str" % name, name)
     if not isinstance(body, (bytes, bytearray)):
         raise PluginError("%s returned a body of type %s, not bytes"
                           % (name, type(body).__name__), name)
     if len(body) > request.max_bytes:
         raise ResponseTooLarge("response body exceeds the cap of %d bytes" % request.max_bytes)
-    return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body),
-                    request.url)
+    return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body), request.url)
 
 
 class _SharedPool:
@@ -3603,9 +3600,7 @@ class Poller:
     @property
     def time_left(self) -> Optional[float]:
         """Seconds left before the deadline (``None``: no deadline)."""
-        if self._start is None:
-            return self._limit()
-        return self._time_left()
+        return self._limit() if self._start is None else self._time_left()
 
     def step(self) -> Step:
         """Send one request; return a :class:`Step`: what it saw and when to
@@ -3671,8 +3666,8 @@ class Poller:
         self.latest = status
         if previous is None or previous.status is not status.status:
             self._log.info("opstatus: %s is %s", self._shown, status.status.value)
-            self._notify("opstatus_status_changed", url=self.url, previous=previous,
-                         status=status)
+            self._notify("opstatus_status_changed", url=self.url, previous=previous, status=status)
+
         if self._on_status is not None:
             self._on_status(status)
 
@@ -3693,7 +3688,6 @@ class Poller:
 
     async def _aiter(self):
         import asyncio
-
         loop = asyncio.get_event_loop()
         try:
             while not self._done:
@@ -3773,17 +3767,12 @@ class Poller:
             raise ValueError("the operation URL has a query string that may carry a "
                              "credential: it is not put in a resume token")
         latest = self.latest
-        doc = {
-            "type": _TOKEN_TYPE,
-            "version": _TOKEN_VERSION,
-            "url": self.url,
-            "endpoint": self._client.endpoint,
-            "createdTime": format_datetime(latest.created_time)
-            if latest is not None and latest.created_time is not None else None,
-            "status": latest.status.value if latest else None,
-            "polls": self.polls,
-            "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
-        }
+        created = latest.created_time if latest is not None else None
+        doc = {"type": _TOKEN_TYPE, "version": _TOKEN_VERSION, "url": self.url,
+               "endpoint": self._client.endpoint, "polls": self.polls,
+               "createdTime": format_datetime(created) if created is not None else None,
+               "status": latest.status.value if latest else None,
+               "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3)}
         vocab: Vocabulary = self.vocabulary
         if vocab is not FACE:  # face tokens stay as they always were
             if VOCABULARIES.get(vocab.name) is not vocab:
@@ -3893,7 +3882,6 @@ MAX_TOKEN_BYTES = 4096
 def _token_mac(doc, key):
     import hashlib  # with hmac, on first use: on PyPy they load the socket machinery
     import hmac
-
     body = _json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
     secret = (key or "").encode("utf-8") + b"\x00opstatus-resume"
@@ -3929,7 +3917,6 @@ def _read_token(token, key):
     if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
         raise ResumeTokenError("resume token has an impossible schedule state")
     import hmac
-
     if not hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
                                _token_mac(doc, key).encode("ascii")):
         raise ResumeTokenError("resume token was altered, or sealed with another key")
@@ -3970,7 +3957,6 @@ def _send_start(client, method, url, body, content_type, *, timeout, policy=None
 
     def time_left():  # the time slept counts even if the clock stands still
         return timeout - max(now() - start, slept)
-
     while True:
         try:
             left = time_left()
@@ -4237,9 +4223,7 @@ class Watcher:
         self._cancelled = _threading.Event()
         self.pollers: list = []
         for index, location in enumerate(self.locations):
-            callback = None
-            if on_status is not None:
-                callback = (lambda i: lambda st: on_status(i, st))(index)
+            callback = None if on_status is None else (lambda st, i=index: on_status(i, st))
             self.pollers.append(Poller(location, endpoint=endpoint, key=key, headers=headers,
                                        timeout=timeout, clock=clock, on_status=callback,
                                        **options))
@@ -4263,7 +4247,6 @@ class Watcher:
 
     def __iter__(self) -> Iterator[Outcome]:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
         now = self._now()
         for poller in self.pollers:
             poller.start()  # one deadline for all
