@@ -3028,8 +3028,7 @@ def _http_error(response: Response, scrub: Callable[[str], str], url: str,
 
 
 class _Client:
-    """What the poller and take/apply share: URL rules, secret headers,
-    same-origin redirects, size caps, scrubbed errors, plugin dispatch."""
+    """What pollers and starts share: origin rules, secrets, redirects, caps, plugins."""
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
                  request_timeout, max_bytes, plugins=None):
@@ -3207,8 +3206,7 @@ class _Client:
 
 
 def _call_transport(send, request, name, scrub):
-    """``send(request)`` by a third-party transport, in a daemon thread, so
-    that one that hangs cannot hold the caller past the request's timeout."""
+    """``send(request)`` in a daemon thread: a transport that hangs cannot hold the caller."""
     box = {}
 
     def run():
@@ -3255,8 +3253,7 @@ def _checked_response(response, request, name):
 
 
 class _SharedPool:
-    """One :class:`HTTPTransport` for the polls running at once; closed when
-    the last of them releases it."""
+    """One :class:`HTTPTransport` for the polls running at once, closed by the last one."""
 
     def __init__(self):
         self._lock = _threading.Lock()
@@ -3285,14 +3282,10 @@ ERRORS_WARNING_AFTER = 60.0
 
 @_dataclasses.dataclass(frozen=True)
 class Step:
-    """What one :meth:`Poller.step` saw, and when to come back.
-
-    ``status`` is the status read, or ``None`` after a transient error (then
-    in ``error``, and retried); once ``done``, ``error`` holds the
-    :class:`OperationFailed` of a failure (not raised). ``delay`` is the wait
-    before the next step, in seconds (0 once done); ``errors`` counts the
-    transient errors in a row (0 once the service answered).
-    """
+    """What one :meth:`Poller.step` saw: the ``status`` read (``None`` after a
+    transient error, then in ``error``); once ``done``, ``error`` holds the
+    :class:`OperationFailed` of a failure (not raised); the ``delay`` in seconds
+    before the next step (0 once done); ``errors`` in a row so far."""
 
     status: Optional[OperationStatus]
     error: Optional[BaseException]
@@ -3329,8 +3322,7 @@ _AUTH_STATUSES = frozenset((401, 403, 407))
 
 def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], str], url: str,
                  policy: RetryPolicy) -> OperationStatus:
-    """The status an answer to a poll means under *vocab*; raises the
-    :class:`HTTPError` of an answer that is not one."""
+    """The status an answer to a poll means under *vocab*, or raise its :class:`HTTPError`."""
     code = response.status
     if vocab.accepted_means_running:  # ARM: Location polling, or a status document
         if code == 202:
@@ -3354,8 +3346,7 @@ def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], s
 
 
 def _lenient_body(response):
-    """The body as a JSON object where it is one, else ``{}`` (a 202 of
-    ARM's Location polling may carry anything, or nothing)."""
+    """The body as a JSON object, else ``{}`` (an ARM 202 may carry anything, or nothing)."""
     if not response.body.strip():
         return {}
     try:
@@ -3455,15 +3446,6 @@ class Poller:
     def _rand(self):
         value = self._random() if self._random is not None else _random.random()
         return value if 0.0 <= value <= 1.0 else 0.5
-
-    def _pause(self, seconds):
-        """Wait *seconds* (counted in :attr:`slept` by the next step), or until :meth:`cancel`."""
-        if seconds <= 0:
-            return
-        if self._sleep is not None:
-            self._sleep(seconds)
-        else:
-            self._cancelled.wait(seconds)  # the next step raises PollCancelled
 
     def _timeout(self, cause=None):
         if self._wait_limit is not None and (self.timeout is None
@@ -3677,7 +3659,7 @@ class Poller:
                 step = self.step()
                 if step.status is not None:
                     yield step.status
-                self._pause(step.delay)
+                _pause(step.delay, self._sleep, self._cancelled)  # counted by the next step
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 
@@ -3837,7 +3819,18 @@ class Poller:
         self.close()
 
 
+def _pause(seconds, sleep, cancelled):
+    """Wait *seconds* with the injected *sleep*, or until the *cancelled* event is set."""
+    if not seconds or seconds <= 0:
+        return
+    if sleep is not None:
+        sleep(seconds)
+    else:
+        cancelled.wait(seconds)  # the next step raises PollCancelled
+
+
 def _plugin_number(value, hooks, hook):
+
     """A delay a plugin returned: a real number (the core clamps it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         plugin = ", ".join(hooks.names(hook))
@@ -4271,7 +4264,7 @@ class Watcher:
                 if heap and len(running) < self.max_workers:
                     idle = max(0.0, heap[0][0] - now, self._next_send - now)
                 if not running:
-                    self._pause(idle)
+                    _pause(idle, self._sleep, self._cancelled)
                     continue
                 done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -4306,14 +4299,6 @@ class Watcher:
             running[pool.submit(self.pollers[index].step)] = index
             if spacing:
                 self._next_send = max(self._next_send, now - spacing) + spacing
-
-    def _pause(self, seconds):
-        if not seconds:
-            return
-        if self._sleep is not None:
-            self._sleep(seconds)
-        else:
-            self._cancelled.wait(seconds)
 
     def _settle(self, future, index, heap):
         """The outcome of a finished step, or None once it is scheduled again."""
