@@ -3521,7 +3521,8 @@ class Poller:
             self.errors += 1
             self._last_error = exc
             self._erring(exc)
-            delay = self._retry_delay(exc, self._errors_in_row)
+            delay = _retry_wait(self._client, self.policy, self.url, exc, self._errors_in_row,
+                                self._rand, self._time_left(), self.vocabulary.max_server_wait)
             self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
             self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
                          errors=self._errors_in_row)
@@ -3611,33 +3612,25 @@ class Poller:
         self._log.debug("opstatus: waiting %.3f s before the next poll", delay)
         return Step(status, error, delay, False, self._errors_in_row)
 
-    def _retry_delay(self, exc, errors):
-        return _retry_wait(self._client, self.policy, self.url, exc, errors, self._rand,
-                           self._time_left(), self.vocabulary.max_server_wait)
-
     def _next_delay(self, status):
         age = self._elapsed() + self._age0
         if status.last_action_time is not None and status.created_time is not None:
             age = max(age, (status.last_action_time - status.created_time).total_seconds())
-        delay = None
-        hooks = self._client.hooks
-        if hooks is not None:
-            value = hooks.call("opstatus_next_delay", self._client.scrub, url=self.url,
-                               status=status, age=age, polls=self.polls, policy=self.policy,
-                               retry_after=self._hint)
-            if value is not None:
-                delay = _plugin_number(value, hooks, "opstatus_next_delay")
-                if self._hint is not None:  # it may wait as long as the service asked
-                    return self.policy.clamp_hint(
-                        delay, self._time_left(),
-                        None if self.vocabulary.max_server_wait is None
-                        else min(self._hint, self.vocabulary.max_server_wait))
-        if delay is None and self._hint is not None:
-            return self.policy.clamp_hint(self._hint, self._time_left(),
-                                          self.vocabulary.max_server_wait)
-        if delay is None:
-            delay = self.policy.poll_delay(age, self._rand)
-        return self.policy.clamp(delay, self._time_left())
+        hooks, hint, ceiling = self._client.hooks, self._hint, self.vocabulary.max_server_wait
+        value = None if hooks is None else hooks.call(
+            "opstatus_next_delay", self._client.scrub, url=self.url, status=status, age=age,
+            polls=self.polls, policy=self.policy, retry_after=hint)
+        if value is None:
+            if hint is not None:
+                return self.policy.clamp_hint(hint, self._time_left(), ceiling)
+            return self.policy.clamp(self.policy.poll_delay(age, self._rand), self._time_left())
+        delay = _plugin_number(value, hooks, "opstatus_next_delay")
+        if hint is None:
+            return self.policy.clamp(delay, self._time_left())
+        # a plugin may wait past the cap, as long as the service asked
+        return self.policy.clamp_hint(delay, self._time_left(),
+                                      None if ceiling is None else min(hint, ceiling))
+
 
     def _notify(self, hook, **kwargs):
         if self._client.hooks is not None:
