@@ -3357,25 +3357,21 @@ def _lenient_body(response):
 
 
 class Poller:
-    """Polls one operation until it ends; no threads of its own.
+    """Polls one operation until it ends; no threads of its own. Iterate to
+    see every status observed (the last one terminal), or call :meth:`wait`::
 
-    Iterate to see every status observed (the last one terminal), or call
-    :meth:`wait` for the final one::
-
-        poller = Poller(location, endpoint=endpoint, key=key)
-        for status in poller:
+        for status in Poller(location, endpoint=endpoint, key=key):
             print(status.status, status.last_action_time)
 
     :meth:`cancel` (from any thread) stops it at the next chance. *clock*
     (monotonic seconds), *sleep* and *random* (returning a float in [0, 1))
-    can be injected; by default they are looked up when used, so
-    ``freezegun`` applies; the time slept counts toward the deadline even if
-    the clock stands still. *plugins* is a pluggy ``PluginManager``,
-    ``False`` (none) or ``None`` (the process-wide one, if pluggy is
-    installed); an explicit *transport* or *policy* wins over plugins.
+    can be injected, else are looked up when used (``freezegun`` applies);
+    the time slept counts toward the deadline even if the clock stands still.
+    *plugins*: a pluggy ``PluginManager``, ``False`` (none) or ``None`` (the
+    process-wide one); an explicit *transport* or *policy* wins over plugins.
     *vocabulary* (a :class:`Vocabulary` or a built-in's name, default
     ``"face"``) says how the service writes its status; *max_bytes* caps a
-    response body (default 1 MiB for ``"face"``, else the vocabulary's cap).
+    response body (1 MiB for ``"face"``, else the vocabulary's cap).
     """
 
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
@@ -4177,20 +4173,19 @@ class Outcome:
 
 
 class Watcher:
-    """Watch many operations at once with a few threads.
-
-    Each operation keeps its own schedule; requests run on at most
-    *max_workers* threads over shared kept-alive connections; outcomes come
-    out as operations end, like ``concurrent.futures.as_completed``::
+    """Watch many operations at once with a few threads; outcomes come out as
+    operations end, like ``concurrent.futures.as_completed``::
 
         for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
-    One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
-    a failure of one does not stop the others. *max_rate* caps the requests
-    per second of all together (every poll is billed). *on_status* is called
-    as ``on_status(index, status)``, *on_step* as ``on_step(index, step)``
-    for each :class:`Step`. Other keyword arguments are those of :class:`Poller`.
+    Each operation keeps its own schedule; requests run on at most
+    *max_workers* threads over shared kept-alive connections, at most
+    *max_rate* a second (every poll is billed). One *timeout* holds for all;
+    :meth:`cancel` stops all (from any thread); a failure of one does not stop
+    the others. *on_status* is called as ``on_status(index, status)``,
+    *on_step* as ``on_step(index, step)``; other keyword arguments are those
+    of :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
