@@ -3490,9 +3490,9 @@ class Poller:
         transient error worth another try. Raises what ends the poll."""
         if self._cancelled.is_set():
             raise PollCancelled("polling cancelled", self.latest)
-        if self._start is None:
-            self._start = self._now()
+        self.start()
         left = self._time_left()
+
         if left is not None and left <= 0.001:
             raise self._timeout(self._last_error)
         timeout = self._client.request_timeout
@@ -3652,12 +3652,9 @@ class Poller:
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 
-    def __aiter__(self):
+    async def __aiter__(self):
         """``async for status in poller``: the requests run in the event loop's
         default executor; cancelling the task cancels the poller."""
-        return self._aiter()
-
-    async def _aiter(self):
         import asyncio
         loop = asyncio.get_event_loop()
         try:
@@ -3703,8 +3700,7 @@ class Poller:
         if timeout is not None:
             if _finite_delay(timeout, float("inf")) is None:
                 raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
-            if self._start is None:
-                self._start = self._now()
+            self.start()
             self._wait_for = float(timeout)
             self._wait_limit = self._elapsed() + float(timeout)
         self._last_attempt = False
