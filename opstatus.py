@@ -3019,12 +3019,12 @@ def _error_details(response: Response,
     return code, message
 
 
-def _http_error(response: Response, scrub: Callable[[str], str], url: str,
-                now: Optional[float] = None) -> HTTPError:
+def _http_error(response: Response, scrub: Callable[[str], str], url: str) -> HTTPError:
     code, message = _error_details(response, scrub)
-    hint = parse_retry_after(response.headers, message, now=now)
+    hint = parse_retry_after(response.headers, message)
     cls = OperationNotFound if response.status in (404, 410) else HTTPError
     return cls(response.status, code, message, url=redact_url(url), retry_after=hint)
+
 
 
 class _Client:
@@ -3054,8 +3054,7 @@ class _Client:
             if transport is None else None
         self.owns_transport = True  # False once it shares another's connections
         self._passed: Optional[str] = None  # the last URL that passed the check
-        self.request_timeout = request_timeout
-        self.max_bytes = max_bytes
+        self.request_timeout, self.max_bytes = request_timeout, max_bytes
         self.hooks = _default_hooks(plugins)
 
     def __repr__(self):
