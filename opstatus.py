@@ -2262,17 +2262,16 @@ def _error_details(response: Response,
     return code, message
 
 
-def _http_error(response: Response, scrub: Callable[[str], str], url: str,
-                now: Optional[float] = None) -> HTTPError:
+def _http_error(response: Response, scrub: Callable[[str], str], url: str) -> HTTPError:
     code, message = _error_details(response, scrub)
-    hint = parse_retry_after(response.headers, message, now=now)
+    hint = parse_retry_after(response.headers, message)
     cls = OperationNotFound if response.status in (404, 410) else HTTPError
     return cls(response.status, code, message, url=redact_url(url), retry_after=hint)
 
 
+
 class _Client:
-    """What the poller and take/apply share: URL rules, secret headers,
-    same-origin redirects, size caps, scrubbed errors, plugin dispatch."""
+    """What pollers and starts share: origin rules, secrets, redirects, caps, plugins."""
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
                  request_timeout, max_bytes, plugins=None):
@@ -2290,19 +2289,15 @@ class _Client:
             merged[KEY_HEADER] = key
         merged.update(headers or {})
         self.headers = _check_headers(merged)
-        self.scrub = _Scrubber(
-            v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS
-        )
+        self.scrub = _Scrubber(v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS)
         self.explicit_transport = transport
-        #: a caller's cafile or ssl_context: the built-in transport honours
-        #: them, so transport plugins are not consulted
+        # with a caller's cafile or ssl_context, transport plugins are not consulted
         self.explicit_tls = ssl_context is not None or cafile is not None
         self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if transport is None else None
         self.owns_transport = True  # False once it shares another's connections
         self._passed: Optional[str] = None  # the last URL that passed the check
-        self.request_timeout = request_timeout
-        self.max_bytes = max_bytes
+        self.request_timeout, self.max_bytes = request_timeout, max_bytes
         self.hooks = _default_hooks(plugins)
 
     def __repr__(self):
@@ -2321,8 +2316,7 @@ class _Client:
         if self.origin is not None and _origin(parts) != self.origin:
             raise UnsafeURLError(
                 "%s to %s, another origin than the endpoint's: refused, so that no "
-                "credential goes there" % (what, redact_url(url))
-            )
+                "credential goes there" % (what, redact_url(url)))
         if what == "request" and self.origin is not None:
             self._passed = url
 
@@ -2341,8 +2335,7 @@ class _Client:
 
     def _transport(self, request):
         if type(self.explicit_transport) is HTTPTransport:
-            # One built-in transport shared between clients (connections kept
-            # alive across take, apply and polls): it keeps the deadline itself.
+            # shared between clients; it keeps the deadline itself
             return self.explicit_transport.send(request)
         if self.explicit_transport is not None:
             name = type(self.explicit_transport).__name__
@@ -2381,9 +2374,8 @@ class _Client:
         return response
 
     def _exchange(self, request):
-        """Send *request*; once more if a plugin asks (``True`` from
-        ``opstatus_response_received``: after refreshing a credential on a
-        401, say). A POST is sent again only after a 401 (refused unread)."""
+        """Send *request*; once more if a plugin's ``opstatus_response_received``
+        says ``True`` (a POST only after a 401, which the service refused unread)."""
         self._prepare(request)
         response = self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
@@ -2405,8 +2397,7 @@ class _Client:
         headers.setdefault("User-Agent", "opstatus/" + __version__)
         if content_type:
             headers["Content-Type"] = content_type
-        # One deadline for the exchange, redirects included: each hop gets
-        # only what is left of it.
+        # one deadline for the exchange: each redirect gets what is left of it
         budget = self.request_timeout if timeout is None else timeout
         deadline = _time.monotonic() + budget
         for hop in range(6):
@@ -2431,15 +2422,14 @@ class _Client:
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
     def scrub_error(self, exc):
-        """Take the secrets out of an exception's text, and out of the
-        exceptions chained to it (in place); returns it."""
+        """Take the secrets out of the text of *exc* and of the exceptions
+        chained to it (in place); returns *exc*."""
         seen = set()
         link = exc
         while link is not None and id(link) not in seen and len(seen) < 16:
             seen.add(id(link))
             try:
-                link.args = tuple(self.scrub(a) if isinstance(a, str) else a
-                                  for a in link.args)
+                link.args = tuple(self.scrub(a) if isinstance(a, str) else a for a in link.args)
             except (AttributeError, TypeError):  # pragma: no cover - exotic exceptions
                 pass
             for name in ("message", "problem", "reason", "strerror"):
@@ -2458,9 +2448,7 @@ class _Client:
 
 
 def _call_transport(send, request, name, scrub):
-    """``send(request)`` by a third-party transport, in a worker thread, so
-    that one that hangs cannot hold the caller past the request's timeout
-    (the thread is left to finish on its own). *name* names it in errors."""
+    """``send(request)`` in a daemon thread: a transport that hangs cannot hold the caller."""
     box = {}
 
     def run():
@@ -2468,7 +2456,6 @@ def _call_transport(send, request, name, scrub):
             box["result"] = send(request)
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
-
     worker = _threading.Thread(target=run, name="opstatus-transport", daemon=True)
     worker.start()
     worker.join(max(0.0, request.timeout) + 0.25)
@@ -2485,10 +2472,8 @@ def _call_transport(send, request, name, scrub):
 
 
 def _checked_response(response, request, name):
-    """A transport's answer, held to the core's rules: a Response, an HTTP
-    status, str headers (lower-cased), a body within the cap."""
-    # By shape, not class: a vendored copy's plugins return the installed
-    # opstatus's Response, an equal but other class.
+    """A transport's answer held to the core's rules, checked by shape (a
+    vendored copy's plugins return the installed opstatus's Response)."""
     try:
         status, headers, body = response.status, response.headers, response.body
     except AttributeError:
@@ -2500,20 +2485,17 @@ def _checked_response(response, request, name):
                           name)
     if not isinstance(headers, _Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        raise PluginError("%s returned headers that are not a mapping of str to str" % name,
-                          name)
+        raise PluginError("%s returned headers that are not a mapping of str to str" % name, name)
     if not isinstance(body, (bytes, bytearray)):
         raise PluginError("%s returned a body of type %s, not bytes"
                           % (name, type(body).__name__), name)
     if len(body) > request.max_bytes:
         raise ResponseTooLarge("response body exceeds the cap of %d bytes" % request.max_bytes)
-    return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body),
-                    request.url)
+    return Response(status, {k.lower(): v for k, v in headers.items()}, bytes(body), request.url)
 
 
 class _SharedPool:
-    """One :class:`HTTPTransport` for the polls running at once; closed when
-    the last of them releases it."""
+    """One :class:`HTTPTransport` for the polls running at once, closed by the last one."""
 
     def __init__(self):
         self._lock = _threading.Lock()
@@ -2542,28 +2524,22 @@ ERRORS_WARNING_AFTER = 60.0
 
 @_dataclasses.dataclass(frozen=True)
 class Step:
-    """What one :meth:`Poller.step` saw, and when to come back.
-
-    ``status`` is the status read, or ``None`` when the request met a
-    transient error (then in ``error``, and retried). ``done`` says the
-    operation ended; ``error`` then holds the :class:`OperationFailed` of a
-    failure (not raised). ``delay`` is the wait before the next step, in
-    seconds, within the policy and the deadline (0 once done).
-    """
+    """What one :meth:`Poller.step` saw: the ``status`` read (``None`` after a
+    transient error, then in ``error``); once ``done``, ``error`` holds the
+    :class:`OperationFailed` of a failure (not raised); the ``delay`` in seconds
+    before the next step (0 once done); ``errors`` in a row so far."""
 
     status: Optional[OperationStatus]
     error: Optional[BaseException]
     delay: float
     done: bool
-    #: transient errors in a row so far (0 once the service answered)
     errors: int = 0
 
 
 def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None):
-    """The wait before another try after *exc* (the *errors*-th in a row):
-    a plugin's ``opstatus_retry_delay``, else the server's hint, else the
-    policy's backoff; clamped by the policy and *time_left*. Raises *exc*
-    when it is not worth another try."""
+    """The wait before another try after *exc* (the *errors*-th in a row): a
+    plugin's, else the server's hint, else the policy's backoff, clamped.
+    Raises *exc* when it is not worth another try."""
     if policy.max_errors is not None and errors > policy.max_errors:
         raise exc  # the caller's bound holds whatever plugins say
     hooks = client.hooks
@@ -2588,8 +2564,7 @@ _AUTH_STATUSES = frozenset((401, 403, 407))
 
 def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], str], url: str,
                  policy: RetryPolicy) -> OperationStatus:
-    """The status that an answer to a poll means under *vocab*; raises the
-    :class:`HTTPError` of an answer that is not one."""
+    """The status an answer to a poll means under *vocab*, or raise its :class:`HTTPError`."""
     code = response.status
     if vocab.accepted_means_running:  # ARM: Location polling, or a status document
         if code == 202:
@@ -2613,8 +2588,7 @@ def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], s
 
 
 def _lenient_body(response):
-    """The body as a JSON object where it is one, else ``{}`` (a 202 of
-    ARM's Location polling may carry anything, or nothing)."""
+    """The body as a JSON object, else ``{}`` (an ARM 202 may carry anything, or nothing)."""
     if not response.body.strip():
         return {}
     try:
@@ -2625,34 +2599,21 @@ def _lenient_body(response):
 
 
 class Poller:
-    """Polls one operation until it ends; no threads of its own.
+    """Polls one operation until it ends; no threads of its own. Iterate to
+    see every status observed (the last one terminal), or call :meth:`wait`::
 
-    Iterate to see every status observed (the last one terminal), or call
-    :meth:`wait` for the final one::
-
-        poller = Poller(location, endpoint=endpoint, key=key)
-        for status in poller:
+        for status in Poller(location, endpoint=endpoint, key=key):
             print(status.status, status.last_action_time)
-        print(poller.latest.snapshot_id)
 
-    :meth:`cancel` (from any thread) stops it at the next chance: a wait is
-    cut short at once; a request in flight ends within its timeout.
-
-    *clock* (monotonic seconds), *sleep* and *random* (a callable returning a
-    float in [0, 1)) can be injected; by default they are looked up when
-    used, so ``freezegun`` and friends apply. Even with a clock that does not
-    move, the deadline holds: the time slept counts too.
-
-    *plugins* is a pluggy ``PluginManager`` to consult (see
-    :func:`make_plugin_manager`), ``False`` for none, or ``None`` (default)
-    for the process-wide one when pluggy is installed. An explicit
-    *transport* or *policy* wins over plugins; plugins win over built-ins.
-
+    :meth:`cancel` (from any thread) stops it at the next chance. *clock*
+    (monotonic seconds), *sleep* and *random* (returning a float in [0, 1))
+    can be injected, else are looked up when used (``freezegun`` applies);
+    the time slept counts toward the deadline even if the clock stands still.
+    *plugins*: a pluggy ``PluginManager``, ``False`` (none) or ``None`` (the
+    process-wide one); an explicit *transport* or *policy* wins over plugins.
     *vocabulary* (a :class:`Vocabulary` or a built-in's name, default
-    ``"face"``) says how the service writes its status documents;
-    *max_bytes* caps a response body (default 1 MiB for ``"face"``, the
-    vocabulary's cap, 64 MiB, for the others, whose final status may hold
-    a large result).
+    ``"face"``) says how the service writes its status; *max_bytes* caps a
+    response body (1 MiB for ``"face"``, else the vocabulary's cap).
     """
 
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
@@ -2660,13 +2621,14 @@ class Poller:
                  ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                  max_bytes=None, clock=None, sleep=None, random=None,
                  on_status=None, plugins=None, vocabulary=None):
-        self.vocabulary = _vocabulary_of(vocabulary)
+        self.vocabulary = vocab = _vocabulary_of(vocabulary)
         if max_bytes is None:
-            max_bytes = MAX_RESPONSE_BYTES if self.vocabulary is FACE else self.vocabulary.max_bytes
+            max_bytes = MAX_RESPONSE_BYTES if vocab is FACE else vocab.max_bytes
         if timeout is not None and _finite_delay(timeout, float("inf")) is None:
             raise ValueError("timeout must be a finite number >= 0 or None, not %r" % (timeout,))
         if _finite_delay(request_timeout, float("inf")) is None or not request_timeout:
-            raise ValueError("request_timeout must be a finite number > 0, not %r" % (request_timeout,))
+            raise ValueError("request_timeout must be a finite number > 0, not %r"
+                             % (request_timeout,))
         self.url = resolve_operation_url(operation_location, endpoint, allow_http=allow_http)
         self._shown = redact_url(self.url)  # what logs and errors show of it
         self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
@@ -2675,9 +2637,7 @@ class Poller:
         self._client.scrub.add(*_query_values(self.url))
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else RetryPolicy()
-        self._clock = clock
-        self._sleep = sleep
-        self._random = random
+        self._clock, self._sleep, self._random = clock, sleep, random
         self._on_status = on_status
         self._cancelled = _threading.Event()
         self.latest: Optional[OperationStatus] = None
@@ -2707,50 +2667,23 @@ class Poller:
     # -- time ---------------------------------------------------------------
 
     def _now(self):
-        if self._clock is not None:
-            return self._clock()
-        return _time.monotonic()
+        return self._clock() if self._clock is not None else _time.monotonic()
 
-    def _elapsed(self):
-        # The time slept counts even if the clock stands still (a frozen clock
-        # must not make the deadline unreachable).
+    def _elapsed(self):  # the time slept counts even if the clock stands still
         return max(self._now() - self._start, self.slept)
 
     def _limit(self):
-        """The deadline in force, in seconds of elapsed time: the poller's
-        ``timeout``, or a nearer one given to :meth:`wait`."""
-        if self._wait_limit is None:
-            return self.timeout
-        if self.timeout is None:
-            return self._wait_limit
-        return min(self.timeout, self._wait_limit)
+        """The deadline in force: ``timeout``, or a nearer one given to :meth:`wait`."""
+        limits = [limit for limit in (self.timeout, self._wait_limit) if limit is not None]
+        return min(limits) if limits else None
 
     def _time_left(self):
         limit = self._limit()
-        if limit is None:
-            return None
-        return limit - self._elapsed()
+        return None if limit is None else limit - self._elapsed()
 
     def _rand(self):
-        if self._random is not None:
-            value = self._random()
-        else:
-            value = _random.random()
+        value = self._random() if self._random is not None else _random.random()
         return value if 0.0 <= value <= 1.0 else 0.5
-
-    def _pause(self, seconds):
-        """Wait *seconds* (counted in :attr:`slept` by the next
-        :meth:`step`), or until :meth:`cancel`."""
-        if seconds <= 0:
-            return
-        if self._sleep is not None:
-            self._sleep(seconds)
-        else:
-            self._cancelled.wait(seconds)  # the next step raises PollCancelled
-
-    def _check_cancel(self):
-        if self._cancelled.is_set():
-            raise PollCancelled("polling cancelled", self.latest)
 
     def _timeout(self, cause=None):
         if self._wait_limit is not None and (self.timeout is None
@@ -2765,14 +2698,12 @@ class Poller:
         return PollTimeout(message, self.latest, self.timeout, cause)
 
     def _plan_wait(self, delay, cause=None):
-        """*delay* (already clamped by the policy), or less when the deadline
-        comes first: then the wait ends early enough for one last request,
-        and after that attempt the poll times out without waiting again."""
+        """*delay*, or less when the deadline comes first: then the wait ends
+        early enough for one last request, after which the poll times out."""
         left = self._time_left()
         if left is not None:
-            # Time kept for the last request: what the last one took (three
-            # times over, at least 0.2 s), so that a fast failure does not end
-            # the poll long before its deadline.
+            # kept for the last request: 3 times what the last took, so that a
+            # fast failure does not end the poll long before its deadline
             reserve = min(1.0, self._client.request_timeout, left / 2.0,
                           max(0.2, 3.0 * self._took))
             if self._last_attempt or left <= 0.001:
@@ -2797,13 +2728,13 @@ class Poller:
         return self.latest is not None and self.latest.is_terminal
 
     def _attempt(self) -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]:
-        """One GET of the status: ``(status, 0, None)``, or ``(None, delay,
-        error)`` for a transient error worth another try after *delay*.
-        Raises what ends the poll. Observes the status (hooks, callback)."""
-        self._check_cancel()
-        if self._start is None:
-            self._start = self._now()
+        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a
+        transient error worth another try. Raises what ends the poll."""
+        if self._cancelled.is_set():
+            raise PollCancelled("polling cancelled", self.latest)
+        self.start()
         left = self._time_left()
+
         if left is not None and left <= 0.001:
             raise self._timeout(self._last_error)
         timeout = self._client.request_timeout
@@ -2828,7 +2759,8 @@ class Poller:
             self.errors += 1
             self._last_error = exc
             self._erring(exc)
-            delay = self._retry_delay(exc, self._errors_in_row)
+            delay = _retry_wait(self._client, self.policy, self.url, exc, self._errors_in_row,
+                                self._rand, self._time_left(), self.vocabulary.max_server_wait)
             self._log.debug("opstatus: %s; retrying in %.3f s", exc, delay)
             self._notify("opstatus_retry_scheduled", url=self.url, error=exc, delay=delay,
                          errors=self._errors_in_row)
@@ -2848,11 +2780,6 @@ class Poller:
         cls = OperationCanceled if status.status is Status.CANCELED else OperationFailed
         return self._client.scrub_error(cls(status))
 
-    def _finish_with(self, exc):
-        outcome = ("timeout" if isinstance(exc, PollTimeout) else
-                   "cancelled" if isinstance(exc, PollCancelled) else "error")
-        self._finish(outcome, exc)
-
     def _answered(self, response):
         """The service answered with a status: the errors in a row end."""
         if self._warned:
@@ -2865,8 +2792,8 @@ class Poller:
         self._hint = parse_retry_after(response.headers)
 
     def _erring(self, exc):
-        """Bookkeeping of a transient error: a WARNING once errors have lasted
-        a minute, and a short bound while the address has never answered."""
+        """Bookkeeping of a transient error: one WARNING once errors have lasted
+        a minute; a short bound while the address has never answered."""
         now = self._elapsed()
         if self._errors_since is None:
             self._errors_since = now
@@ -2887,30 +2814,22 @@ class Poller:
                 sent=False, url=exc.url, retryable=False) from None
 
     def start(self):
-        """Start the deadline's clock now (the first :meth:`step` does it
-        otherwise); a :class:`Watcher` starts all of its pollers together."""
+        """Start the deadline's clock now (else the first :meth:`step` does)."""
         if self._start is None:
             self._start = self._now()
 
     @property
     def time_left(self) -> Optional[float]:
         """Seconds left before the deadline (``None``: no deadline)."""
-        if self._start is None:
-            return self._limit()
-        return self._time_left()
+        return self._limit() if self._start is None else self._time_left()
 
     def step(self) -> Step:
-        """Send one request; say what it saw and when to come back.
-
-        Returns a :class:`Step`. Raises what ends the poll (the deadline,
-        :meth:`cancel`, an error not worth another try); the plugins hear
-        of every end. :meth:`wait`, iteration, :class:`Watcher`, the
-        ``asyncio`` forms and the command line all poll through it.
-        """
+        """Send one request; return a :class:`Step`: what it saw and when to
+        come back. Raises what ends the poll (the deadline, :meth:`cancel`,
+        an error not worth another try); the plugins hear of every end."""
         if self._done:
             return Step(self.latest, None, 0.0, True)
-        # The wait the last step asked for has passed (the clock may not
-        # show it: a frozen one must not make the deadline unreachable).
+        # the wait the last step asked for has passed, whatever the clock says
         self.slept += self._asked
         self._asked = 0.0
         try:
@@ -2924,40 +2843,32 @@ class Poller:
                 delay = self._next_delay(status)
             delay = self._plan_wait(delay, error)
         except OpStatusError as exc:
-            self._finish_with(exc)
+            self._finish("timeout" if isinstance(exc, PollTimeout) else
+                         "cancelled" if isinstance(exc, PollCancelled) else "error", exc)
             raise
         self._asked = delay
         self._log.debug("opstatus: waiting %.3f s before the next poll", delay)
         return Step(status, error, delay, False, self._errors_in_row)
 
-    def _retry_delay(self, exc, errors):
-        """The wait before retrying after *exc*, or raise it if not worth it."""
-        return _retry_wait(self._client, self.policy, self.url, exc, errors, self._rand,
-                           self._time_left(), self.vocabulary.max_server_wait)
-
     def _next_delay(self, status):
         age = self._elapsed() + self._age0
         if status.last_action_time is not None and status.created_time is not None:
             age = max(age, (status.last_action_time - status.created_time).total_seconds())
-        delay = None
-        hooks = self._client.hooks
-        if hooks is not None:
-            value = hooks.call("opstatus_next_delay", self._client.scrub, url=self.url,
-                               status=status, age=age, polls=self.polls, policy=self.policy,
-                               retry_after=self._hint)
-            if value is not None:
-                delay = _plugin_number(value, hooks, "opstatus_next_delay")
-                if self._hint is not None:  # it may wait as long as the service asked
-                    return self.policy.clamp_hint(
-                        delay, self._time_left(),
-                        None if self.vocabulary.max_server_wait is None
-                        else min(self._hint, self.vocabulary.max_server_wait))
-        if delay is None and self._hint is not None:
-            return self.policy.clamp_hint(self._hint, self._time_left(),
-                                          self.vocabulary.max_server_wait)
-        if delay is None:
-            delay = self.policy.poll_delay(age, self._rand)
-        return self.policy.clamp(delay, self._time_left())
+        hooks, hint, ceiling = self._client.hooks, self._hint, self.vocabulary.max_server_wait
+        value = None if hooks is None else hooks.call(
+            "opstatus_next_delay", self._client.scrub, url=self.url, status=status, age=age,
+            polls=self.polls, policy=self.policy, retry_after=hint)
+        if value is None:
+            if hint is not None:
+                return self.policy.clamp_hint(hint, self._time_left(), ceiling)
+            return self.policy.clamp(self.policy.poll_delay(age, self._rand), self._time_left())
+        delay = _plugin_number(value, hooks, "opstatus_next_delay")
+        if hint is None:
+            return self.policy.clamp(delay, self._time_left())
+        # a plugin may wait past the cap, as long as the service asked
+        return self.policy.clamp_hint(delay, self._time_left(),
+                                      None if ceiling is None else min(hint, ceiling))
+
 
     def _notify(self, hook, **kwargs):
         if self._client.hooks is not None:
@@ -2968,8 +2879,8 @@ class Poller:
         self.latest = status
         if previous is None or previous.status is not status.status:
             self._log.info("opstatus: %s is %s", self._shown, status.status.value)
-            self._notify("opstatus_status_changed", url=self.url, previous=previous,
-                         status=status)
+            self._notify("opstatus_status_changed", url=self.url, previous=previous, status=status)
+
         if self._on_status is not None:
             self._on_status(status)
 
@@ -2979,19 +2890,14 @@ class Poller:
                 step = self.step()
                 if step.status is not None:
                     yield step.status
-                self._pause(step.delay)
+                _pause(step.delay, self._sleep, self._cancelled)  # counted by the next step
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 
-    def __aiter__(self):
-        """Iterate asynchronously: ``async for status in poller``. The
-        blocking requests run in the event loop's default executor, the waits
-        are ``asyncio.sleep``; cancelling the task cancels the poller."""
-        return self._aiter()
-
-    async def _aiter(self):
+    async def __aiter__(self):
+        """``async for status in poller``: the requests run in the event loop's
+        default executor; cancelling the task cancels the poller."""
         import asyncio
-
         loop = asyncio.get_event_loop()
         try:
             while not self._done:
@@ -3012,10 +2918,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self) -> OperationStatus:
-        """:meth:`wait` for ``asyncio``: ``status = await poller.wait_async()``.
-        Polls running at once share kept-alive connections (unless this
-        poller has TLS options or a transport of its own); the last one to
-        end closes them."""
+        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive
+        connections (unless this poller has TLS options or a transport)."""
         pool = None
         if self._client.owns_transport and not self._client.explicit_tls:
             pool = _SHARED_POOL.acquire()
@@ -3030,19 +2934,15 @@ class Poller:
         return self._final()
 
     def wait(self, timeout: Optional[float] = None) -> OperationStatus:
-        """Poll to the end: return the final status if it succeeded, raise
-        :class:`OperationFailed` if it failed, :class:`PollTimeout`,
-        :class:`PollCancelled`, :class:`HTTPError` (:class:`OperationNotFound`),
-        :class:`NetworkError` or :class:`StatusDocumentError` otherwise.
-
-        *timeout* (seconds) bounds this call only, within the poller's own
-        deadline: on :class:`PollTimeout` the poller can be waited on again.
-        """
+        """Poll to the end and return the final status if it succeeded; raise
+        :class:`OperationFailed`, :class:`PollTimeout`, :class:`PollCancelled`,
+        :class:`HTTPError`, :class:`NetworkError` or :class:`StatusDocumentError`.
+        *timeout* bounds this call only: after its :class:`PollTimeout` the
+        poller can be waited on again."""
         if timeout is not None:
             if _finite_delay(timeout, float("inf")) is None:
                 raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
-            if self._start is None:
-                self._start = self._now()
+            self.start()
             self._wait_for = float(timeout)
             self._wait_limit = self._elapsed() + float(timeout)
         self._last_attempt = False
@@ -3067,34 +2967,21 @@ class Poller:
 
     def resume_token(self) -> str:
         """A small JSON token from which :meth:`from_resume_token` carries on
-        polling this operation after a restart.
-
-        It holds the operation URL, the endpoint, the created time and the
-        schedule state (polls, age); never a secret and never pickle. It is
-        sealed with an HMAC keyed by the subscription key (when there is one)
-        so that an altered token, or one made for another key, is refused.
-        A URL whose query string may carry a credential (a SAS ``sig=``,
-        ``key=``, ``token=``, ``code=``...) is refused with ``ValueError``;
-        ``api-version=`` and the like are kept. The token records the
-        vocabulary by name; a custom one (not in :data:`VOCABULARIES`) is
-        refused with ``ValueError``.
-        """
+        after a restart: URL, endpoint, created time, schedule state; never a
+        secret, never pickle; sealed with an HMAC keyed by the key (if any).
+        ``ValueError`` for a URL whose query may carry a credential (``sig=``,
+        ``key=``, ``token=``...) and for a vocabulary that is not built in."""
         query = self.url.partition("?")[2]
         if "#" in self.url or _QUERY_SECRET.search(query):
             raise ValueError("the operation URL has a query string that may carry a "
                              "credential: it is not put in a resume token")
         latest = self.latest
-        doc = {
-            "type": _TOKEN_TYPE,
-            "version": _TOKEN_VERSION,
-            "url": self.url,
-            "endpoint": self._client.endpoint,
-            "createdTime": format_datetime(latest.created_time)
-            if latest is not None and latest.created_time is not None else None,
-            "status": latest.status.value if latest else None,
-            "polls": self.polls,
-            "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3),
-        }
+        created = latest.created_time if latest is not None else None
+        doc = {"type": _TOKEN_TYPE, "version": _TOKEN_VERSION, "url": self.url,
+               "endpoint": self._client.endpoint, "polls": self.polls,
+               "createdTime": format_datetime(created) if created is not None else None,
+               "status": latest.status.value if latest else None,
+               "age": round(self._age0 + (self._elapsed() if self._start is not None else 0.0), 3)}
         vocab: Vocabulary = self.vocabulary
         if vocab is not FACE:  # face tokens stay as they always were
             if VOCABULARIES.get(vocab.name) is not vocab:
@@ -3109,18 +2996,14 @@ class Poller:
     @classmethod
     def from_resume_token(cls, token: str, *, key: Optional[str] = None,
                           endpoint: Optional[str] = None, **options: Any) -> Poller:
-        """A poller that carries on from :meth:`resume_token`.
-
-        The token is checked (type, version, fields, seal with *key*) and its
-        URL passes the same security rules as a new one; an *endpoint* given
-        here must be the token's origin. Raises :class:`ResumeTokenError`.
-        """
+        """A poller that carries on from :meth:`resume_token`. The token is
+        checked (type, version, fields, seal with *key*) and its URL held to
+        the rules of a new one; an *endpoint* given must be the token's
+        origin. Raises :class:`ResumeTokenError`."""
         doc = _read_token(token, key)
         token_endpoint = doc["endpoint"]
         if key is None and endpoint is None:
-            # Sealed without a key, a token proves nothing: anyone can write
-            # one that points at their own host. Secrets (headers=, what
-            # plugins add) go only where the caller says.
+            # sealed without a key, a token proves nothing: secrets go only where the caller says
             raise ResumeTokenError(
                 "this token cannot be authenticated (no key): pass endpoint= (the "
                 "service's address) so that the token's URL is checked against it")
@@ -3130,8 +3013,6 @@ class Poller:
                     _split_url(token_endpoint, allow_http=allow, what="token endpoint")):
                 raise ResumeTokenError("the token is for %s, not for the endpoint %s"
                                        % (redact_url(token_endpoint), redact_url(endpoint)))
-        # The token's URL, like any Operation-Location, must be on the
-        # endpoint's origin (UnsafeURLError otherwise).
         recorded = vocabulary(doc.get("vocabulary", "face"))
         given = options.get("vocabulary")
         if given is not None and _vocabulary_of(given) is not recorded:
@@ -3145,10 +3026,8 @@ class Poller:
 
     def share_connections(self, other):
         """Use the kept-alive connections of *other* (a :class:`Poller` of the
-        same service, or an :class:`HTTPTransport`) when this poller uses
-        the built-in transport; *other* stays in charge of closing them. A
-        :class:`Watcher` shares one pool between all of its pollers, and
-        :func:`poll_async` one between all the polls running at once."""
+        same service, or an :class:`HTTPTransport`) when this poller uses the
+        built-in transport; *other* stays in charge of closing them."""
         pool = other if isinstance(other, HTTPTransport) else other._client.transport
         client = self._client
         if client.transport is not None and pool is not None and pool is not client.transport:
@@ -3167,7 +3046,18 @@ class Poller:
         self.close()
 
 
+def _pause(seconds, sleep, cancelled):
+    """Wait *seconds* with the injected *sleep*, or until the *cancelled* event is set."""
+    if not seconds or seconds <= 0:
+        return
+    if sleep is not None:
+        sleep(seconds)
+    else:
+        cancelled.wait(seconds)  # the next step raises PollCancelled
+
+
 def _plugin_number(value, hooks, hook):
+
     """A delay a plugin returned: a real number (the core clamps it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         plugin = ", ".join(hooks.names(hook))
@@ -3180,18 +3070,12 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
          **options) -> OperationStatus:
     """Poll an operation until it ends and return its final status.
 
-    *operation_location* is the ``Operation-Location`` header of the 202 that
-    started it: relative (``/operations/{id}``, resolved against the API base
-    of *endpoint*) or absolute. *key* is sent as
-    ``Ocp-Apim-Subscription-Key``; *headers* adds others (``Authorization``).
-    Secrets go only to the endpoint's origin. Other keyword arguments are
-    those of :class:`Poller` (``policy``, ``transport``, ``allow_http``,
-    ``ssl_context``, ``cafile``, ``request_timeout``, ``clock``, ``sleep``,
-    ``random``, ``on_status``).
-
-    Raises :class:`OperationFailed`, :class:`PollTimeout`,
-    :class:`HTTPError` / :class:`OperationNotFound`, :class:`NetworkError`,
-    :class:`UnsafeURLError` or :class:`StatusDocumentError`.
+    *operation_location* is the ``Operation-Location`` of the 202 that
+    started it, absolute or relative to the API base of *endpoint*. *key* is
+    sent as ``Ocp-Apim-Subscription-Key``, *headers* adds others; secrets go
+    only to the endpoint's origin. Other keyword arguments are those of
+    :class:`Poller`. Raises as :meth:`Poller.wait` does, or
+    :class:`UnsafeURLError`.
     """
     return Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                   timeout=timeout, **options).wait()
@@ -3218,7 +3102,6 @@ MAX_TOKEN_BYTES = 4096
 def _token_mac(doc, key):
     import hashlib  # with hmac, on first use: on PyPy they load the socket machinery
     import hmac
-
     body = _json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
     secret = (key or "").encode("utf-8") + b"\x00opstatus-resume"
@@ -3249,13 +3132,11 @@ def _read_token(token, key):
         raise ResumeTokenError("resume token names an unknown vocabulary %s"
                                % _short_repr(doc["vocabulary"]))
     for name, kind in _TOKEN_FIELDS.items():
-        value = doc[name]
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
             raise ResumeTokenError("resume token field %s has the wrong type" % name)
     if doc["polls"] < 0 or not 0 <= doc["age"] <= 10 ** 9:
         raise ResumeTokenError("resume token has an impossible schedule state")
     import hmac
-
     if not hmac.compare_digest(doc["mac"].encode("utf-8", "surrogatepass"),
                                _token_mac(doc, key).encode("ascii")):
         raise ResumeTokenError("resume token was altered, or sealed with another key")
@@ -3277,19 +3158,17 @@ MAX_USER_DATA = 16384
 
 def _check_object_id(value, name="object_id"):
     if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
-        raise ValueError(
-            "%s must be 1 to 64 characters of a-z, 0-9, '-' and '_', not %s"
-            % (name, _short_repr(value))
-        )
+        raise ValueError("%s must be 1 to 64 characters of a-z, 0-9, '-' and '_', not %s"
+                         % (name, _short_repr(value)))
     return value
 
 
 def _send_start(client, method, url, body, content_type, *, timeout, policy=None, clock=None,
                 sleep=None, random=None, accept=(202,)):
     """Send the request that starts an operation until an answer in *accept*
-    comes: again only when the service surely did not act on it (the
-    request never left, or a 429), with the policy's waits and the retry
-    hooks, within *timeout* seconds (:class:`PollTimeout` after)."""
+    comes; again only when the service surely did not act on it (the request
+    never left, or a 429), with the policy's waits and the retry hooks,
+    within *timeout* seconds (:class:`PollTimeout` after)."""
     if _finite_delay(timeout, float("inf")) is None:
         raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
     policy = policy if policy is not None else RetryPolicy()
@@ -3298,7 +3177,6 @@ def _send_start(client, method, url, body, content_type, *, timeout, policy=None
 
     def time_left():  # the time slept counts even if the clock stands still
         return timeout - max(now() - start, slept)
-
     while True:
         try:
             left = time_left()
@@ -3344,8 +3222,7 @@ def _start_operation(endpoint, key, path, payload, *, headers, allow_http, trans
         client.close()
     location = response.headers.get("operation-location")
     if not location:
-        raise HTTPError(202, None, "202 without an Operation-Location header",
-                        url=redact_url(url))
+        raise HTTPError(202, None, "202 without an Operation-Location header", url=redact_url(url))
     resolve_operation_url(location, endpoint, allow_http=allow_http)
     return location
 
@@ -3360,20 +3237,15 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
                     timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
                     random=None, plugins=None, content_type=None) -> Optional[str]:
     """Send the request that starts a long-running operation of any Azure
-    service; return the URL to poll (give it to :func:`poll` with the same
-    *vocabulary*), or ``None`` when the service finished at once.
+    service; return the URL to poll (with the same *vocabulary*), or ``None``
+    when the service finished at once (a 200 or 201 without one).
 
-    *url* is absolute, or relative to *endpoint* as a browser resolves it
-    (``/vision/v3.2/read/analyze`` keeps only the endpoint's origin). The
-    body is *json* (any JSON value) or *data* (bytes, sent as
+    *url* is absolute, or relative to *endpoint* as a browser resolves it.
+    The body is *json* (any JSON value) or *data* (bytes, sent as
     ``application/octet-stream`` unless *content_type* says otherwise), at
-    most :data:`MAX_REQUEST_BYTES`. The operation's URL is read from the
-    vocabulary's headers (``Operation-Location``; ARM's
-    ``Azure-AsyncOperation``, then ``Location``), made absolute and held to
-    the same origin rules as every URL that gets a secret. A ``200`` or
-    ``201`` without one returns ``None`` (and says why in the log). Sent
-    again only when the service surely did not act on it, as
-    :func:`take_snapshot` is.
+    most :data:`MAX_REQUEST_BYTES`. The URL to poll comes from the
+    vocabulary's headers, made absolute and held to the same origin rules as
+    every URL that gets a secret. Retried as :func:`take_snapshot` is.
     """
     vocab = _vocabulary_of(vocabulary)
     if json is not None and data is not None:
@@ -3409,12 +3281,11 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
             absolute = _absolute(location.strip(), url, allow_http)
             client._check_origin(absolute, "operation URL")
             return absolute
+    headers_named = " or ".join(vocab.url_headers)
     if response.status == 202:
-        raise HTTPError(202, None, "202 without a %s header" % " or ".join(vocab.url_headers),
-                        url=redact_url(url))
+        raise HTTPError(202, None, "202 without a %s header" % headers_named, url=redact_url(url))
     _log.info("opstatus: %s %s answered %d without %s: the operation ended at once",
-              method.upper(), redact_url(url), response.status,
-              " or ".join(vocab.url_headers))
+              method.upper(), redact_url(url), response.status, headers_named)
     return None
 
 
@@ -3445,13 +3316,10 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
     ``Operation-Location``, to give to :func:`poll` with the same endpoint
     and key. *apply_scope* lists the subscription ids (UUIDs) that may apply
     it, each once. The input is checked before anything is sent
-    (``ValueError``).
-
-    Sent again only when the service surely did not act on it (the request
-    never left, or a 429), with the waits of *policy* (a
-    :class:`RetryPolicy`) and the retry hooks, as polls are; all within
-    *timeout* seconds (:class:`PollTimeout` after). *clock*, *sleep* and
-    *random* can be injected as for :class:`Poller`.
+    (``ValueError``). Sent again only when the service surely did not act on
+    it (the request never left, or a 429), with the waits of *policy* and the
+    retry hooks, all within *timeout* seconds (:class:`PollTimeout` after).
+    *clock*, *sleep* and *random* can be injected as for :class:`Poller`.
     """
     kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
     if not isinstance(object_type, str) or object_type.lower() not in kinds:
@@ -3474,10 +3342,10 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
             raise ValueError("user_data must be a str of at most %d characters" % MAX_USER_DATA)
         payload["userData"] = user_data
     return _start_operation(endpoint, key, "/snapshots", payload, headers=headers,
-                            allow_http=allow_http, transport=transport,
-                            ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, timeout=timeout, policy=policy,
-                            clock=clock, sleep=sleep, random=random, plugins=plugins)
+                            allow_http=allow_http, transport=transport, ssl_context=ssl_context,
+                            cafile=cafile, request_timeout=request_timeout, timeout=timeout,
+                            policy=policy, clock=clock, sleep=sleep, random=random,
+                            plugins=plugins)
 
 
 def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
@@ -3497,10 +3365,10 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
         raise ValueError("mode must be 'CreateNew' (the only mode the service has)")
     return _start_operation(endpoint, key, "/snapshots/%s/apply" % snapshot_id,
                             {"objectId": object_id, "mode": mode}, headers=headers,
-                            allow_http=allow_http, transport=transport,
-                            ssl_context=ssl_context, cafile=cafile,
-                            request_timeout=request_timeout, timeout=timeout, policy=policy,
-                            clock=clock, sleep=sleep, random=random, plugins=plugins)
+                            allow_http=allow_http, transport=transport, ssl_context=ssl_context,
+                            cafile=cafile, request_timeout=request_timeout, timeout=timeout,
+                            policy=policy, clock=clock, sleep=sleep, random=random,
+                            plugins=plugins)
 
 
 ###############################################################################
@@ -3528,12 +3396,9 @@ DEFAULT_WORKERS = 8
 
 @_dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How one operation watched by a :class:`Watcher` ended.
-
-    ``index`` is its position in the list given; ``status`` the final (or
-    last seen) :class:`OperationStatus`; ``error`` ``None`` on success, else
-    the exception :func:`poll` would have raised.
-    """
+    """How one operation watched by a :class:`Watcher` ended: ``index`` in
+    the list given, the final (or last seen) ``status``, and ``error``:
+    ``None`` on success, else the exception :func:`poll` would have raised."""
 
     index: int
     location: str
@@ -3546,23 +3411,19 @@ class Outcome:
 
 
 class Watcher:
-    """Watch many operations at once with a few threads.
-
-    Each operation keeps its own schedule; requests run on at most
-    *max_workers* threads (connections are kept alive and shared); outcomes
-    come out as operations end, like ``concurrent.futures.as_completed``::
+    """Watch many operations at once with a few threads; outcomes come out as
+    operations end, like ``concurrent.futures.as_completed``::
 
         for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
-    One *timeout* holds for all; :meth:`cancel` stops all (from any thread);
-    a failure of one does not stop the others. *max_rate* caps the requests
-    per second of all of them together (every poll is billed, and the Face
-    API allows 10 calls a second on the standard tier, 20 a minute on the
-    free one). *on_status* is called as ``on_status(index, status)`` for
-    each status seen, *on_step* as ``on_step(index, step)`` for each
-    :class:`Step` (a retried error among them). Other keyword arguments are
-    those of :class:`Poller`.
+    Each operation keeps its own schedule; requests run on at most
+    *max_workers* threads over shared kept-alive connections, at most
+    *max_rate* a second (every poll is billed). One *timeout* holds for all;
+    :meth:`cancel` stops all (from any thread); a failure of one does not stop
+    the others. *on_status* is called as ``on_status(index, status)``,
+    *on_step* as ``on_step(index, step)``; other keyword arguments are those
+    of :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
@@ -3577,15 +3438,11 @@ class Watcher:
         self.max_rate = max_rate
         self.locations = list(locations)
         self.max_workers = max_workers
-        self._clock = clock
-        self._sleep = sleep
-        self._on_step = on_step
+        self._clock, self._sleep, self._on_step = clock, sleep, on_step
         self._cancelled = _threading.Event()
         self.pollers: list = []
         for index, location in enumerate(self.locations):
-            callback = None
-            if on_status is not None:
-                callback = (lambda i: lambda st: on_status(i, st))(index)
+            callback = None if on_status is None else (lambda st, i=index: on_status(i, st))
             self.pollers.append(Poller(location, endpoint=endpoint, key=key, headers=headers,
                                        timeout=timeout, clock=clock, on_status=callback,
                                        **options))
@@ -3596,24 +3453,19 @@ class Watcher:
         return "<Watcher of %d operations, %d workers>" % (len(self.pollers), self.max_workers)
 
     def _now(self):
-        if self._clock is not None:
-            return self._clock()
-        return _time.monotonic()
+        return self._clock() if self._clock is not None else _time.monotonic()
 
     def cancel(self):
-        """Stop watching; safe from any thread. Pending operations come out
-        with :class:`PollCancelled`."""
+        """Stop watching, from any thread: pending operations end with :class:`PollCancelled`."""
         self._cancelled.set()
         for poller in self.pollers:
             poller.cancel()
 
     def _outcome(self, index, error=None):
-        poller = self.pollers[index]
-        return Outcome(index, self.locations[index], poller.latest, error)
+        return Outcome(index, self.locations[index], self.pollers[index].latest, error)
 
     def __iter__(self) -> Iterator[Outcome]:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
         now = self._now()
         for poller in self.pollers:
             poller.start()  # one deadline for all
@@ -3638,7 +3490,7 @@ class Watcher:
                 if heap and len(running) < self.max_workers:
                     idle = max(0.0, heap[0][0] - now, self._next_send - now)
                 if not running:
-                    self._pause(idle)
+                    _pause(idle, self._sleep, self._cancelled)
                     continue
                 done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -3657,8 +3509,7 @@ class Watcher:
         return left is not None and left <= 0.001
 
     def _step_here(self, index):
-        """Step a poller that will end without a request (cancelled, or out
-        of time) in this thread: its outcome."""
+        """In this thread, the outcome of a poller that ends without a request."""
         try:
             self.pollers[index].step()
         except OpStatusError as exc:
@@ -3675,14 +3526,6 @@ class Watcher:
             if spacing:
                 self._next_send = max(self._next_send, now - spacing) + spacing
 
-    def _pause(self, seconds):
-        if not seconds:
-            return
-        if self._sleep is not None:
-            self._sleep(seconds)
-        else:
-            self._cancelled.wait(seconds)
-
     def _settle(self, future, index, heap):
         """The outcome of a finished step, or None once it is scheduled again."""
         try:
@@ -3698,8 +3541,7 @@ class Watcher:
 
     def results(self) -> list:
         """Watch to the end; the outcomes in the order the locations were given."""
-        outcomes = sorted(self, key=lambda o: o.index)
-        return outcomes
+        return sorted(self, key=lambda o: o.index)
 
 
 ###############################################################################
