@@ -4551,39 +4551,27 @@ def _sim_job_error(outcome: str, error: Any) -> Optional[Dict[str, str]]:
 
 
 class Simulator:
-    """A local, faithful stand-in for the retired Face snapshot API.
-
-    A standard-library HTTP server on 127.0.0.1 (port 0: a free one), run in a thread of
-    its own while the ``with`` block lasts::
+    """A local, faithful stand-in for the retired Face snapshot API: an HTTP server on
+    127.0.0.1 (port 0: a free one) in a thread of its own while the ``with`` block lasts::
 
         with Simulator(objects=[("PersonGroup", "sample")]) as sim:
             location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
                                      object_id="sample", apply_scope=[sim.subscription])
             status = poll(location, endpoint=sim.endpoint, key=sim.key)
 
-    It serves take, apply, operation status, get, list, update and delete snapshot with
-    the real paths (under ``/face/v1.0`` and the 2021 ``/face/v1.0-preview``), bodies,
-    headers and status codes, checks the key (401 before any body is read) and answers a
-    relative ``Operation-Location``. Operations go notStarted -> running -> succeeded
-    after *queue_seconds* and *take_seconds* / *apply_seconds*. *dialect* is ``"2019"``
-    (PascalCase, nulls) or ``"2021"`` (camelCase, finishedTime): see ``docs/face-sdk.md``.
-    A take needs its object to exist (404 ``PersonGroupNotFound`` and kin): pass *objects*
-    (pairs of type and objectId), call :meth:`add_object` or apply a snapshot to create
-    one; ``require_objects=False`` lets any objectId be taken.
-
-    Faults, set here or on the attributes at any time: *fail* (a message: operations end
-    failed), *rate_limit* (the next N requests answer 429, "Try again in N seconds." in
-    2019 and "Please retry after N second(s)." in 2021, N being *rate_limit_seconds*, with
-    a ``Retry-After`` of *rate_limit_retry_after* unless None), *server_errors* (the next
-    N requests answer *server_error_status*), *slow* (seconds before each answer),
-    *snapshot_ttl* (seconds a snapshot lives; 48 h).
-
-    *clock* (monotonic seconds) may be a test's fake one, shared with a :class:`Poller`.
-    *host* may be IPv6 (``"::1"``); bound to every interface, :attr:`endpoint` still names
-    loopback. A connection idle *idle_timeout* seconds is closed. *account* is the ARM path
-    snapshots name as their ``account``. :meth:`start_job` (or ``POST /jobs``) plays the
-    operations of other Azure services: the REST guidelines' status monitor (Computer
-    Vision Read and kin) and both forms of Azure Resource Manager polling.
+    It serves every snapshot call with the real paths (also under the 2021
+    ``/face/v1.0-preview``), bodies, headers and status codes, and checks the key (401).
+    Operations go notStarted -> running -> succeeded after *queue_seconds*, then
+    *take_seconds* / *apply_seconds*. *dialect* ``"2019"`` or ``"2021"``: see
+    ``docs/face-sdk.md``. A take needs its object to exist (404 ``PersonGroupNotFound``
+    and kin) unless ``require_objects=False``: pass *objects* ((type, objectId) pairs) or
+    call :meth:`add_object`. Faults, also settable later as attributes: *fail* (a message:
+    operations fail), *rate_limit* (the next N requests answer 429, waiting
+    *rate_limit_seconds*, with a ``Retry-After`` of *rate_limit_retry_after* unless None),
+    *server_errors* (the next N answer *server_error_status*), *slow* (seconds before each
+    answer), *snapshot_ttl*. *clock* (monotonic seconds) may be a test's fake one. A
+    connection idle *idle_timeout* seconds is closed. :meth:`start_job` plays the
+    operations of other Azure services (status monitor, Resource Manager polling).
     """
 
     def __init__(self, *, key=None, dialect="2021", host="127.0.0.1", port=0,
@@ -4627,8 +4615,6 @@ class Simulator:
         for object_type, object_id in objects:
             self.add_object(object_type, object_id)
 
-    # -- time ----------------------------------------------------------------
-
     def now(self):
         """The simulator's monotonic time."""
         return _time.monotonic() if self._clock is None else self._clock()
@@ -4637,8 +4623,6 @@ class Simulator:
         """POSIX time of a monotonic instant (default: now)."""
         mono = self.now() if mono is None else mono
         return self._wall0 + (mono - self._mono0)
-
-    # -- life cycle ------------------------------------------------------------
 
     @property
     def endpoint(self):
@@ -4680,8 +4664,6 @@ class Simulator:
     def __repr__(self):
         where = self.endpoint if self._server is not None else "stopped"
         return "<Simulator %s dialect=%s>" % (where, self.dialect)
-
-    # -- the model -------------------------------------------------------------
 
     def add_object(self, object_type, object_id):
         """Make an object exist: a take needs its source to exist (unless *require_objects*
@@ -4756,8 +4738,6 @@ class Simulator:
             doc["message"] = message
         return doc
 
-    # -- other Azure services --------------------------------------------------
-
     def start_job(self, kind: str = "azure", *, outcome: str = "succeeded",
                   seconds: Optional[float] = None, queue_seconds: Optional[float] = None,
                   retry_after: Any = _SIM_DEFAULT, result: Any = None, error: Any = None,
@@ -4765,28 +4745,21 @@ class Simulator:
         """Start an operation of another Azure service; returns the absolute URL a client
         polls (the header its 202 would carry). *kind* is its form on the wire:
 
-        - ``"azure"``: the REST guidelines' status monitor: ``GET /jobs/{id}`` answers
-          ``{"status", "createdDateTime", "lastUpdatedDateTime"}``, status notStarted,
-          running, succeeded (with ``"result"``), failed (with ``"error": {"code",
-          "message"}``) or canceled. No ``Retry-After`` unless asked.
-        - ``"read"``: the same at Computer Vision Read 3.2's
-          ``/vision/v3.2/read/analyzeResults/{id}``, the result in ``"analyzeResult"``.
-        - ``"translator"``, ``"language"``: a Translator batch, a Language analyze-text job.
-        - ``"arm-async"``: Resource Manager's ``Azure-AsyncOperation``: ``GET
-          .../operationStatuses/{id}`` answers ``{"id", "name", "status", "startTime"}``,
-          status InProgress then Succeeded, Failed or Canceled (with ``"endTime"``, and
-          ``"error"`` unless it succeeded), with ``Retry-After`` while it runs.
-        - ``"arm-location"``: Resource Manager's ``Location``: ``GET
-          .../operationResults/{id}`` answers bare 202s (``Location``, ``Retry-After``)
-          until done, then 200 with the resource, or 400 ``{"error": {"code", "message"}}``
-          (code ``Canceled`` if canceled). An ``arm-async`` job answers there too.
+        - ``"azure"``: the REST guidelines' status monitor at ``/jobs/{id}``: ``status``
+          notStarted, running, succeeded (with ``"result"``), failed (with ``"error"``) or
+          canceled; ``"read"``: the same at Computer Vision Read 3.2's paths, the result in
+          ``"analyzeResult"``; ``"translator"``, ``"language"``: their services' job shapes.
+        - ``"arm-async"``: Resource Manager's ``Azure-AsyncOperation``
+          (``.../operationStatuses/{id}``: InProgress, then Succeeded, Failed or Canceled).
+        - ``"arm-location"``: Resource Manager's ``Location`` (``.../operationResults/{id}``:
+          bare 202s, then 200 with the resource or 400 with the error; ``arm-async`` jobs
+          answer there too).
 
-        It waits *queue_seconds* (default: the simulator's), runs *seconds* (default:
-        *take_seconds*) and ends *outcome* (``"succeeded"``, ``"failed"`` or
-        ``"canceled"``); *error* (a message, a ``(code, message)`` pair or a dict) and
-        *result* (any JSON value) replace the defaults. *retry_after* is the
-        ``Retry-After`` in whole seconds (None: no header; by default 1 for ARM, none
-        for the others). *base* replaces :attr:`endpoint` in the URL.
+        It waits *queue_seconds*, runs *seconds* (default: the simulator's queue and take
+        times) and ends *outcome* (``"succeeded"``, ``"failed"`` or ``"canceled"``); *error*
+        (a message, a ``(code, message)`` pair or a dict) and *result* (JSON) replace the
+        defaults. *retry_after*: whole seconds or None (no header); by default 1 for ARM,
+        None for the others. *base* replaces :attr:`endpoint` in the URL.
         """
         with self._lock:
             job = self._add_job(kind, outcome=outcome, seconds=seconds,
@@ -4932,7 +4905,7 @@ def _sim_server_class(host):
         request_queue_size = 128
         daemon_threads = True
         address_family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-        _open: set = set()
+        _open = set()
         _open_lock = _threading.Lock()
 
         def server_bind(self):
@@ -5011,8 +4984,6 @@ def _make_sim_handler():
                 return self._handle
             raise AttributeError(name)
 
-        # -- answering ------------------------------------------------------
-
         def _answer(self, status, doc=None, headers=(), close=False):
             body = b"" if doc is None else _json.dumps(doc, separators=(",", ":")).encode()
             self.send_response(status)
@@ -5034,8 +5005,6 @@ def _make_sim_handler():
                 self.request_version = "HTTP/1.0"
             self.command = getattr(self, "command", None)
             self._answer(*_sim_error(code, str(code), message or short), close=True)
-
-        # -- one request ----------------------------------------------------
 
         def _handle(self):
             sim = self.sim
@@ -5130,8 +5099,6 @@ def _make_sim_handler():
             except (ValueError, RecursionError):
                 return None, _sim_bad("JSON parsing error.")
 
-        # -- routing --------------------------------------------------------
-
         def _dispatch(self, body):
             path = self.path.partition("?")[0]
             parts = self._face_parts(path)
@@ -5181,8 +5148,6 @@ def _make_sim_handler():
             if len(rest) == 2 and rest[0] == "operationResults":
                 return {"GET": lambda body: self._job_result(rest[1])}
             return None
-
-        # -- Face snapshots -------------------------------------------------
 
         def _expired(self, snap):
             return self.sim.now() >= snap["_created"] + self.sim.snapshot_ttl
@@ -5298,8 +5263,6 @@ def _make_sim_handler():
             if op is None:
                 return _sim_error(404, "OperationNotFound", "Operation is not found.")
             return 200, self.sim.operation_document(op)
-
-        # -- other Azure services -------------------------------------------
 
         def _base(self):
             """The origin this request came to (its Host, when sane): URLs handed out then
