@@ -4600,17 +4600,12 @@ class Simulator:
         self.server_errors, self.server_error_status = server_errors, server_error_status
         self.require_objects, self.max_body = require_objects, max_body
         self.idle_timeout, self._clock, self._host, self._port = idle_timeout, clock, host, port
-        self._wall0: Optional[float] = None
-        self._mono0: Optional[float] = None
+        self._wall0 = self._mono0 = None  # POSIX and monotonic time at start()
         self._lock = _threading.Lock()
-        self.operations: Dict[str, _SimOperation] = {}
-        self.jobs: Dict[str, _SimJob] = {}
-        self.snapshots: Dict[str, Dict[str, Any]] = {}
-        self.objects: set = set()  # (type, objectId) that exist
-        self.requests: list = []  # (method, path) of each request
+        self.operations, self.jobs, self.snapshots = {}, {}, {}  # by id
+        self.objects, self.requests = set(), []  # (type, objectId) that exist; (method, path)
         self.settle_examined = 0  # operations _settle looked at: only those due, never all
-        self._due: list = []  # heap of (finish, seq, op) still to settle
-        self._seq = _itertools.count()
+        self._due, self._seq = [], _itertools.count()  # heap of (finish, seq, op) to settle
         self._server = self._thread = None
         for object_type, object_id in objects:
             self.add_object(object_type, object_id)
@@ -4706,13 +4701,6 @@ class Simulator:
                     op.on_success(op.finish)
                 op.on_success = None
 
-    def _placeholder(self, op):
-        """``resourceLocation`` before success: null in 2019; in 2021 ``/snapshots/`` for a
-        take and the source snapshot for an apply."""
-        if self.dialect == "2019":
-            return None
-        return "/snapshots/" + (op.source or "") if op.kind in ("take", "apply") else None
-
     def operation_document(self, op: _SimOperation) -> Dict[str, Any]:
         now = self.now()
         if now < op.start:
@@ -4723,12 +4711,14 @@ class Simulator:
             status, last = "running", now
         else:
             status, last = ("failed" if op.fail else "succeeded"), op.finish
-        location = op.result if status == "succeeded" else self._placeholder(op)
         message = op.fail if status == "failed" else None
+        location = op.result if status == "succeeded" else None
         created, last = _wire_time(self.wall(op.created)), _wire_time(self.wall(last))
         if self.dialect == "2019":
             return {"CreatedTime": created, "LastActionTime": last, "Message": message,
                     "ResourceLocation": location, "Status": status}
+        if status != "succeeded" and op.kind in ("take", "apply"):
+            location = "/snapshots/" + (op.source or "")  # 2021: the source snapshot, if any
         doc = {"status": status, "createdTime": created, "lastActionTime": last}
         if status in ("succeeded", "failed"):
             doc["finishedTime"] = _wire_time(self.wall(op.finish) - 0.0000003)
@@ -4833,44 +4823,31 @@ class Simulator:
                 doc["error"] = dict(job.error)
             return doc
         last = {"notStarted": job.created, "running": now}.get(state, job.finish)
-        times = (_wire_time(int(self.wall(job.created))), _wire_time(int(self.wall(last))))
-        if job.kind == "translator":
-            return _sim_translator_document(job, state, *times)
-        if job.kind == "language":
-            return _sim_language_document(job, state, *times)
-        doc = {"status": state, "createdDateTime": times[0], "lastUpdatedDateTime": times[1]}
-        if state == "succeeded":
+        created, last = _wire_time(int(self.wall(job.created))), _wire_time(int(self.wall(last)))
+        if job.kind == "language":  # analyze-text 2023-04-01: one task fails, even on success
+            doc = {"jobId": job.id, "createdDateTime": created, "lastUpdatedDateTime": last,
+                   "status": _SIM_LANGUAGE_WORDS[state],
+                   "tasks": {"completed": int(state == "succeeded"), "failed": 1,
+                             "inProgress": 0, "total": 2, "items": []}}
+            if state in ("succeeded", "failed"):
+                doc["errors"] = [dict(job.error)] if state == "failed" else [
+                    {"code": "InvalidDocument", "message": "Document text is empty."}]
+            return doc
+        if job.kind == "translator":  # a batch of Translator v1.1
+            doc = {"id": job.id, "createdDateTimeUtc": created, "lastActionDateTimeUtc": last,
+                   "status": _SIM_TRANSLATOR_WORDS[state],
+                   "summary": {"total": 1, "failed": 0, "success": int(state == "succeeded"),
+                               "inProgress": int(state == "running"),
+                               "notYetStarted": int(state == "notStarted"),
+                               "cancelled": int(state == "canceled"), "totalCharacterCharged": 0}}
+        else:
+            doc = {"status": state, "createdDateTime": created, "lastUpdatedDateTime": last}
+        if state == "succeeded" and job.kind != "translator":
             doc["analyzeResult" if job.kind == "read" else "result"] = (
                 job.result if job.result is not None else _sim_default_result(job))
-        elif state == "failed":
+        if state == "failed":
             doc["error"] = dict(job.error)
         return doc
-
-
-def _sim_translator_document(job, state, created, last):
-    """A Translator batch (v1.1): PascalCase words, ``...Utc`` times, a summary."""
-    doc = {"id": job.id, "createdDateTimeUtc": created, "lastActionDateTimeUtc": last,
-           "status": _SIM_TRANSLATOR_WORDS[state],
-           "summary": {"total": 1, "failed": 0, "success": int(state == "succeeded"),
-                       "inProgress": int(state == "running"),
-                       "notYetStarted": int(state == "notStarted"),
-                       "cancelled": int(state == "canceled"), "totalCharacterCharged": 0}}
-    if state == "failed":
-        doc["error"] = dict(job.error)
-    return doc
-
-
-def _sim_language_document(job, state, created, last):
-    """A Language analyze-text job (2023-04-01): it succeeds ``partiallyCompleted``, one
-    task's error kept in ``errors``."""
-    doc = {"jobId": job.id, "createdDateTime": created, "lastUpdatedDateTime": last,
-           "status": _SIM_LANGUAGE_WORDS[state],
-           "tasks": {"completed": int(state == "succeeded"), "failed": 1, "inProgress": 0,
-                     "total": 2, "items": []}}
-    if state in ("succeeded", "failed"):
-        doc["errors"] = [dict(job.error)] if state == "failed" else [
-            {"code": "InvalidDocument", "message": "Document text is empty."}]
-    return doc
 
 
 def _sim_default_result(job):
