@@ -5016,7 +5016,11 @@ def _make_sim_handler():
             with sim._lock:
                 if sim.rate_limit > 0:
                     sim.rate_limit -= 1
-                    return self._throttled()
+                    text = ("Try again in %s seconds." if sim.dialect == "2019"
+                            else "Please retry after %s second(s).") % (sim.rate_limit_seconds,)
+                    retry = sim.rate_limit_retry_after
+                    headers = () if retry is None else (("Retry-After", str(retry)),)
+                    return _sim_error(429, "429", "Rate limit is exceeded. " + text) + (headers,)
             return None
 
         def _refuse(self, answer):
@@ -5042,14 +5046,6 @@ def _make_sim_handler():
             import hmac
             return hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
                                        self.sim.key.encode("utf-8", "surrogateescape"))
-
-        def _throttled(self):
-            sim = self.sim
-            text = ("Rate limit is exceeded. Try again in %s seconds." if sim.dialect == "2019"
-                    else "Rate limit is exceeded. Please retry after %s second(s).")
-            retry = sim.rate_limit_retry_after
-            headers = () if retry is None else (("Retry-After", str(retry)),)
-            return _sim_error(429, "429", text % (sim.rate_limit_seconds,)) + (headers,)
 
         def _body_length(self):
             """(Content-Length, None), or (0, the error answer) for a body not to read."""
@@ -5100,9 +5096,8 @@ def _make_sim_handler():
             if len(parts) == 3 and parts[0] == "snapshots" and parts[2] == "apply":
                 return {"POST": lambda body: self._apply(parts[1], body)}
             if len(parts) == 2 and parts[0] == "snapshots":
-                return {"GET": lambda body: self._get_snapshot(parts[1]),
-                        "PATCH": lambda body: self._patch(parts[1], body),
-                        "DELETE": lambda body: self._delete(parts[1])}
+                return dict.fromkeys(("GET", "PATCH", "DELETE"),
+                                     lambda body: self._snapshot(parts[1], body))
             if len(parts) == 2 and parts[0] == "operations":
                 return {"GET": lambda body: self._operation(parts[1])}
             return None
@@ -5123,7 +5118,7 @@ def _make_sim_handler():
             if len(rest) == 2 and rest[0] == "operationStatuses":
                 return {"GET": lambda body: self._job_status(rest[1], _SIM_ARM_KINDS)}
             if len(rest) == 2 and rest[0] == "operationResults":
-                return {"GET": lambda body: self._job_result(rest[1])}
+                return {"GET": lambda body: self._job_status(rest[1], _SIM_ARM_KINDS, True)}
             return None
 
         def _expired(self, snap):
@@ -5138,42 +5133,32 @@ def _make_sim_handler():
             return {k: v for k, v in snap.items() if not k.startswith("_")}
 
         def _take(self, body):
+            """Start a take, once checked in the order the service documents (400s, 404)."""
             import uuid
-            error = self._take_error(body)
-            if error is not None:
-                return error
-            sim = self.sim
-            kind = _SIM_TYPES[body["type"].lower()]
-            scope, user_data = body["applyScope"], body.get("userData")
-            snap_id, created = str(uuid.uuid4()), sim.now()
-
-            def done(finished):
-                sim.snapshots[snap_id] = {
-                    "id": snap_id, "account": sim.account, "type": kind,
-                    "applyScope": scope, "userData": user_data,
-                    "createdTime": _wire_time(sim.wall(created)),
-                    "lastUpdateTime": _wire_time(sim.wall(finished)), "_created": finished}
-
-            op = sim._new_operation("take", sim.take_seconds, "/snapshots/" + snap_id, done)
-            return 202, None, sim._accepted_headers(op)
-
-        def _take_error(self, body):
-            """The 400 or 404 a take gets, in the order the service documents; or None."""
             if not isinstance(body, dict):
                 return _sim_bad("Request body is invalid.")
             kind = body.get("type")
             if not isinstance(kind, str) or kind.lower() not in _SIM_TYPES:
                 return _sim_bad("Snapshot type is invalid.")
             kind, object_id = kind.lower(), body.get("objectId")
-            error = _sim_object_id_error(kind, object_id) or \
-                _sim_scope_error(body.get("applyScope")) or \
-                _sim_user_data_error(body.get("userData"))
+            scope, user_data = body.get("applyScope"), body.get("userData")
+            error = _sim_object_id_error(kind, object_id) or _sim_scope_error(scope) or \
+                _sim_user_data_error(user_data)
             if error is not None:
                 return error
-            if self.sim.require_objects and (kind, object_id) not in self.sim.objects:
-                return _sim_error(404, "%sNotFound" % _SIM_TYPES[kind],
+            sim, type_name = self.sim, _SIM_TYPES[kind]
+            if sim.require_objects and (kind, object_id) not in sim.objects:
+                return _sim_error(404, "%sNotFound" % type_name,
                                   "%s is not found." % _SIM_OBJECT_NAMES[kind])
-            return None
+            snap_id, created = str(uuid.uuid4()), sim.now()
+            def done(finished):
+                sim.snapshots[snap_id] = {
+                    "id": snap_id, "account": sim.account, "type": type_name,
+                    "applyScope": scope, "userData": user_data,
+                    "createdTime": _wire_time(sim.wall(created)),
+                    "lastUpdateTime": _wire_time(sim.wall(finished)), "_created": finished}
+            op = sim._new_operation("take", sim.take_seconds, "/snapshots/" + snap_id, done)
+            return 202, None, sim._accepted_headers(op)
 
         def _list(self, body):
             query = _parse_qs(self.path.partition("?")[2])
@@ -5184,22 +5169,16 @@ def _make_sim_handler():
                          and (not kind or s["type"].lower() == kind)
                          and (not scopes or scopes & {a.lower() for a in s["applyScope"]})]
 
-        def _get_snapshot(self, snap_id):
+        def _snapshot(self, snap_id, body):
+            """Get (or HEAD), delete or update (PATCH) a snapshot."""
             snap = self._live_snapshot(snap_id)
             if snap is None:
                 return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
-            return 200, self._snapshot_doc(snap)
-
-        def _delete(self, snap_id):
-            if self._live_snapshot(snap_id) is None:
-                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
-            del self.sim.snapshots[snap_id]
-            return 200, None
-
-        def _patch(self, snap_id, body):
-            snap = self._live_snapshot(snap_id)
-            if snap is None:
-                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            if self.command == "DELETE":
+                del self.sim.snapshots[snap_id]
+                return 200, None
+            if self.command != "PATCH":
+                return 200, self._snapshot_doc(snap)
             if not isinstance(body, dict):
                 return _sim_bad("Request body is invalid.")
             error = _sim_user_data_error(body.get("userData"))
@@ -5269,23 +5248,15 @@ def _make_sim_handler():
                     headers.insert(0, ("Azure-AsyncOperation", sim.job_url(job, base)))
             return 202, None, tuple(headers) + self._retry_after(job)
 
-        def _find_job(self, job_id, kinds):
-            job = self.sim.jobs.get(job_id)
-            return job if job is not None and job.kind in kinds else None
-
-        def _job_status(self, job_id, kinds):
-            job = self._find_job(job_id, kinds)
-            if job is None:
-                return _sim_error(404, "NotFound", "The operation was not found.")
-            ended = job.state(self.sim.now()) in _SIM_JOB_OUTCOMES
-            return 200, self.sim.job_document(job), () if ended else self._retry_after(job)
-
-        def _job_result(self, job_id):
-            sim = self.sim
-            job = self._find_job(job_id, _SIM_ARM_KINDS)
-            if job is None:
+        def _job_status(self, job_id, kinds, result=False):
+            """A job's status document, or (*result*) what its ``Location`` answers."""
+            sim, job = self.sim, self.sim.jobs.get(job_id)
+            if job is None or job.kind not in kinds:
                 return _sim_error(404, "NotFound", "The operation was not found.")
             state = job.state(sim.now())
+            if not result:
+                ended = state in _SIM_JOB_OUTCOMES
+                return 200, sim.job_document(job), () if ended else self._retry_after(job)
             if state == "succeeded":
                 return 200, sim._job_resource(job)
             if state in _SIM_JOB_OUTCOMES:
