@@ -4661,8 +4661,7 @@ class Simulator:
         return "<Simulator %s dialect=%s>" % (where, self.dialect)
 
     def add_object(self, object_type, object_id):
-        """Make an object exist: a take needs its source to exist (unless *require_objects*
-        is off), and an apply refuses a target that exists (409)."""
+        """Make an object exist: a take needs one, an apply refuses one (409)."""
         self.objects.add((object_type.lower(), object_id))
 
     def _new_operation(self, kind, seconds, result, on_success, source=None):
@@ -4674,12 +4673,6 @@ class Simulator:
         if on_success is not None:
             _heapq.heappush(self._due, (op.finish, next(self._seq), op))
         return op
-
-    def _face_bases(self):
-        """The API bases Face answers under: *api_path*, and beside the default the 2021
-        ``-preview`` one."""
-        base = self.api_path.rstrip("/")
-        return (base, base + "-preview") if base == FACE_API_PATH else (base,)
 
     def _accepted_headers(self, op):
         """The headers of a 202 that started *op*, as each dialect sent them."""
@@ -4853,13 +4846,12 @@ class Simulator:
 def _sim_default_result(job):
     if job.kind != "read":
         return {"jobId": job.id}
-    return {"version": "3.2.0", "modelVersion": "2022-04-30", "readResults": [
-        {"page": 1, "angle": 0, "width": 338, "height": 479, "unit": "pixel",
-         "lines": [{"boundingBox": [25, 14, 318, 14, 318, 59, 25, 59],
-                    "text": "NOTHING", "appearance": {"style": {"name": "other",
-                                                                 "confidence": 0.971}},
-                    "words": [{"boundingBox": [27, 15, 294, 15, 294, 60, 27, 60],
-                               "text": "NOTHING", "confidence": 0.994}]}]}]}
+    return {"version": "3.2.0", "modelVersion": "2022-04-30", "readResults": [{
+        "page": 1, "angle": 0, "width": 338, "height": 479, "unit": "pixel", "lines": [{
+            "boundingBox": [25, 14, 318, 14, 318, 59, 25, 59], "text": "NOTHING",
+            "appearance": {"style": {"name": "other", "confidence": 0.971}},
+            "words": [{"boundingBox": [27, 15, 294, 15, 294, 60, 27, 60], "text": "NOTHING",
+                       "confidence": 0.994}]}]}]}
 
 
 def _sim_error(status, code, message):
@@ -5024,8 +5016,7 @@ def _make_sim_handler():
             return None
 
         def _refuse(self, answer):
-            """Answer without reading the body, then drop a small one (to keep the
-            connection) or close the connection."""
+            """Answer unread; then drop a small body (keeping the connection), or close."""
             length, error = self._body_length()
             close = error is not None or length > _SIM_DRAIN
             self._answer(*answer, close=close)
@@ -5036,8 +5027,7 @@ def _make_sim_handler():
                 length -= len(chunk)
 
         def _key_ok(self):
-            """The key, compared in constant time: the subscription-key header, or (beside
-            Face) ``Authorization: Bearer <key>``."""
+            """The key (or beside Face ``Authorization: Bearer``), in constant time."""
             got = self.headers.get("Ocp-Apim-Subscription-Key")
             if got is None and self._face_parts(self.path.partition("?")[0]) is None:
                 auth = self.headers.get("Authorization") or ""
@@ -5085,7 +5075,10 @@ def _make_sim_handler():
             return route(body)
 
         def _face_parts(self, path):
-            for base in self.sim._face_bases():
+            """A Face path's parts after *api_path* (or, beside the default, the 2021
+            ``-preview`` one); None for another path."""
+            api = self.sim.api_path.rstrip("/")
+            for base in (api, api + "-preview") if api == FACE_API_PATH else (api,):
                 if path == base or path.startswith(base + "/"):
                     return [p for p in path[len(base):].split("/") if p]
             return None
@@ -5221,8 +5214,7 @@ def _make_sim_handler():
             return 200, self.sim.operation_document(op)
 
         def _base(self):
-            """The origin this request came to (its Host, when sane): URLs handed out then
-            work from wherever the client is."""
+            """The origin the request came to (its Host, if sane), for the URLs handed out."""
             host = self.headers.get("Host") or ""
             return "http://" + host if _SIM_HOST.fullmatch(host) else self.sim.endpoint
 
