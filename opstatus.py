@@ -4473,8 +4473,7 @@ _SIM_OBJECT_NAMES = {"facelist": "Face list", "largefacelist": "Large face list"
 #: Gap between ``createdTime`` and ``lastActionTime`` of a 2021 operation not yet started.
 _SIM_2021_FIRST_ACTION = 0.0391674
 _SIM_READ_PATH = "/vision/v3.2/read"
-#: The kinds of other Azure operations (:meth:`Simulator.start_job`) that have paths of
-#: their own: where a POST starts one, and where its status documents live.
+#: Job kinds with paths of their own: where a POST starts one, where its status lives.
 _SIM_JOB_PATHS = {"azure": ("/jobs", "/jobs"),
                   "read": (_SIM_READ_PATH + "/analyze", _SIM_READ_PATH + "/analyzeResults"),
                   "translator": ("/translator/document/batches",) * 2,
@@ -4616,8 +4615,7 @@ class Simulator:
 
     def wall(self, mono=None):
         """POSIX time of a monotonic instant (default: now)."""
-        mono = self.now() if mono is None else mono
-        return self._wall0 + (mono - self._mono0)
+        return self._wall0 + ((self.now() if mono is None else mono) - self._mono0)
 
     @property
     def endpoint(self):
@@ -4689,10 +4687,9 @@ class Simulator:
         while due and due[0][0] <= now:
             op = _heapq.heappop(due)[2]
             self.settle_examined += 1
-            if op.on_success is not None:
-                if not op.fail:
-                    op.on_success(op.finish)
-                op.on_success = None
+            if op.on_success is not None and not op.fail:
+                op.on_success(op.finish)
+            op.on_success = None
 
     def operation_document(self, op: _SimOperation) -> Dict[str, Any]:
         now = self.now()
@@ -4727,16 +4724,12 @@ class Simulator:
                   base: Optional[str] = None) -> str:
         """Start an operation of another Azure service; returns the absolute URL a client
         polls (the header its 202 would carry). *kind* is its form on the wire:
-
-        - ``"azure"``: the REST guidelines' status monitor at ``/jobs/{id}``: ``status``
-          notStarted, running, succeeded (with ``"result"``), failed (with ``"error"``) or
-          canceled; ``"read"``: the same at Computer Vision Read 3.2's paths, the result in
-          ``"analyzeResult"``; ``"translator"``, ``"language"``: their services' job shapes.
-        - ``"arm-async"``: Resource Manager's ``Azure-AsyncOperation``
-          (``.../operationStatuses/{id}``: InProgress, then Succeeded, Failed or Canceled).
-        - ``"arm-location"``: Resource Manager's ``Location`` (``.../operationResults/{id}``:
-          bare 202s, then 200 with the resource or 400 with the error; ``arm-async`` jobs
-          answer there too).
+        ``"azure"`` (the REST guidelines' status monitor, ``/jobs/{id}``), ``"read"`` (the
+        same on Computer Vision Read 3.2's paths), ``"translator"`` or ``"language"``
+        (those services' job shapes), ``"arm-async"`` (Resource Manager's
+        ``Azure-AsyncOperation``: InProgress, then Succeeded, Failed or Canceled) or
+        ``"arm-location"`` (its ``Location``: bare 202s, then 200 with the resource or 400
+        with the error; ``arm-async`` jobs answer there too).
 
         It waits *queue_seconds*, runs *seconds* (default: the simulator's queue and take
         times) and ends *outcome* (``"succeeded"``, ``"failed"`` or ``"canceled"``); *error*
