@@ -4508,8 +4508,7 @@ class _SimOperation:
     __slots__ = ("id", "kind", "created", "start", "finish", "fail", "result", "on_success",
                  "source")
 
-    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success,
-                 source=None):
+    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success, source=None):
         self.id, self.kind, self.source = op_id, kind, source
         self.created, self.start, self.finish = created, start, finish
         self.fail, self.result, self.on_success = fail, result, on_success
@@ -4521,8 +4520,7 @@ class _SimJob:
     __slots__ = ("id", "kind", "outcome", "created", "start", "finish", "retry_after",
                  "result", "error")
 
-    def __init__(self, job_id, kind, outcome, created, start, finish, retry_after, result,
-                 error):
+    def __init__(self, job_id, kind, outcome, created, start, finish, retry_after, result, error):
         self.id, self.kind, self.outcome = job_id, kind, outcome
         self.created, self.start, self.finish = created, start, finish
         self.retry_after, self.result, self.error = retry_after, result, error
@@ -5097,8 +5095,7 @@ def _make_sim_handler():
                     return {"POST": lambda body, kind=kind: self._start_job(kind, body)}
                 if path.startswith(where + "/") and (len(parts) == 5 if kind == "read" else
                                                      path.count("/") == where.count("/") + 1):
-                    return {"GET": lambda body, kind=kind: self._job_status(
-                        parts[-1], (kind,))}
+                    return {"GET": lambda body, kind=kind: self._job_status(parts[-1], (kind,))}
             prefix = self.sim._arm_prefix() + "/"
             rest = path[len(prefix):].split("/") if path.startswith(prefix) else ()
             if len(rest) == 2 and rest[0] == "operationStatuses":
