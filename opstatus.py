@@ -4472,10 +4472,9 @@ _SIM_OBJECT_NAMES = {"facelist": "Face list", "largefacelist": "Large face list"
                      "persongroup": "Person group", "largepersongroup": "Large person group"}
 #: Gap between ``createdTime`` and ``lastActionTime`` of a 2021 operation not yet started.
 _SIM_2021_FIRST_ACTION = 0.0391674
-_SIM_READ_PATH = "/vision/v3.2/read"
 #: Job kinds with paths of their own: where a POST starts one, where its status lives.
 _SIM_JOB_PATHS = {"azure": ("/jobs", "/jobs"),
-                  "read": (_SIM_READ_PATH + "/analyze", _SIM_READ_PATH + "/analyzeResults"),
+                  "read": ("/vision/v3.2/read/analyze", "/vision/v3.2/read/analyzeResults"),
                   "translator": ("/translator/document/batches",) * 2,
                   "language": ("/language/analyze-text/jobs",) * 2}
 _SIM_ARM_KINDS = ("arm-async", "arm-location")
@@ -4490,6 +4489,9 @@ _SIM_LANGUAGE_WORDS = {"notStarted": "notStarted", "running": "running",
                        "canceled": "cancelled"}
 _SIM_ARM_API_VERSION = "2023-01-01"
 _SIM_DEFAULT = object()  # "not given", where None means something
+_SIM_DRAIN = 64 * 1024  # a refused request's body up to this is dropped, the connection kept
+_SIM_TYPES = {t.lower(): t for t in SNAPSHOT_TYPES}  # snapshot types by lower-case spelling
+_SIM_HOST = _LazyRegex(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def _wire_time(posix: float) -> str:
@@ -4917,11 +4919,6 @@ def _sim_number(text, name, integer=False):
         raise ValueError("'%s' must be a non-negative %s, not %r"
                          % (name, "integer" if integer else "number", text))
     return value
-
-
-_SIM_DRAIN = 64 * 1024  # a refused request's body up to this is dropped, the connection kept
-_SIM_TYPES = {t.lower(): t for t in SNAPSHOT_TYPES}  # snapshot types by lower-case spelling
-_SIM_HOST = _LazyRegex(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def _make_sim_handler():
