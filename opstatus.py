@@ -3555,16 +3555,16 @@ _TICKS = 10_000_000  # .NET ticks per second
 #: What each object type is called in the service's documented error texts.
 _SIM_OBJECT_NAMES = {"facelist": "Face list", "largefacelist": "Large face list",
                      "persongroup": "Person group", "largepersongroup": "Large person group"}
-#: Gap between ``createdTime`` and ``lastActionTime`` of a 2021 operation that
-#: has not started (as recorded: 39 ms).
+#: Gap between ``createdTime`` and ``lastActionTime`` of a 2021 operation not yet started.
 _SIM_2021_FIRST_ACTION = 0.0391674
-#: Compact JSON, as the service writes it.
-_SIM_JSON_SEPARATORS = (",", ":")
-#: Kinds of the other Azure operations the simulator plays (:meth:`Simulator.start_job`).
-_SIM_JOB_KINDS = ("azure", "read", "translator", "language", "arm-async", "arm-location")
-#: Where the status documents of the other kinds live.
-_SIM_JOB_PATHS = {"azure": "/jobs", "translator": "/translator/document/batches",
-                  "language": "/language/analyze-text/jobs"}
+#: Job kinds with paths of their own: where a POST starts one, where its status lives.
+_SIM_JOB_PATHS = {"azure": ("/jobs", "/jobs"),
+                  "read": ("/vision/v3.2/read/analyze", "/vision/v3.2/read/analyzeResults"),
+                  "translator": ("/translator/document/batches",) * 2,
+                  "language": ("/language/analyze-text/jobs",) * 2}
+_SIM_ARM_KINDS = ("arm-async", "arm-location")
+_SIM_JOB_KINDS = tuple(_SIM_JOB_PATHS) + _SIM_ARM_KINDS
+_SIM_JOB_OUTCOMES = ("succeeded", "failed", "canceled")
 #: The words of a Translator batch and of a Language job, by state.
 _SIM_TRANSLATOR_WORDS = {"notStarted": "NotStarted", "running": "Running",
                          "succeeded": "Succeeded", "failed": "ValidationFailed",
@@ -3572,12 +3572,11 @@ _SIM_TRANSLATOR_WORDS = {"notStarted": "NotStarted", "running": "Running",
 _SIM_LANGUAGE_WORDS = {"notStarted": "notStarted", "running": "running",
                        "succeeded": "partiallyCompleted", "failed": "failed",
                        "canceled": "cancelled"}
-#: How a job ends.
-_SIM_JOB_OUTCOMES = ("succeeded", "failed", "canceled")
-_SIM_ARM_KINDS = ("arm-async", "arm-location")
 _SIM_ARM_API_VERSION = "2023-01-01"
-_SIM_READ_PATH = "/vision/v3.2/read"
 _SIM_DEFAULT = object()  # "not given", where None means something
+_SIM_DRAIN = 64 * 1024  # a refused request's body up to this is dropped, the connection kept
+_SIM_TYPES = {t.lower(): t for t in SNAPSHOT_TYPES}  # snapshot types by lower-case spelling
+_SIM_HOST = _LazyRegex(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def _wire_time(posix: float) -> str:
@@ -3587,10 +3586,7 @@ def _wire_time(posix: float) -> str:
     if ticks >= _TICKS:
         whole, ticks = whole + 1, ticks - _TICKS
     dt = _datetime.datetime(1970, 1, 1) + _datetime.timedelta(seconds=whole)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    if ticks:
-        text += ("." + "%07d" % ticks).rstrip("0")
-    return text + "Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (".%07d" % ticks).rstrip("0").rstrip(".") + "Z"
 
 
 class _SimOperation:
@@ -3599,17 +3595,10 @@ class _SimOperation:
     __slots__ = ("id", "kind", "created", "start", "finish", "fail", "result", "on_success",
                  "source")
 
-    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success,
-                 source=None):
-        self.id = op_id
-        self.kind = kind
-        self.created = created
-        self.start = start
-        self.finish = finish
-        self.fail = fail
-        self.result = result
-        self.on_success = on_success
-        self.source = source
+    def __init__(self, op_id, kind, created, start, finish, fail, result, on_success, source=None):
+        self.id, self.kind, self.source = op_id, kind, source
+        self.created, self.start, self.finish = created, start, finish
+        self.fail, self.result, self.on_success = fail, result, on_success
 
 
 class _SimJob:
@@ -3618,17 +3607,10 @@ class _SimJob:
     __slots__ = ("id", "kind", "outcome", "created", "start", "finish", "retry_after",
                  "result", "error")
 
-    def __init__(self, job_id, kind, outcome, created, start, finish, retry_after, result,
-                 error):
-        self.id = job_id
-        self.kind = kind
-        self.outcome = outcome
-        self.created = created
-        self.start = start
-        self.finish = finish
-        self.retry_after = retry_after
-        self.result = result
-        self.error = error
+    def __init__(self, job_id, kind, outcome, created, start, finish, retry_after, result, error):
+        self.id, self.kind, self.outcome = job_id, kind, outcome
+        self.created, self.start, self.finish = created, start, finish
+        self.retry_after, self.result, self.error = retry_after, result, error
 
     def state(self, now):
         """``"notStarted"``, ``"running"`` or the outcome, at *now*."""
@@ -3653,51 +3635,27 @@ def _sim_job_error(outcome: str, error: Any) -> Optional[Dict[str, str]]:
 
 
 class Simulator:
-    """A local, faithful stand-in for the retired Face snapshot API.
-
-    A standard-library HTTP server on 127.0.0.1 (port 0: a free one), run in
-    a thread of its own while the ``with`` block lasts::
+    """A local, faithful stand-in for the retired Face snapshot API: an HTTP server on
+    127.0.0.1 (port 0: a free one) in a thread of its own while the ``with`` block lasts::
 
         with Simulator(objects=[("PersonGroup", "sample")]) as sim:
             location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
                                      object_id="sample", apply_scope=[sim.subscription])
             status = poll(location, endpoint=sim.endpoint, key=sim.key)
 
-    It serves take, apply, operation status, get, list, update and delete
-    snapshot with the real paths (under ``/face/v1.0`` and, as the 2021
-    service did, ``/face/v1.0-preview``), bodies, headers and status codes,
-    checks the key (401 otherwise, before any body is read) and answers a
-    relative ``Operation-Location``. Operations go notStarted -> running ->
-    succeeded after *queue_seconds* and *take_seconds* / *apply_seconds*,
-    with 7-digit timestamps. *dialect* is ``"2019"`` (PascalCase, nulls) or
-    ``"2021"`` (camelCase, finishedTime); ``docs/face-sdk.md`` lists what each
-    one puts on the wire.
-
-    As on the service, a take needs its object to exist (404
-    ``PersonGroupNotFound`` and kin otherwise): pass *objects* (pairs of
-    type and objectId), call :meth:`add_object`, or apply a snapshot to
-    create one; ``require_objects=False`` lets any objectId be taken.
-
-    Faults, set at construction or on the attributes at any time:
-    *fail* (a message: operations end failed), *rate_limit* (the next N
-    requests answer 429 with the service's text, "Try again in N seconds."
-    in 2019 and "Please retry after N second(s)." in 2021, N being
-    *rate_limit_seconds*), *rate_limit_retry_after* (a ``Retry-After``
-    header to send with them, which the Face service never did; None by
-    default), *server_errors* (the next N requests answer
-    *server_error_status*), *slow* (seconds before each answer),
-    *snapshot_ttl* (seconds a snapshot lives; 48 h).
-
-    *clock* (monotonic seconds) is injectable so that a test can share a fake
-    clock with a :class:`Poller`; *wall* maps it to POSIX time. *host* may
-    be an IPv6 address (``"::1"``); bound to every interface (``0.0.0.0``,
-    ``::``) :attr:`endpoint` still names loopback. A connection idle for
-    *idle_timeout* seconds is closed. *account* is the ARM resource path
-    that snapshots name as their ``account``.
-
-    Beside Face, :meth:`start_job` (or ``POST /jobs``) plays the operations
-    of other Azure services: the REST guidelines' status monitor (Computer
-    Vision Read and kin) and both forms of Azure Resource Manager polling.
+    It serves every snapshot call with the real paths (also under the 2021
+    ``/face/v1.0-preview``), bodies, headers and status codes, and checks the key (401).
+    Operations go notStarted -> running -> succeeded after *queue_seconds*, then
+    *take_seconds* / *apply_seconds*. *dialect* ``"2019"`` or ``"2021"``: see
+    ``docs/face-sdk.md``. A take needs its object to exist (404 ``PersonGroupNotFound``
+    and kin) unless ``require_objects=False``: pass *objects* ((type, objectId) pairs) or
+    call :meth:`add_object`. Faults, also settable later as attributes: *fail* (a message:
+    operations fail), *rate_limit* (the next N requests answer 429, waiting
+    *rate_limit_seconds*, with a ``Retry-After`` of *rate_limit_retry_after* unless None),
+    *server_errors* (the next N answer *server_error_status*), *slow* (seconds before each
+    answer), *snapshot_ttl*. *clock* (monotonic seconds) may be a test's fake one. A
+    connection idle *idle_timeout* seconds is closed. :meth:`start_job` plays the
+    operations of other Azure services (status monitor, Resource Manager polling).
     """
 
     def __init__(self, *, key=None, dialect="2021", host="127.0.0.1", port=0,
@@ -3713,87 +3671,50 @@ class Simulator:
                              % (idle_timeout,))
         import secrets
         import uuid
-
         self.key = key if key is not None else secrets.token_hex(16)
         self.subscription = str(uuid.uuid4())
         self.account = account or (
             "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
             "Microsoft.CognitiveServices/accounts/face-simulator" % self.subscription)
-        self.dialect = dialect
-        self.queue_seconds = queue_seconds
-        self.take_seconds = take_seconds
-        self.apply_seconds = apply_seconds
-        self.fail = fail
-        self.rate_limit = rate_limit
+        self.dialect, self.api_path, self.fail, self.slow = dialect, api_path, fail, slow
+        self.queue_seconds, self.take_seconds = queue_seconds, take_seconds
+        self.apply_seconds, self.snapshot_ttl = apply_seconds, snapshot_ttl
+        self.rate_limit, self.rate_limit_seconds = rate_limit, rate_limit_seconds
         self.rate_limit_retry_after = rate_limit_retry_after
-        self.rate_limit_seconds = rate_limit_seconds
-        self.server_errors = server_errors
-        self.server_error_status = server_error_status
-        self.slow = slow
-        self.snapshot_ttl = snapshot_ttl
-        self.api_path = api_path
-        self.require_objects = require_objects
-        self.idle_timeout = idle_timeout
-        self.max_body = max_body
-        self._clock = clock
-        self._wall0: Optional[float] = None
-        self._mono0: Optional[float] = None
-        self._host, self._port = host, port
+        self.server_errors, self.server_error_status = server_errors, server_error_status
+        self.require_objects, self.max_body = require_objects, max_body
+        self.idle_timeout, self._clock, self._host, self._port = idle_timeout, clock, host, port
+        self._wall0 = self._mono0 = None  # POSIX and monotonic time at start()
         self._lock = _threading.Lock()
-        self.operations: Dict[str, _SimOperation] = {}
-        self.jobs: Dict[str, _SimJob] = {}
-        self.snapshots: Dict[str, Dict[str, Any]] = {}
-        self.objects: set = set()  # (type, objectId) that exist
-        self.requests: list = []  # (method, path) of each request
-        #: How many operations :meth:`_settle` has looked at, in all: it
-        #: looks only at those due (a heap by finish time), never at all.
-        self.settle_examined = 0
-        self._due: list = []  # heap of (finish, seq, op) still to settle
-        self._heappush, self._heappop = _heapq.heappush, _heapq.heappop
-        self._seq = _itertools.count()
-        self._server = None
-        self._thread = None
+        self.operations, self.jobs, self.snapshots = {}, {}, {}  # by id
+        self.objects, self.requests = set(), []  # (type, objectId) that exist; (method, path)
+        self.settle_examined = 0  # operations _settle looked at: only those due, never all
+        self._due, self._seq = [], _itertools.count()  # heap of (finish, seq, op) to settle
+        self._server = self._thread = None
         for object_type, object_id in objects:
             self.add_object(object_type, object_id)
 
-    # -- time ----------------------------------------------------------------
-
     def now(self):
-        """The simulator's monotonic _time."""
-        if self._clock is not None:
-            return self._clock()
-        return _time.monotonic()
+        """The simulator's monotonic time."""
+        return _time.monotonic() if self._clock is None else self._clock()
 
     def wall(self, mono=None):
         """POSIX time of a monotonic instant (default: now)."""
-        mono = self.now() if mono is None else mono
-        return self._wall0 + (mono - self._mono0)
-
-    # -- life cycle ------------------------------------------------------------
+        return self._wall0 + ((self.now() if mono is None else mono) - self._mono0)
 
     @property
     def endpoint(self):
-        """The resource endpoint, as users know it (``http://127.0.0.1:PORT``).
-
-        Bound to every interface, it names loopback of the same family
-        (``0.0.0.0`` -> ``127.0.0.1``, ``::`` -> ``[::1]``): a URL clients
-        can use, where ``http://0.0.0.0:P`` is refused by most.
-        """
+        """The resource endpoint, as users know it (``http://127.0.0.1:PORT``); bound to
+        every interface, loopback of the same family (``::`` -> ``[::1]``)."""
         if self._server is None:
             raise RuntimeError("the simulator is not running: start() it, or use it in a "
                                "with block")
         host, port = self._server.server_address[:2]
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = "[%s]" % host
-        return "http://%s:%d" % (host, port)
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        return ("http://[%s]:%d" if ":" in host else "http://%s:%d") % (host, port)
 
     def start(self):
-        self._mono0 = self.now()
-        self._wall0 = _time.time()
+        self._mono0, self._wall0 = self.now(), _time.time()
         host = self._host.strip("[]") if self._host else self._host
         handler = type("_Handler", (_make_sim_handler(),),
                        {"sim": self, "timeout": self.idle_timeout})
@@ -3822,68 +3743,38 @@ class Simulator:
         where = self.endpoint if self._server is not None else "stopped"
         return "<Simulator %s dialect=%s>" % (where, self.dialect)
 
-    # -- the model -------------------------------------------------------------
-
     def add_object(self, object_type, object_id):
-        """Make an object exist: a take needs its source to exist (404
-        ``PersonGroupNotFound`` and kin otherwise, unless *require_objects*
-        is off), and an apply always refuses a target that exists (409)."""
+        """Make an object exist: a take needs one, an apply refuses one (409)."""
         self.objects.add((object_type.lower(), object_id))
 
     def _new_operation(self, kind, seconds, result, on_success, source=None):
         import uuid
-
-        now = self.now()
-        op = _SimOperation(str(uuid.uuid4()), kind, now, now + self.queue_seconds,
-                           now + self.queue_seconds + seconds, self.fail, result, on_success,
-                           source)
+        now, queue = self.now(), self.queue_seconds
+        op = _SimOperation(str(uuid.uuid4()), kind, now, now + queue, now + queue + seconds,
+                           self.fail, result, on_success, source)
         self.operations[op.id] = op
         if on_success is not None:
-            self._heappush(self._due, (op.finish, next(self._seq), op))
+            _heapq.heappush(self._due, (op.finish, next(self._seq), op))
         return op
-
-    def _face_bases(self):
-        """The API bases Face answers under: *api_path*, and the 2021
-        ``-preview`` one beside the default."""
-        base = self.api_path.rstrip("/")
-        return (base, base + "-preview") if base == FACE_API_PATH else (base,)
-
-    def _location_header(self):
-        # The 2019 recordings spell it Operation-Location, the 2021 ones
-        # operation-location.
-        return "Operation-Location" if self.dialect == "2019" else "operation-location"
 
     def _accepted_headers(self, op):
         """The headers of a 202 that started *op*, as each dialect sent them."""
-        location = (self._location_header(), "/operations/" + op.id)
         if self.dialect == "2019":
             return (("Cache-Control", "no-cache"), ("Pragma", "no-cache"),
-                    location, ("Expires", "-1"))
-        return (location, ("CSP-Billing-Usage", "CognitiveServices.Face.Transaction=1"))
+                    ("Operation-Location", "/operations/" + op.id), ("Expires", "-1"))
+        return (("operation-location", "/operations/" + op.id),
+                ("CSP-Billing-Usage", "CognitiveServices.Face.Transaction=1"))
 
     def _settle(self):
-        """Bring about what finished operations produced (a take's snapshot),
-        as of the moment they finished, whether or not anyone polled them.
-
-        Only the operations that are due are looked at (a heap by finish
-        time), so a request costs the same with 10 or 10,000 operations held.
-        """
-        now = self.now()
-        due = self._due
+        """Bring about what finished operations produced (a take's snapshot) as of when they
+        finished; looks only at those due (a heap), so as fast with 10 or 10,000 held."""
+        now, due = self.now(), self._due
         while due and due[0][0] <= now:
-            op = self._heappop(due)[2]
+            op = _heapq.heappop(due)[2]
             self.settle_examined += 1
-            if op.on_success is not None:
-                if not op.fail:
-                    op.on_success(op.finish)
-                op.on_success = None
-
-    def _placeholder(self, op):
-        """``resourceLocation`` before success: 2019 sent null; 2021 sent
-        ``/snapshots/`` for a take and the source snapshot for an apply."""
-        if self.dialect == "2019":
-            return None
-        return "/snapshots/" + (op.source or "") if op.kind in ("take", "apply") else None
+            if op.on_success is not None and not op.fail:
+                op.on_success(op.finish)
+            op.on_success = None
 
     def operation_document(self, op: _SimOperation) -> Dict[str, Any]:
         now = self.now()
@@ -3895,14 +3786,15 @@ class Simulator:
             status, last = "running", now
         else:
             status, last = ("failed" if op.fail else "succeeded"), op.finish
-        location = op.result if status == "succeeded" else self._placeholder(op)
         message = op.fail if status == "failed" else None
+        location = op.result if status == "succeeded" else None
+        created, last = _wire_time(self.wall(op.created)), _wire_time(self.wall(last))
         if self.dialect == "2019":
-            return {"CreatedTime": _wire_time(self.wall(op.created)),
-                    "LastActionTime": _wire_time(self.wall(last)),
-                    "Message": message, "ResourceLocation": location, "Status": status}
-        doc = {"status": status, "createdTime": _wire_time(self.wall(op.created)),
-               "lastActionTime": _wire_time(self.wall(last))}
+            return {"CreatedTime": created, "LastActionTime": last, "Message": message,
+                    "ResourceLocation": location, "Status": status}
+        if status != "succeeded" and op.kind in ("take", "apply"):
+            location = "/snapshots/" + (op.source or "")  # 2021: the source snapshot, if any
+        doc = {"status": status, "createdTime": created, "lastActionTime": last}
         if status in ("succeeded", "failed"):
             doc["finishedTime"] = _wire_time(self.wall(op.finish) - 0.0000003)
         if location is not None:
@@ -3911,46 +3803,24 @@ class Simulator:
             doc["message"] = message
         return doc
 
-    # -- other Azure services --------------------------------------------------
-
     def start_job(self, kind: str = "azure", *, outcome: str = "succeeded",
                   seconds: Optional[float] = None, queue_seconds: Optional[float] = None,
                   retry_after: Any = _SIM_DEFAULT, result: Any = None, error: Any = None,
                   base: Optional[str] = None) -> str:
-        """Start an operation of another Azure service; returns the absolute
-        URL a client polls (the header its 202 would carry).
+        """Start an operation of another Azure service; returns the absolute URL a client
+        polls (the header its 202 would carry). *kind* is its form on the wire:
+        ``"azure"`` (the REST guidelines' status monitor, ``/jobs/{id}``), ``"read"`` (the
+        same on Computer Vision Read 3.2's paths), ``"translator"`` or ``"language"``
+        (those services' job shapes), ``"arm-async"`` (Resource Manager's
+        ``Azure-AsyncOperation``: InProgress, then Succeeded, Failed or Canceled) or
+        ``"arm-location"`` (its ``Location``: bare 202s, then 200 with the resource or 400
+        with the error; ``arm-async`` jobs answer there too).
 
-        *kind* is the form it takes on the wire:
-
-        - ``"azure"``: the REST guidelines' status monitor. ``GET
-          /jobs/{id}`` answers ``{"status", "createdDateTime",
-          "lastUpdatedDateTime"}`` with ``status`` notStarted, running,
-          succeeded (with ``"result"``), failed (with ``"error": {"code",
-          "message"}``) or canceled. No ``Retry-After`` unless asked.
-        - ``"read"``: the same on Computer Vision Read 3.2's paths
-          (``/vision/v3.2/read/analyzeResults/{id}``), the result in
-          ``"analyzeResult"``.
-        - ``"arm-async"``: Resource Manager's ``Azure-AsyncOperation``:
-          ``GET .../operationStatuses/{id}`` answers 200 ``{"id", "name",
-          "status", "startTime"}`` with ``status`` InProgress, then
-          Succeeded, Failed or Canceled (adding ``"endTime"``, and
-          ``"error"`` unless it succeeded), with ``Retry-After`` (integer
-          seconds) while it runs.
-        - ``"arm-location"``: Resource Manager's ``Location``: ``GET
-          .../operationResults/{id}`` answers bare 202s (``Location``,
-          ``Retry-After``) until done, then 200 with the resource body, or
-          400 with ``{"error": {"code", "message"}}`` if it failed or was
-          canceled (code ``Canceled``). An ``arm-async`` job answers there
-          too.
-
-        The job waits *queue_seconds* (default: the simulator's) then runs
-        *seconds* (default: *take_seconds*) and ends *outcome*
-        (``"succeeded"``, ``"failed"`` or ``"canceled"``); *error* (a
-        message, a ``(code, message)`` pair or a dict) and *result* (any
-        JSON value) replace the defaults. *retry_after* is the
-        ``Retry-After`` in whole seconds (None: no header); by default 1
-        for ARM and none for the others. *base* replaces :attr:`endpoint`
-        in the URL.
+        It waits *queue_seconds*, runs *seconds* (default: the simulator's queue and take
+        times) and ends *outcome* (``"succeeded"``, ``"failed"`` or ``"canceled"``); *error*
+        (a message, a ``(code, message)`` pair or a dict) and *result* (JSON) replace the
+        defaults. *retry_after*: whole seconds or None (no header); by default 1 for ARM,
+        None for the others. *base* replaces :attr:`endpoint` in the URL.
         """
         with self._lock:
             job = self._add_job(kind, outcome=outcome, seconds=seconds,
@@ -3961,11 +3831,10 @@ class Simulator:
     def _add_job(self, kind, *, outcome="succeeded", seconds=None, queue_seconds=None,
                  retry_after=_SIM_DEFAULT, result=None, error=None):
         """:meth:`start_job` under the lock; returns the job."""
-        if kind not in _SIM_JOB_KINDS:
-            raise ValueError("kind must be one of %s, not %r" % (", ".join(_SIM_JOB_KINDS), kind))
-        if outcome not in _SIM_JOB_OUTCOMES:
-            raise ValueError("outcome must be one of %s, not %r"
-                             % (", ".join(_SIM_JOB_OUTCOMES), outcome))
+        for name, value, known in (("kind", kind, _SIM_JOB_KINDS),
+                                   ("outcome", outcome, _SIM_JOB_OUTCOMES)):
+            if value not in known:
+                raise ValueError("%s must be one of %s, not %r" % (name, ", ".join(known), value))
         seconds = self.take_seconds if seconds is None else seconds
         queue = self.queue_seconds if queue_seconds is None else queue_seconds
         for name, value in (("seconds", seconds), ("queue_seconds", queue)):
@@ -3980,7 +3849,6 @@ class Simulator:
             raise ValueError("retry_after must be a whole number of seconds or None, not %r"
                              % (retry_after,))
         import uuid
-
         now = self.now()
         job = _SimJob(str(uuid.uuid4()), kind, outcome, now, now + queue, now + queue + seconds,
                       retry_after, result, _sim_job_error(outcome, error))
@@ -3988,15 +3856,12 @@ class Simulator:
         return job
 
     def job_url(self, job: _SimJob, base: Optional[str] = None, form: Optional[str] = None) -> str:
-        """The URL a client polls *job* at, in the *form* of a kind (default:
-        its own): ``Operation-Location``, ``Azure-AsyncOperation`` or
-        ``Location``."""
+        """The URL a client polls *job* at, in the *form* of a kind (default: its own):
+        ``Operation-Location``, ``Azure-AsyncOperation`` or ``Location``."""
         base = (base or self.endpoint).rstrip("/")
         form = form or job.kind
         if form in _SIM_JOB_PATHS:
-            return "%s%s/%s" % (base, _SIM_JOB_PATHS[form], job.id)
-        if form == "read":
-            return "%s%s/analyzeResults/%s" % (base, _SIM_READ_PATH, job.id)
+            return "%s%s/%s" % (base, _SIM_JOB_PATHS[form][1], job.id)
         what = "operationStatuses" if form == "arm-async" else "operationResults"
         return "%s%s/%s/%s?api-version=%s" % (base, self._arm_prefix(), what, job.id,
                                              _SIM_ARM_API_VERSION)
@@ -4013,14 +3878,8 @@ class Simulator:
                 "properties": {"provisioningState": "Succeeded",
                                "result": job.result if job.result is not None else {}}}
 
-    def _translator_document(self, job, state, now):
-        return _sim_translator_document(self, job, state, now)
-
-    def _language_document(self, job, state, now):
-        return _sim_language_document(self, job, state, now)
-
     def job_document(self, job: _SimJob) -> Dict[str, Any]:
-        """The status document of an ``azure``, ``read`` or ``arm-async`` job."""
+        """The status document of *job* (an ``arm-location`` one answers ``azure``'s)."""
         now = self.now()
         state = job.state(now)
         if job.kind == "arm-async":
@@ -4034,75 +3893,57 @@ class Simulator:
             if state in ("failed", "canceled"):
                 doc["error"] = dict(job.error)
             return doc
-        if job.kind == "translator":
-            return self._translator_document(job, state, now)
-        if job.kind == "language":
-            return self._language_document(job, state, now)
         last = {"notStarted": job.created, "running": now}.get(state, job.finish)
-        doc = {"status": state,
-               "createdDateTime": _wire_time(int(self.wall(job.created))),
-               "lastUpdatedDateTime": _wire_time(int(self.wall(last)))}
-        if state == "succeeded":
+        created, last = _wire_time(int(self.wall(job.created))), _wire_time(int(self.wall(last)))
+        if job.kind == "language":  # analyze-text 2023-04-01: one task fails, even on success
+            doc = {"jobId": job.id, "createdDateTime": created, "lastUpdatedDateTime": last,
+                   "status": _SIM_LANGUAGE_WORDS[state],
+                   "tasks": {"completed": int(state == "succeeded"), "failed": 1,
+                             "inProgress": 0, "total": 2, "items": []}}
+            if state in ("succeeded", "failed"):
+                doc["errors"] = [dict(job.error)] if state == "failed" else [
+                    {"code": "InvalidDocument", "message": "Document text is empty."}]
+            return doc
+        if job.kind == "translator":  # a batch of Translator v1.1
+            doc = {"id": job.id, "createdDateTimeUtc": created, "lastActionDateTimeUtc": last,
+                   "status": _SIM_TRANSLATOR_WORDS[state],
+                   "summary": {"total": 1, "failed": 0, "success": int(state == "succeeded"),
+                               "inProgress": int(state == "running"),
+                               "notYetStarted": int(state == "notStarted"),
+                               "cancelled": int(state == "canceled"), "totalCharacterCharged": 0}}
+        else:
+            doc = {"status": state, "createdDateTime": created, "lastUpdatedDateTime": last}
+        if state == "succeeded" and job.kind != "translator":
             doc["analyzeResult" if job.kind == "read" else "result"] = (
                 job.result if job.result is not None else _sim_default_result(job))
-        elif state == "failed":
+        if state == "failed":
             doc["error"] = dict(job.error)
         return doc
-
-
-def _sim_translator_document(sim, job, state, now):
-    """A Translator batch (v1.1): PascalCase words, ``...Utc`` times (with the
-    service's own offset), a summary; ``ValidationFailed`` when it fails."""
-    last = {"notStarted": job.created, "running": now}.get(state, job.finish)
-    doc = {"id": job.id,
-           "createdDateTimeUtc": _wire_time(int(sim.wall(job.created))),
-           "lastActionDateTimeUtc": _wire_time(int(sim.wall(last))),
-           "status": _SIM_TRANSLATOR_WORDS[state],
-           "summary": {"total": 1, "failed": 0, "success": int(state == "succeeded"),
-                       "inProgress": int(state == "running"),
-                       "notYetStarted": int(state == "notStarted"),
-                       "cancelled": int(state == "canceled"), "totalCharacterCharged": 0}}
-    if state == "failed":
-        doc["error"] = dict(job.error)
-    return doc
-
-
-def _sim_language_document(sim, job, state, now):
-    """A Language analyze-text job (2023-04-01): it succeeds
-    ``partiallyCompleted``, one task's error kept in ``errors``."""
-    last = {"notStarted": job.created, "running": now}.get(state, job.finish)
-    doc = {"jobId": job.id,
-           "createdDateTime": _wire_time(int(sim.wall(job.created))),
-           "lastUpdatedDateTime": _wire_time(int(sim.wall(last))),
-           "status": _SIM_LANGUAGE_WORDS[state],
-           "tasks": {"completed": int(state == "succeeded"), "failed": 1, "inProgress": 0,
-                     "total": 2, "items": []}}
-    if state in ("succeeded", "failed"):
-        doc["errors"] = [dict(job.error)] if state == "failed" else [
-            {"code": "InvalidDocument", "message": "Document text is empty."}]
-    return doc
 
 
 def _sim_default_result(job):
     if job.kind != "read":
         return {"jobId": job.id}
-    return {"version": "3.2.0", "modelVersion": "2022-04-30", "readResults": [
-        {"page": 1, "angle": 0, "width": 338, "height": 479, "unit": "pixel",
-         "lines": [{"boundingBox": [25, 14, 318, 14, 318, 59, 25, 59],
-                    "text": "NOTHING", "appearance": {"style": {"name": "other",
-                                                                 "confidence": 0.971}},
-                    "words": [{"boundingBox": [27, 15, 294, 15, 294, 60, 27, 60],
-                               "text": "NOTHING", "confidence": 0.994}]}]}]}
+    return {"version": "3.2.0", "modelVersion": "2022-04-30", "readResults": [{
+        "page": 1, "angle": 0, "width": 338, "height": 479, "unit": "pixel", "lines": [{
+            "boundingBox": [25, 14, 318, 14, 318, 59, 25, 59], "text": "NOTHING",
+            "appearance": {"style": {"name": "other", "confidence": 0.971}},
+            "words": [{"boundingBox": [27, 15, 294, 15, 294, 60, 27, 60], "text": "NOTHING",
+                       "confidence": 0.994}]}]}]}
 
 
 def _sim_error(status, code, message):
     return status, {"error": {"code": code, "message": message}}
 
 
+def _sim_bad(message):
+    return _sim_error(400, "BadArgument", message)
+
+
 def _sim_server_class(host):
-    """An ``http.server`` class for *host*: IPv6 when it has a colon; skips
-    ``getfqdn`` (a DNS lookup) on bind; one log line for a client that went
-    away."""
+    """An ``http.server`` class for *host* (IPv6 when it has a colon) that skips
+    ``getfqdn`` (a DNS lookup) on bind, logs a client that went away in one line, and
+    can end the connections it serves (a kept-alive one must not keep a thread waiting)."""
     import socket
     import socketserver
     from http.server import ThreadingHTTPServer
@@ -4111,6 +3952,8 @@ def _sim_server_class(host):
         request_queue_size = 128
         daemon_threads = True
         address_family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+        _open = set()
+        _open_lock = _threading.Lock()
 
         def server_bind(self):
             socketserver.TCPServer.server_bind(self)
@@ -4118,10 +3961,17 @@ def _sim_server_class(host):
                 self.server_address[1]
 
         def handle_error(self, request, client_address):
-            _sim_log_error(client_address)
+            # One line when the client went away (or stalled); a traceback for our errors.
+            exc = _sys.exc_info()[1]
+            log = _logging.getLogger("opstatus.simulator")
+            where = "%s:%s" % tuple(client_address[:2]) if client_address else "?"
+            if isinstance(exc, OSError):
+                log.info("opstatus simulator: client %s went away (%s: %s)", where,
+                         exc.__class__.__name__, exc)
+            else:
+                log.error("opstatus simulator: error while answering %s: %r", where, exc,
+                          exc_info=True)
 
-        # The connections being served, so that stop() ends them too (a
-        # client's kept-alive connection must not keep a thread waiting).
         def process_request(self, request, client_address):
             with self._open_lock:
                 self._open.add(request)
@@ -4141,23 +3991,7 @@ def _sim_server_class(host):
                 except OSError:
                     pass
 
-    _Server._open = set()
-    _Server._open_lock = _threading.Lock()
     return _Server
-
-
-def _sim_log_error(client_address):
-    """Log why a connection ended badly: one line when the client went away
-    (or stalled), the traceback only for an error of the simulator itself."""
-    exc = _sys.exc_info()[1]
-    log = _logging.getLogger("opstatus.simulator")
-    where = "%s:%s" % tuple(client_address[:2]) if client_address else "?"
-    if isinstance(exc, OSError):
-        log.info("opstatus simulator: client %s went away (%s: %s)", where,
-                 exc.__class__.__name__, exc)
-    else:
-        log.error("opstatus simulator: error while answering %s: %r", where, exc,
-                  exc_info=True)
 
 
 def _sim_number(text, name, integer=False):
@@ -4170,14 +4004,6 @@ def _sim_number(text, name, integer=False):
         raise ValueError("'%s' must be a non-negative %s, not %r"
                          % (name, "integer" if integer else "number", text))
     return value
-
-
-#: Bodies up to this size that come with a refused request are read and
-#: dropped, to keep the connection; a larger one closes it.
-_SIM_DRAIN = 64 * 1024
-#: Snapshot types by their lower-case spelling.
-_SIM_TYPES = {t.lower(): t for t in SNAPSHOT_TYPES}
-_SIM_HOST = _LazyRegex(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def _make_sim_handler():
@@ -4194,17 +4020,14 @@ def _make_sim_handler():
             pass
 
         def __getattr__(self, name):
-            # Every method goes to the router, which answers 404 or 405 in
-            # the service's JSON shape (http.server would send an HTML 501).
+            # Every method goes to the router, which answers 404 or 405 in the service's
+            # JSON shape (http.server would send an HTML 501).
             if name.startswith("do_"):
                 return self._handle
             raise AttributeError(name)
 
-        # -- answering ------------------------------------------------------
-
         def _answer(self, status, doc=None, headers=(), close=False):
-            body = b"" if doc is None else _json.dumps(
-                doc, separators=_SIM_JSON_SEPARATORS).encode("utf-8")
+            body = b"" if doc is None else _json.dumps(doc, separators=(",", ":")).encode()
             self.send_response(status)
             if doc is not None:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -4218,16 +4041,12 @@ def _make_sim_handler():
                 self.wfile.write(body)
 
         def send_error(self, code, message=None, explain=None):
-            """http.server's own errors (a bad request line, headers too
-            long), in the service's JSON shape rather than an HTML page."""
+            """http.server's own errors (a bad request line, headers too long), as JSON."""
             short = self.responses.get(code, ("Error",))[0]
             if getattr(self, "request_version", "") == "HTTP/0.9":
                 self.request_version = "HTTP/1.0"
             self.command = getattr(self, "command", None)
-            self._answer(code, {"error": {"code": str(code), "message": message or short}},
-                         close=True)
-
-        # -- one request ----------------------------------------------------
+            self._answer(*_sim_error(code, str(code), message or short), close=True)
 
         def _handle(self):
             sim = self.sim
@@ -4250,8 +4069,7 @@ def _make_sim_handler():
             self._answer(*answer)
 
         def _refusal(self):
-            """The answer of a fault or a wrong key, decided before the body
-            is read; None to go on."""
+            """The answer to a fault or a wrong key, before the body is read; or None."""
             sim = self.sim
             with sim._lock:
                 if sim.server_errors > 0:
@@ -4263,12 +4081,15 @@ def _make_sim_handler():
             with sim._lock:
                 if sim.rate_limit > 0:
                     sim.rate_limit -= 1
-                    return self._throttled()
+                    text = ("Try again in %s seconds." if sim.dialect == "2019"
+                            else "Please retry after %s second(s).") % (sim.rate_limit_seconds,)
+                    retry = sim.rate_limit_retry_after
+                    headers = () if retry is None else (("Retry-After", str(retry)),)
+                    return _sim_error(429, "429", "Rate limit is exceeded. " + text) + (headers,)
             return None
 
         def _refuse(self, answer):
-            """Answer without reading the body; then drop a small one (the
-            connection stays usable) or close the connection."""
+            """Answer unread; then drop a small body (keeping the connection), or close."""
             length, error = self._body_length()
             close = error is not None or length > _SIM_DRAIN
             self._answer(*answer, close=close)
@@ -4279,39 +4100,24 @@ def _make_sim_handler():
                 length -= len(chunk)
 
         def _key_ok(self):
-            """The key, compared in constant time: the subscription-key
-            header, or (beside Face) ``Authorization: Bearer <key>``."""
+            """The key (or beside Face ``Authorization: Bearer``), in constant time."""
             got = self.headers.get("Ocp-Apim-Subscription-Key")
             if got is None and self._face_parts(self.path.partition("?")[0]) is None:
                 auth = self.headers.get("Authorization") or ""
                 if auth[:7].lower() == "bearer ":
                     got = auth[7:].strip()
             import hmac
-
             return hmac.compare_digest((got or "").encode("utf-8", "surrogateescape"),
                                        self.sim.key.encode("utf-8", "surrogateescape"))
 
-        def _throttled(self):
-            sim = self.sim
-            wait = sim.rate_limit_seconds
-            if sim.dialect == "2019":
-                text = "Rate limit is exceeded. Try again in %s seconds." % (wait,)
-            else:
-                text = "Rate limit is exceeded. Please retry after %s second(s)." % (wait,)
-            headers = ()
-            if sim.rate_limit_retry_after is not None:
-                headers = (("Retry-After", str(sim.rate_limit_retry_after)),)
-            return 429, {"error": {"code": "429", "message": text}}, headers
-
         def _body_length(self):
-            """(Content-Length, None), or (0, the error answer) for a body
-            the simulator does not read."""
+            """(Content-Length, None), or (0, the error answer) for a body not to read."""
             if self.headers.get("Transfer-Encoding") is not None:
                 return 0, _sim_error(411, "LengthRequired",
                                      "Send the request body with a Content-Length.")
             raw = (self.headers.get("Content-Length") or "0").strip()
             if not (0 < len(raw) <= 15 and raw.isascii() and raw.isdigit()):
-                return 0, _sim_error(400, "BadArgument", "Content-Length is invalid.")
+                return 0, _sim_bad("Content-Length is invalid.")
             length = int(raw)
             if length > self.sim.max_body:
                 return length, _sim_error(413, "BadArgument", "Request body is too large.")
@@ -4327,9 +4133,7 @@ def _make_sim_handler():
             try:
                 return _json.loads(raw.decode("utf-8")), None
             except (ValueError, RecursionError):
-                return None, _sim_error(400, "BadArgument", "JSON parsing error.")
-
-        # -- routing --------------------------------------------------------
+                return None, _sim_bad("JSON parsing error.")
 
         def _dispatch(self, body):
             path = self.path.partition("?")[0]
@@ -4339,12 +4143,15 @@ def _make_sim_handler():
                 return _sim_error(404, "404", "Resource not found")
             route = routes.get("GET" if self.command == "HEAD" else self.command)
             if route is None:
-                return (405, {"error": {"code": "405", "message": "Method not allowed"}},
-                        (("Allow", ", ".join(sorted(routes))),))
+                return _sim_error(405, "405", "Method not allowed") + (
+                    (("Allow", ", ".join(sorted(routes))),),)
             return route(body)
 
         def _face_parts(self, path):
-            for base in self.sim._face_bases():
+            """A Face path's parts after *api_path* (or, beside the default, the 2021
+            ``-preview`` one); None for another path."""
+            api = self.sim.api_path.rstrip("/")
+            for base in (api, api + "-preview") if api == FACE_API_PATH else (api,):
                 if path == base or path.startswith(base + "/"):
                     return [p for p in path[len(base):].split("/") if p]
             return None
@@ -4355,9 +4162,8 @@ def _make_sim_handler():
             if len(parts) == 3 and parts[0] == "snapshots" and parts[2] == "apply":
                 return {"POST": lambda body: self._apply(parts[1], body)}
             if len(parts) == 2 and parts[0] == "snapshots":
-                return {"GET": lambda body: self._get_snapshot(parts[1]),
-                        "PATCH": lambda body: self._patch(parts[1], body),
-                        "DELETE": lambda body: self._delete(parts[1])}
+                return dict.fromkeys(("GET", "PATCH", "DELETE"),
+                                     lambda body: self._snapshot(parts[1], body))
             if len(parts) == 2 and parts[0] == "operations":
                 return {"GET": lambda body: self._operation(parts[1])}
             return None
@@ -4366,25 +4172,19 @@ def _make_sim_handler():
             parts = [p for p in path.split("/") if p]
             if parts == ["jobs"]:
                 return {"POST": lambda body: self._start_job(None, body)}
-            for kind, where in _SIM_JOB_PATHS.items():
-                if path == where and kind != "azure":
+            for kind, (start, where) in _SIM_JOB_PATHS.items():
+                if path == start:
                     return {"POST": lambda body, kind=kind: self._start_job(kind, body)}
-                if path.startswith(where + "/") and path.count("/") == where.count("/") + 1:
-                    return {"GET": lambda body, kind=kind: self._job_status(
-                        parts[-1], (kind,))}
-            if path == _SIM_READ_PATH + "/analyze":
-                return {"POST": lambda body: self._start_job("read", body)}
-            if path.startswith(_SIM_READ_PATH + "/analyzeResults/") and len(parts) == 5:
-                return {"GET": lambda body: self._job_status(parts[4], ("read",))}
+                if path.startswith(where + "/") and (len(parts) == 5 if kind == "read" else
+                                                     path.count("/") == where.count("/") + 1):
+                    return {"GET": lambda body, kind=kind: self._job_status(parts[-1], (kind,))}
             prefix = self.sim._arm_prefix() + "/"
             rest = path[len(prefix):].split("/") if path.startswith(prefix) else ()
             if len(rest) == 2 and rest[0] == "operationStatuses":
                 return {"GET": lambda body: self._job_status(rest[1], _SIM_ARM_KINDS)}
             if len(rest) == 2 and rest[0] == "operationResults":
-                return {"GET": lambda body: self._job_result(rest[1])}
+                return {"GET": lambda body: self._job_status(rest[1], _SIM_ARM_KINDS, True)}
             return None
-
-        # -- Face snapshots -------------------------------------------------
 
         def _expired(self, snap):
             return self.sim.now() >= snap["_created"] + self.sim.snapshot_ttl
@@ -4398,49 +4198,32 @@ def _make_sim_handler():
             return {k: v for k, v in snap.items() if not k.startswith("_")}
 
         def _take(self, body):
+            """Start a take, once checked in the order the service documents (400s, 404)."""
             import uuid
-
-            error = self._take_error(body)
+            if not isinstance(body, dict):
+                return _sim_bad("Request body is invalid.")
+            kind = body.get("type")
+            if not isinstance(kind, str) or kind.lower() not in _SIM_TYPES:
+                return _sim_bad("Snapshot type is invalid.")
+            kind, object_id = kind.lower(), body.get("objectId")
+            scope, user_data = body.get("applyScope"), body.get("userData")
+            error = _sim_object_id_error(kind, object_id) or _sim_scope_error(scope) or \
+                _sim_user_data_error(user_data)
             if error is not None:
                 return error
-            sim = self.sim
-            kind = _SIM_TYPES[body["type"].lower()]
-            scope, user_data = body["applyScope"], body.get("userData")
-            snap_id = str(uuid.uuid4())
-            created = sim.now()
-
+            sim, type_name = self.sim, _SIM_TYPES[kind]
+            if sim.require_objects and (kind, object_id) not in sim.objects:
+                return _sim_error(404, "%sNotFound" % type_name,
+                                  "%s is not found." % _SIM_OBJECT_NAMES[kind])
+            snap_id, created = str(uuid.uuid4()), sim.now()
             def done(finished):
                 sim.snapshots[snap_id] = {
-                    "id": snap_id, "account": sim.account, "type": kind,
+                    "id": snap_id, "account": sim.account, "type": type_name,
                     "applyScope": scope, "userData": user_data,
                     "createdTime": _wire_time(sim.wall(created)),
                     "lastUpdateTime": _wire_time(sim.wall(finished)), "_created": finished}
-
             op = sim._new_operation("take", sim.take_seconds, "/snapshots/" + snap_id, done)
             return 202, None, sim._accepted_headers(op)
-
-        def _take_error(self, body):
-            """The 400 or 404 a take gets, or None: checked in the order the
-            service documents them."""
-            if not isinstance(body, dict):
-                return _sim_error(400, "BadArgument", "Request body is invalid.")
-            kind = body.get("type")
-            if not isinstance(kind, str) or kind.lower() not in _SIM_TYPES:
-                return _sim_error(400, "BadArgument", "Snapshot type is invalid.")
-            kind = kind.lower()
-            object_id = body.get("objectId")
-            if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
-                return _sim_error(400, "BadArgument",
-                                  "%s ID is invalid." % _SIM_OBJECT_NAMES[kind])
-            error = _sim_scope_error(body.get("applyScope")) or \
-                _sim_user_data_error(body.get("userData"))
-            if error is not None:
-                return error
-            sim = self.sim
-            if sim.require_objects and (kind, object_id) not in sim.objects:
-                return _sim_error(404, "%sNotFound" % _SIM_TYPES[kind],
-                                  "%s is not found." % _SIM_OBJECT_NAMES[kind])
-            return None
 
         def _list(self, body):
             query = _parse_qs(self.path.partition("?")[2])
@@ -4451,50 +4234,42 @@ def _make_sim_handler():
                          and (not kind or s["type"].lower() == kind)
                          and (not scopes or scopes & {a.lower() for a in s["applyScope"]})]
 
-        def _get_snapshot(self, snap_id):
+        def _snapshot(self, snap_id, body):
+            """Get (or HEAD), delete or update (PATCH) a snapshot."""
             snap = self._live_snapshot(snap_id)
             if snap is None:
                 return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
-            return 200, self._snapshot_doc(snap)
-
-        def _delete(self, snap_id):
-            if self._live_snapshot(snap_id) is None:
-                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
-            del self.sim.snapshots[snap_id]
-            return 200, None
-
-        def _patch(self, snap_id, body):
-            snap = self._live_snapshot(snap_id)
-            if snap is None:
-                return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
+            if self.command == "DELETE":
+                del self.sim.snapshots[snap_id]
+                return 200, None
+            if self.command != "PATCH":
+                return 200, self._snapshot_doc(snap)
             if not isinstance(body, dict):
-                return _sim_error(400, "BadArgument", "Request body is invalid.")
+                return _sim_bad("Request body is invalid.")
             error = _sim_user_data_error(body.get("userData"))
             if error is None and "applyScope" in body:
                 error = _sim_scope_error(body["applyScope"])
             if error is not None:
                 return error
-            if "userData" in body:
-                snap["userData"] = body["userData"]
-            if "applyScope" in body:
-                snap["applyScope"] = body["applyScope"]
+            for field in ("userData", "applyScope"):
+                if field in body:
+                    snap[field] = body[field]
             snap["lastUpdateTime"] = _wire_time(self.sim.wall())
             return 200, None
 
         def _apply(self, snap_id, body):
             sim = self.sim
             if not isinstance(body, dict):
-                return _sim_error(400, "BadArgument", "Request body is invalid.")
+                return _sim_bad("Request body is invalid.")
             snap = self._live_snapshot(snap_id)
             if snap is None:
                 return _sim_error(404, "SnapshotNotFound", "Snapshot is not found.")
-            kind = snap["type"].lower()
-            object_id = body.get("objectId")
-            if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
-                return _sim_error(400, "BadArgument",
-                                  "%s ID is invalid." % _SIM_OBJECT_NAMES[kind])
+            kind, object_id = snap["type"].lower(), body.get("objectId")
+            error = _sim_object_id_error(kind, object_id)
+            if error is not None:
+                return error
             if body.get("mode", "CreateNew") != "CreateNew":
-                return _sim_error(400, "BadArgument", "Apply mode is invalid.")
+                return _sim_bad("Apply mode is invalid.")
             if (kind, object_id) in sim.objects:
                 return _sim_error(409, "ConcurrentOperationConflict",
                                   "There is a conflict operation on resource %s, please "
@@ -4510,15 +4285,14 @@ def _make_sim_handler():
                 return _sim_error(404, "OperationNotFound", "Operation is not found.")
             return 200, self.sim.operation_document(op)
 
-        # -- other Azure services -------------------------------------------
-
         def _base(self):
-            """The origin this request came to (its Host, when sane), so the
-            URLs handed out work from wherever the client is."""
+            """The origin the request came to (its Host, if sane), for the URLs handed out."""
             host = self.headers.get("Host") or ""
-            if _SIM_HOST.fullmatch(host):
-                return "http://" + host
-            return self.sim.endpoint
+            return "http://" + host if _SIM_HOST.fullmatch(host) else self.sim.endpoint
+
+        @staticmethod
+        def _retry_after(job):
+            return () if job.retry_after is None else (("Retry-After", str(job.retry_after)),)
 
         def _start_job(self, kind, body):
             sim = self.sim
@@ -4530,70 +4304,61 @@ def _make_sim_handler():
             except ValueError as exc:
                 return _sim_error(400, "InvalidRequest", str(exc))
             base = self._base()
-            headers = []
             if job.kind not in _SIM_ARM_KINDS:
-                headers.append(("Operation-Location", sim.job_url(job, base)))
+                headers = [("Operation-Location", sim.job_url(job, base))]
             else:
+                headers = [("Location", sim.job_url(job, base, "arm-location"))]
                 if job.kind == "arm-async":
-                    headers.append(("Azure-AsyncOperation", sim.job_url(job, base)))
-                headers.append(("Location", sim.job_url(job, base, "arm-location")))
-            if job.retry_after is not None:
-                headers.append(("Retry-After", str(job.retry_after)))
-            return 202, None, tuple(headers)
+                    headers.insert(0, ("Azure-AsyncOperation", sim.job_url(job, base)))
+            return 202, None, tuple(headers) + self._retry_after(job)
 
-        def _find_job(self, job_id, kinds):
-            job = self.sim.jobs.get(job_id)
-            return job if job is not None and job.kind in kinds else None
-
-        def _job_status(self, job_id, kinds):
-            sim = self.sim
-            job = self._find_job(job_id, kinds)
-            if job is None:
-                return _sim_error(404, "NotFound", "The operation was not found.")
-            headers = ()
-            if job.retry_after is not None and job.state(sim.now()) not in _SIM_JOB_OUTCOMES:
-                headers = (("Retry-After", str(job.retry_after)),)
-            return 200, sim.job_document(job), headers
-
-        def _job_result(self, job_id):
-            sim = self.sim
-            job = self._find_job(job_id, _SIM_ARM_KINDS)
-            if job is None:
+        def _job_status(self, job_id, kinds, result=False):
+            """A job's status document, or (*result*) what its ``Location`` answers."""
+            sim, job = self.sim, self.sim.jobs.get(job_id)
+            if job is None or job.kind not in kinds:
                 return _sim_error(404, "NotFound", "The operation was not found.")
             state = job.state(sim.now())
+            if not result:
+                ended = state in _SIM_JOB_OUTCOMES
+                return 200, sim.job_document(job), () if ended else self._retry_after(job)
             if state == "succeeded":
                 return 200, sim._job_resource(job)
             if state in _SIM_JOB_OUTCOMES:
                 return 400, {"error": dict(job.error)}
-            headers = [("Location", sim.job_url(job, self._base(), "arm-location"))]
-            if job.retry_after is not None:
-                headers.append(("Retry-After", str(job.retry_after)))
-            return 202, None, tuple(headers)
+            location = ("Location", sim.job_url(job, self._base(), "arm-location"))
+            return 202, None, (location,) + self._retry_after(job)
 
     return _Handler
+
+
+def _sim_object_id_error(kind, object_id):
+    """The 400 of a bad objectId, or None."""
+    if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
+        return _sim_bad("%s ID is invalid." % _SIM_OBJECT_NAMES[kind])
+    return None
 
 
 def _sim_scope_error(scope):
     """The 400 of a bad ``applyScope`` (repeated ids included), or None."""
     if not isinstance(scope, list) or not scope or not all(
             isinstance(s, str) and _UUID.fullmatch(s) for s in scope):
-        return _sim_error(400, "BadArgument", "Apply scope is invalid.")
+        return _sim_bad("Apply scope is invalid.")
     if len({s.lower() for s in scope}) != len(scope):
-        return _sim_error(400, "BadArgument", "Apply scope has duplicate subscription ids.")
+        return _sim_bad("Apply scope has duplicate subscription ids.")
     return None
 
 
 def _sim_user_data_error(user_data):
     if user_data is not None and not isinstance(user_data, str):
-        return _sim_error(400, "BadArgument", "Request body is invalid.")
+        return _sim_bad("Request body is invalid.")
     if user_data is not None and len(user_data) > MAX_USER_DATA:
-        return _sim_error(400, "BadArgument", "'userData' is too long.")
+        return _sim_bad("'userData' is too long.")
     return None
 
 
 def _sim_job_options(options):
-    """The keyword arguments of :meth:`Simulator._add_job` that the query
-    or JSON body of ``POST /jobs`` asks for."""
+    """The keyword arguments of :meth:`Simulator._add_job` that the query or JSON body of
+    ``POST /jobs`` asks for."""
     kwargs = {"outcome": options.get("outcome", "succeeded"),
               "error": options.get("error"), "result": options.get("result")}
     if "seconds" in options:
