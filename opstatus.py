@@ -5554,8 +5554,7 @@ class _Interrupted(KeyboardInterrupt):
 
 
 class _RealTime:
-    """The clocks and sleep of the command line. Tests put a fake in the module's
-    ``_cli_time`` (read at each use) to drive it without waiting."""
+    """The clocks and sleep of the command line (tests put a fake in ``_cli_time``)."""
 
     def monotonic(self):
         return _time.monotonic()
@@ -5580,9 +5579,8 @@ def _dash(stream):
 
 
 class _Console:
-    """Where a command writes: results on stdout, the rest on stderr, each line
-    whole (threads take turns). A service's text goes through :meth:`safe`
-    (secrets masked, controls escaped) or :meth:`json` (secrets masked)."""
+    """Where a command writes: results on stdout, the rest on stderr, a line at
+    a time. A service's text goes through :meth:`safe` or :meth:`json`."""
 
     def __init__(self, out, err, verbose=0):
         self.out, self.err, self.verbose = out, err, verbose
@@ -5618,8 +5616,7 @@ class _Console:
             return [self._masked(v) for v in value]
         return value
 
-    def write(self, text):
-        """*text* on stdout, as it is (the caller made it safe)."""
+    def write(self, text):  # the caller made *text* safe
         with self.lock:
             self.out.write(text)
             self.out.flush()
@@ -5638,9 +5635,8 @@ class _Console:
             if live is not None:
                 live.draw()
 
-    def note(self, text, level=1):
-        """:meth:`say` *text* with ``-v`` (*level* 1) or ``-vv`` (2)."""
-        if self.verbose >= level:
+    def note(self, text):
+        if self.verbose >= 1:
             self.say(text)
 
 
@@ -5684,8 +5680,7 @@ def _exit_status(exc: BaseException) -> int:
 
 
 def _terminal_time(dt: _datetime.datetime) -> str:
-    """A timestamp for the terminal: UTC, always six fraction digits, so that
-    columns line up."""
+    """A timestamp for the terminal: UTC, always six fraction digits (columns line up)."""
     if dt.tzinfo is not None and dt.utcoffset() is not None:
         dt = dt.astimezone(_UTC)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
@@ -5711,8 +5706,7 @@ def _describe_status(st: OperationStatus, safe: Callable[[Any], str]=_printable)
 
 
 def _read_input(name, limit, error):
-    """At most *limit* bytes of the file *name* (``-``: stdin); an OSError as
-    the usage error ``error % (name, reason)``."""
+    """At most *limit* bytes of the file *name* (``-``: stdin)."""
     try:
         if name == "-":
             return getattr(_sys.stdin, "buffer", _sys.stdin).read(limit)
@@ -5732,9 +5726,7 @@ def _cmd_parse(args, con):
     return EXIT_OK
 
 
-# -- options -------------------------------------------------------------------
 def _type_error(message):
-    """An ``argparse.ArgumentTypeError`` (argparse is imported when needed only)."""
     import argparse
     return argparse.ArgumentTypeError(message)
 
@@ -5769,7 +5761,6 @@ _SHOWN_VARIABLE = _LazyRegex(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
 def _unset(name: str) -> str:
-    """The error for the unset variable *name*, named if it looks like one."""
     if _SHOWN_VARIABLE.fullmatch(name):
         return "set %s to the subscription key (it is never read from the command line)" % name
     return "the variable that --key-env names is not set (its name is not shown, in case " \
@@ -5796,7 +5787,6 @@ def _connection_options(args, con, *, need_endpoint):
 
 
 def _poller_options(args):
-    """The keyword arguments of a Poller (or Watcher) for the command's options."""
     try:
         policy = RetryPolicy(**{name: getattr(args, name) for name in ("floor", "cap")
                                 if getattr(args, name) is not None})
@@ -5839,10 +5829,9 @@ def _check_location(location, endpoint, args, con):
     return resolve_operation_url(location, endpoint, allow_http=args.allow_http)
 
 
-# -- what -v shows ---------------------------------------------------------------
 def _log_records(logger, level, show):
-    """Pass the records of *logger* from *level* on to ``show(record, text)``
-    (*level* DEBUG lowers the logger's too); returns what undoes it."""
+    """Pass the records of *logger* from *level* on to ``show(record, text)``;
+    returns what undoes it."""
     class Handler(_logging.Handler):
         def emit(self, record):
             try:
@@ -5912,8 +5901,7 @@ def _plugin_rows(pm):
 
 
 def _transport_in_use(pm: Any, cafile: Optional[str]) -> str:
-    """What sends the requests of a poller that consults *pm* (in the order
-    the core tries them)."""
+    """What sends the requests of a poller that consults *pm*."""
     builtin = "built-in (http.client)"
     callers = pm.hook.opstatus_send_request.get_hookimpls() if pm is not None else []
     plugins = [impl.plugin_name for impl in reversed(callers)
@@ -5946,27 +5934,8 @@ def _say_setup(con, args):
     con.say("transport: %s" % _transport_in_use(pm, getattr(args, "cafile", None)))
 
 
-class _Retries:
-    """Transient errors where there is no live line: one line on stderr per
-    retried error, the same error at most once a minute."""
-
-    def __init__(self, con):
-        self.con = con
-        self._told: Dict[str, float] = {}
-
-    def tell(self, error, delay, errors, where):
-        text, now = _error_text(error), _cli_time.monotonic()
-        told = self._told.get(text)
-        if told is not None and now - told < 60.0:
-            return
-        self._told[text] = now
-        self.con.say("%s %s retry %d in %.1f s (%s)"
-                     % (text, _dash(self.con.err), errors, delay, where))
-
-
 def _status_document(st: OperationStatus, con: _Console) -> Dict[str, Any]:
-    """*st* as --json prints it: camelCase, with the timestamps as the service
-    wrote them (7 digits) where its document is at hand."""
+    """*st* as --json prints it, with the timestamps as the service wrote them."""
     doc = st.to_dict(include_extra=True)
     wire = st.document
     if con.vocabulary is not FACE:  # another service: its own words and body
@@ -5992,7 +5961,6 @@ def _same_time(wire, shown):
         return False
 
 
-# -- watching one operation ----------------------------------------------------------
 def _isatty(stream):
     try:
         return bool(stream.isatty())
@@ -6000,25 +5968,30 @@ def _isatty(stream):
         return False
 
 
-def _columns():
-    import shutil
-    return max(20, shutil.get_terminal_size((80, 24)).columns)
-
-
-def _fit(line, width):
-    """*line* cut to *width* characters (a line that wraps cannot be redrawn in place)."""
-    return line if len(line) <= width else line[: max(0, width - 3)] + "..."
-
-
 class _Live:
-    """What _Display and _Board share: the start, the width, the idle wait."""
+    """What _Display and _Board share: the start, the width, the idle wait, and
+    retried errors told on stderr (the same at most once a minute)."""
 
     def __init__(self, con, tty):
+        import shutil
         self.con, self.tty = con, tty
         self.started = _cli_time.monotonic()
-        self.retries = _Retries(con)
+        self._told: Dict[str, float] = {}
         self.dash = _dash(con.out)
-        self.columns = _columns() - 1
+        self.columns = max(20, shutil.get_terminal_size((80, 24)).columns) - 1
+
+    def fit(self, line):
+        """*line* cut to the terminal's width (a wrapped line cannot be redrawn)."""
+        return line if len(line) <= self.columns else line[: self.columns - 3] + "..."
+
+    def tell(self, error, delay, errors, where):
+        text, now = _error_text(error), _cli_time.monotonic()
+        told = self._told.get(text)
+        if told is not None and now - told < 60.0:
+            return
+        self._told[text] = now
+        self.con.say("%s %s retry %d in %.1f s (%s)"
+                     % (text, _dash(self.con.err), errors, delay, where))
 
     def wait(self, end):
         """Sleep until *end* on the CLI clock, redrawing every 0.2 s on a terminal."""
@@ -6038,7 +6011,7 @@ class _Display(_Live):
     """The statuses of one poll: a live line on a terminal, one line per change
     otherwise, or one JSON document per change (--json; *final_only*: the last
     only). A retried error shows on the live line (``connection refused — retry
-    3 in 4.0 s``), or else as a line on stderr (see _Retries)."""
+    3 in 4.0 s``), or else as a line on stderr (see _Live.tell)."""
 
     def __init__(self, con, *, json_mode, tty, final_only=False):
         super().__init__(con, tty and not json_mode)
@@ -6091,7 +6064,7 @@ class _Display(_Live):
                 line += " in %.1f s" % left
         elif left is not None:
             line += "  next poll in %.1fs" % left
-        return _fit(line, self.columns)
+        return self.fit(line)
 
     def draw(self):
         if not self.tty:
@@ -6123,7 +6096,7 @@ class _Display(_Live):
         self.due = _cli_time.monotonic() + seconds
         if self.pending is not None and not self.tty:
             error, errors = self.pending
-            self.retries.tell(error, seconds, errors, self.where)
+            self.tell(error, seconds, errors, self.where)
         self.pending = None
         try:
             self.wait(self.due)
@@ -6280,7 +6253,6 @@ def _cmd_watch(args, con):
     return _watch_many(locations, endpoint, key, args, con)
 
 
-# -- watching several -------------------------------------------------------------
 class _Board(_Live):
     """Several operations, a row each: redrawn in place on a terminal (elapsed
     times moving, a retried error on its row), or one line per change
@@ -6317,7 +6289,7 @@ class _Board(_Live):
         with self.con.lock:
             rows = [self.row(i) for i in range(len(self.labels))]
             if not self._whole:
-                rows = [_fit(row, self.columns) for row in rows]
+                rows = [self.fit(row) for row in rows]
             self.clear()
             self.con.out.write("".join(row + "\n" for row in rows))
             self.con.out.flush()
@@ -6345,7 +6317,7 @@ class _Board(_Live):
             self.trouble[index] = (self.con.safe(_error_text(error)), errors,
                                    _cli_time.monotonic() + delay)
         else:
-            self.retries.tell(error, delay, errors, self.labels[index])
+            self.tell(error, delay, errors, self.labels[index])
 
     def ended(self, index, text):
         self.trouble[index] = None
@@ -6427,7 +6399,6 @@ def _outcomes(watcher, board, labels, args, con):
     return worst
 
 
-# -- starting operations ------------------------------------------------------------
 def _request_options(args):
     return dict(allow_http=args.allow_http, cafile=args.cafile,
                 request_timeout=args.request_timeout, sleep=_cli_time.sleep)
@@ -6486,7 +6457,6 @@ def _cmd_start(args, con):
     return EXIT_OK
 
 
-# -- simulator commands ------------------------------------------------------------
 def _cmd_serve(args, con):
     key = None
     if args.serve_key_env:
@@ -6604,7 +6574,6 @@ def _cmd_plugins(args, con):
     return EXIT_OK
 
 
-# -- the parser ----------------------------------------------------------------------
 _COMMANDS = ("demo", "watch", "take", "apply", "serve", "parse", "plugins")
 
 #: A quoted word in an argparse message that may be a secret given where it
