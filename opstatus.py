@@ -5851,28 +5851,24 @@ def _log_records(logger, level, show):
     return undo
 
 
-def _log_exchanges(con):
-    """-v: one line per HTTP exchange (method, redacted URL, status or error,
-    ms), from the core's ``opstatus.http`` log. Returns what undoes it."""
-    if con.verbose < 1:
-        return lambda: None
-    return _log_records(_http_log, _logging.DEBUG, lambda record, text: con.note(con.safe(text)))
-
-
 def _log_to(con):
     """Show the records of the ``opstatus`` loggers (the core's and the
-    plugins') on stderr, made safe: warnings, and all of them with -vv.
-    Returns what undoes it."""
+    plugins') on stderr, made safe: warnings, all of them with -vv, and with
+    -v one line per HTTP exchange (from ``opstatus.http``). Returns what undoes it."""
     def show(record, text):
         if record.name == _http_log.name:
-            return  # -v shows those its own way (_log_exchanges)
+            return  # shown by the handler below
         if record.name != "opstatus":
             text = "%s: %s" % (record.name, text)
         elif not text.startswith("opstatus"):
             text = "opstatus: " + text
         con.line(con.safe(text))
     level = _logging.DEBUG if con.verbose >= 2 else _logging.WARNING
-    return _log_records(_logging.getLogger("opstatus"), level, show)
+    undo = [_log_records(_logging.getLogger("opstatus"), level, show)]
+    if con.verbose >= 1:
+        undo.append(_log_records(_http_log, _logging.DEBUG,
+                                 lambda record, text: con.say(con.safe(text))))
+    return lambda: [step() for step in reversed(undo)]
 
 
 def _plugin_rows(pm):
@@ -5900,26 +5896,9 @@ def _plugin_rows(pm):
     return rows
 
 
-def _transport_in_use(pm: Any, cafile: Optional[str]) -> str:
-    """What sends the requests of a poller that consults *pm*."""
-    builtin = "built-in (http.client)"
-    callers = pm.hook.opstatus_send_request.get_hookimpls() if pm is not None else []
-    plugins = [impl.plugin_name for impl in reversed(callers)
-               if not isinstance(impl.plugin, _BuiltinPlugin)]
-    if not plugins:
-        return builtin
-    if cafile is not None:
-        return "%s: --cafile is honoured by the built-in one only, so the transport " \
-               "plugin %s is not used" % (builtin, plugins[0])
-    return "plugin %s (then the %s for requests it passes on)" % (
-        ", then ".join(plugins), builtin)
-
-
 def _say_setup(con, args):
-    """-v: the transport in use, where it comes from, and the plugins."""
-    if con.verbose < 1:
-        return
-    pm = None
+    """-v: the plugins, and what sends the requests (in the order the core tries them)."""
+    pm, transport = None, "built-in (http.client)"
     if _import_pluggy() is None:
         con.say("plugins: none (pluggy is not installed)")
     else:
@@ -5931,7 +5910,16 @@ def _say_setup(con, args):
         con.say("plugins: %s" % ", ".join(
             "%s %s" % (name, version) if version != "-" else "%s (%s)" % (name, origin)
             for name, version, origin, _hooks in _plugin_rows(pm)))
-    con.say("transport: %s" % _transport_in_use(pm, getattr(args, "cafile", None)))
+        callers = pm.hook.opstatus_send_request.get_hookimpls()
+        plugins = [impl.plugin_name for impl in reversed(callers)
+                   if not isinstance(impl.plugin, _BuiltinPlugin)]
+        if plugins and getattr(args, "cafile", None) is not None:
+            transport += ": --cafile is honoured by the built-in one only, so the " \
+                         "transport plugin %s is not used" % plugins[0]
+        elif plugins:
+            transport = "plugin %s (then the %s for requests it passes on)" % (
+                ", then ".join(plugins), transport)
+    con.say("transport: %s" % transport)
 
 
 def _status_document(st: OperationStatus, con: _Console) -> Dict[str, Any]:
@@ -5947,18 +5935,15 @@ def _status_document(st: OperationStatus, con: _Console) -> Dict[str, Any]:
         return doc
     for key, value in (wire or {}).items():
         name = _WIRE_BY_FIELD.get(_FIELD_BY_WIRE.get(str(key).lower(), ""))
-        if name in ("createdTime", "lastActionTime") and isinstance(value, str) \
-                and name in doc and _same_time(value, doc[name]):
-            doc[name] = value
+        if name in ("createdTime", "lastActionTime") and name in doc \
+                and isinstance(value, str) and value[-1:] in ("Z", "z"):
+            try:
+                if parse_datetime(value).replace(tzinfo=None) == parse_datetime(
+                        doc[name]).replace(tzinfo=None):
+                    doc[name] = value
+            except ValueError:
+                pass
     return doc
-
-
-def _same_time(wire, shown):
-    try:
-        return parse_datetime(wire).replace(tzinfo=None) == parse_datetime(shown).replace(
-            tzinfo=None) and wire[-1:] in ("Z", "z")
-    except ValueError:
-        return False
 
 
 def _isatty(stream):
@@ -6040,7 +6025,6 @@ class _Display(_Live):
                 st.status.value, self.elapsed(), self._since_action(st)))
 
     def retrying(self, error, delay, errors):
-        """The poller will retry after *error* (its *errors*-th in a row)."""
         self.trouble = (_error_text(error), errors)
         self.pending = (error, errors)
 
@@ -6082,8 +6066,7 @@ class _Display(_Live):
             self.con.out.flush()
             self._drawn = 0
 
-    def finish(self):
-        """The last state stays on its line."""
+    def finish(self):  # the last state stays on its line
         super().finish()
         if self.tty and (self.last is not None or self.trouble is not None):
             self.due = None
@@ -6091,8 +6074,7 @@ class _Display(_Live):
             self.con.write("\n")
 
     def sleep(self, seconds):
-        """The poller's sleep: keeps the live line's countdown current, and
-        tells a retried error on stderr when there is no live line."""
+        """The poller's sleep: the live line counts down, or a retried error is told."""
         self.due = _cli_time.monotonic() + seconds
         if self.pending is not None and not self.tty:
             error, errors = self.pending
@@ -6133,8 +6115,15 @@ def _watch_poller(make, args, con):
         raise _Interrupted(_resume_hint(poller, args, con)) from None
     finally:
         display.finish()
-    if not args.json:
-        _print_result(final, con)
+    ref = final.resource
+    if args.json:
+        pass
+    elif ref is not None and ref.kind == "snapshot":
+        con.write("snapshot id: %s\n" % con.safe(ref.id))
+    elif ref is not None:
+        con.write("target: %s\n" % con.safe(ref.path))
+    elif final.resource_location:
+        con.write("resource: %s\n" % con.safe(final.resource_location))
     return EXIT_OK
 
 
@@ -6155,16 +6144,6 @@ def _follow(poller, display, on_status):
             display.sleep(step.delay)
     finally:
         poller.close()
-
-
-def _print_result(final, con):
-    ref = final.resource
-    if ref is not None and ref.kind == "snapshot":
-        con.write("snapshot id: %s\n" % con.safe(ref.id))
-    elif ref is not None:
-        con.write("target: %s\n" % con.safe(ref.path))
-    elif final.resource_location:
-        con.write("resource: %s\n" % con.safe(final.resource_location))
 
 
 def _again_options(args):
@@ -6899,9 +6878,9 @@ def main(argv: Optional[list] = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None \
             else EXIT_USAGE
     con.verbose = args.verbose
-    undo, undo_http = _log_to(con), _log_exchanges(con)
+    undo = _log_to(con)
     try:
-        if args.command in ("demo", "watch", "take", "apply"):
+        if con.verbose and args.command in ("demo", "watch", "take", "apply"):
             _say_setup(con, args)
         return args.func(args, con)
     except KeyboardInterrupt as exc:
@@ -6927,7 +6906,6 @@ def main(argv: Optional[list] = None) -> int:
     except (OpStatusError, ValueError) as exc:
         return _report(exc, args, con)
     finally:
-        undo_http()
         undo()
 
 
