@@ -6618,96 +6618,54 @@ def _parser_class():
     return Parser
 
 
-def _connection(p, default_vocabulary=None):
-    """The options of the commands that talk to a service."""
-    if default_vocabulary:
-        p.add_argument("--vocabulary", type=_vocabulary_name, metavar="NAME",
-                       help="how the service writes its status documents: %s (default: %s)"
-                       % (", ".join(VOCABULARIES), default_vocabulary))
-    g = p.add_argument_group("connection")
-    g.add_argument("--endpoint", metavar="URL", help="resource endpoint, e.g. https://westus"
-                   ".api.cognitive.microsoft.com (default: $OPSTATUS_ENDPOINT); /face/v1.0 "
-                   "is added when it has no path")
-    g.add_argument("--key-env", metavar="NAME",
-                   help="environment variable holding the key (default: OPSTATUS_KEY)")
-    g.add_argument("--allow-http", action="store_true",
-                   help="allow plain http to a host other than loopback (unsafe)")
-    g.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
-    g.add_argument("--request-timeout", type=_positive_seconds, metavar="S",
-                   default=DEFAULT_REQUEST_TIMEOUT,
-                   help="timeout of one request (default: %(default)s)")
-    g.add_argument("--json", action="store_true",
-                   help="print JSON: one status document per change, the final one last")
-    g = p.add_argument_group("schedule")
-    g.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
-                   help="give up after S seconds; 0 means never (default: %(default)s)")
-    g.add_argument("--floor", type=_seconds, metavar="S",
-                   help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
-    g.add_argument("--cap", type=_seconds, metavar="S",
-                   help="longest wait between polls (default: %s)" % DEFAULT_CAP)
-
-
 #: Each command: its name, function, one-line help, description and examples.
 _COMMAND_TEXTS = (
     ("demo", _cmd_demo, "run take -> poll -> apply -> poll against the built-in simulator",
-     "Start the built-in Face simulator, take a snapshot of a sample PersonGroup, poll it, "
-     "apply it to a new PersonGroup, poll that, and print a timeline. Creates nothing "
-     "outside the process.",
-     "  opstatus demo\n  opstatus demo --dialect 2019\n"
+     "Take a snapshot of a sample PersonGroup on the built-in Face simulator, apply it to a "
+     "new PersonGroup, and print the timeline of both. Creates nothing outside the process.",
+     "  opstatus demo --dialect 2019\n"
      "  opstatus demo --fail    # a failed operation and the error you would see"),
     ("watch", _cmd_watch, "poll operations until they end",
-     "Poll one or more operations until they end. An operation is given by its URL, by "
-     "/operations/ID, by its bare ID, or by the line 'Operation-Location: ...' of a "
-     "service's answer.\n\nOn a terminal one line shows each operation, with the error "
-     "being retried if any; otherwise each change is a line on stdout and each retried "
-     "error a line on stderr (the same error at most once a minute).\n\n" + _EPILOG_ENV,
-     "  export OPSTATUS_ENDPOINT=https://westus.api.cognitive.microsoft.com\n"
-     "  export OPSTATUS_KEY=...\n"
-     "  opstatus watch /operations/6f1b...\n"
+     "Poll operations, each given by its URL, /operations/ID, bare ID, or the line "
+     "'Operation-Location: ...' of a service's answer, until they end. On a terminal a "
+     "line shows each, with any error being retried; otherwise each change is a line on "
+     "stdout, each retried error one on stderr (the same at most once a minute).\n\n"
+     + _EPILOG_ENV,
      "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 --apply-scope "
-     "UUID)\"\n"
-     "  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
-     "  opstatus watch --save-token op.json /operations/6f1b...   # then, after a restart:\n"
+     "UUID)\"\n  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
+     "  opstatus watch --save-token op.json /operations/6f1b...   # after a restart:\n"
      "  opstatus watch --resume op.json"),
     ("start", _cmd_start, "start an operation of any Azure service; print its URL",
-     "Send the request that starts a long-running operation (POST by default) and print "
-     "the URL to poll alone on stdout, so that opstatus watch \"$(opstatus start ...)\" "
-     "works; with --wait, follow it like watch. A relative URL is resolved against the "
-     "endpoint's origin.\n\n" + _EPILOG_ENV,
+     "Send the request that starts a long-running operation and print the URL to poll "
+     "alone on stdout (for opstatus watch); with --wait, follow it like watch. A relative "
+     "URL is resolved against the endpoint's origin.\n\n" + _EPILOG_ENV,
      "  opstatus start /vision/v3.2/read/analyze --data request.json --wait --json | "
-     "jq .document.analyzeResult\n"
+     "jq .document\n"
      "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json"),
     ("take", _cmd_take, "start taking a snapshot; print the operation's URL",
-     "POST /snapshots: start taking a snapshot of a face list or person group. Prints the "
-     "URL of the operation alone on stdout (--json: a document), for 'opstatus watch'."
-     "\n\n" + _EPILOG_ENV,
-     "  opstatus take --type PersonGroup --object-id group1 \\\n"
-     "      --apply-scope 00000000-0000-0000-0000-000000000000 --wait\n"
-     "  opstatus watch \"$(opstatus take --type PersonGroup --object-id group1 "
-     "--apply-scope UUID)\""),
+     "POST /snapshots: start taking a snapshot of a face list or person group; print the "
+     "URL of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "  opstatus take --type PersonGroup --object-id group1 --apply-scope UUID --wait"),
     ("apply", _cmd_apply, "start applying a snapshot; print the operation's URL",
-     "POST /snapshots/{id}/apply: create a new object from a snapshot. Prints the URL of "
+     "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of "
      "the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait"),
     ("serve", _cmd_serve, "run the Face snapshot simulator in the foreground",
      "Run the built-in simulator of the Face snapshot API on loopback and print its "
-     "endpoint and key, for other programs to use. A take needs its object to exist, as "
-     "on the service (--object, or --no-require-objects). It also plays other Azure "
-     "operations: POST /jobs?kind=azure|arm-async|arm-location&outcome=succeeded|failed|"
-     "canceled&seconds=S, or POST /vision/v3.2/read/analyze.",
+     "endpoint and key. A take needs its object to exist (--object, or "
+     "--no-require-objects). It also plays POST /jobs?kind=azure|arm-async|arm-location"
+     "&outcome=succeeded|failed|canceled&seconds=S and POST /vision/v3.2/read/analyze.",
      "  opstatus serve --port 8080 --object PersonGroup:group1\n"
-     "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3\n"
-     "  opstatus serve --host ::1 --no-require-objects"),
+     "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3"),
     ("plugins", _cmd_plugins, "list the plugins loaded, with version, origin and hooks",
-     "List the plugins of the 'opstatus' entry-point group, those registered from code "
-     "and the built-in one, with the hooks each implements. "
-     "OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; OPSTATUS_DISABLED_PLUGINS=a,b "
-     "blocks the named ones.",
-     "  opstatus plugins\n  opstatus plugins --json"),
+     "List the plugins (entry points of the group 'opstatus', those registered from code, "
+     "the built-in one) and their hooks. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload "
+     "off; OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
+     "  opstatus plugins --json"),
     ("parse", _cmd_parse, "read an operation status document and print it",
      "Read an operation status document (JSON) and print it, or the error that makes it "
      "invalid (exit 2).",
-     "  opstatus parse status.json\n  curl -s ... | opstatus parse -\n"
+     "  curl -s ... | opstatus parse -\n"
      "  opstatus parse --json status.json   # normalized camelCase JSON"),
 )
 
@@ -6735,18 +6693,14 @@ def _build_parser():
         help="wire dialect of the simulator (default: %(default)s)")
     add = parsers["watch"].add_argument
     add("operation", nargs="*", metavar="OPERATION", help="an operation URL, /operations/ID, "
-        "an operation ID, or an 'Operation-Location: ...' line; several are watched at once, "
-        "one line each")
-    add("--resume", metavar="TOKEN_OR_FILE",
-        help="carry on from a resume token (or a file holding one)")
+        "ID, or 'Operation-Location: ...' line; several are watched at once")
+    add("--resume", metavar="TOKEN_OR_FILE", help="carry on from a resume token (or its file)")
     add("--save-token", metavar="FILE", help="keep a resume token of the operation in FILE "
         "(mode 600), updated at each poll and on Ctrl-C")
-    _connection(parsers["watch"], "face")
     add = parsers["start"].add_argument
     add("url", metavar="URL", help="the URL to send the request to")
     add("--method", default="POST", type=str.upper, help="HTTP method (default: %(default)s)")
     add("--data", metavar="FILE", help="the request body (JSON) from FILE, or - for stdin")
-    _connection(parsers["start"], "azure")
     add = parsers["take"].add_argument
     add("--type", required=True, type=_snapshot_type, metavar="TYPE",
         help="object type: %s (any letter case)" % ", ".join(SNAPSHOT_TYPES))
@@ -6754,11 +6708,36 @@ def _build_parser():
     add("--apply-scope", required=True, action="append", metavar="UUID",
         help="subscription id that may apply it (repeat for more)")
     add("--user-data", help="user data (at most %d characters)" % MAX_USER_DATA)
-    _connection(parsers["take"])
-    add = parsers["apply"].add_argument
-    add("snapshot_id", metavar="SNAPSHOT_ID")
-    add("--object-id", required=True, help="id of the new object")
-    _connection(parsers["apply"])
+    parsers["apply"].add_argument("snapshot_id", metavar="SNAPSHOT_ID")
+    parsers["apply"].add_argument("--object-id", required=True, help="id of the new object")
+    for name, default in (("watch", "face"), ("start", "azure"), ("take", ""), ("apply", "")):
+        add = parsers[name].add_argument
+        if default:
+            add("--vocabulary", type=_vocabulary_name, metavar="NAME", help="how the service "
+                "writes its status documents: %s (default: %s)"
+                % (", ".join(VOCABULARIES), default))
+        if name != "watch":
+            add("--wait", action="store_true", help="poll the operation to its end")
+        add = parsers[name].add_argument_group("connection").add_argument
+        add("--endpoint", metavar="URL", help="resource endpoint, e.g. https://westus.api."
+            "cognitive.microsoft.com (default: $OPSTATUS_ENDPOINT); /face/v1.0 is added "
+            "when it has no path")
+        add("--key-env", metavar="NAME",
+            help="environment variable holding the key (default: OPSTATUS_KEY)")
+        add("--allow-http", action="store_true",
+            help="allow plain http to a host other than loopback (unsafe)")
+        add("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
+        add("--request-timeout", type=_positive_seconds, metavar="S",
+            default=DEFAULT_REQUEST_TIMEOUT, help="timeout of one request (default: %(default)s)")
+        add("--json", action="store_true",
+            help="print JSON: one status document per change, the final one last")
+        add = parsers[name].add_argument_group("schedule").add_argument
+        add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
+            help="give up after S seconds; 0 means never (default: %(default)s)")
+        add("--floor", type=_seconds, metavar="S",
+            help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
+        add("--cap", type=_seconds, metavar="S",
+            help="longest wait between polls (default: %s)" % DEFAULT_CAP)
     add = parsers["serve"].add_argument
     add("--host", default="127.0.0.1", help="address (default: %(default)s)")
     add("--port", type=int, default=0, help="port (default: a free one)")
@@ -6768,12 +6747,9 @@ def _build_parser():
     for phase, default in (("queue", 0.3), ("take", 1.0), ("apply", 1.0)):
         add("--%s-seconds" % phase, type=_seconds, default=default, metavar="S")
     add("--fail", metavar="MESSAGE", help="operations end failed with MESSAGE")
-    add("--rate-limit", type=int, default=0, metavar="N",
-        help="answer the next N requests with 429")
-    add("--server-errors", type=int, default=0, metavar="N",
-        help="answer the next N requests with 503")
-    add("--slow", type=_seconds, default=0.0, metavar="S",
-        help="wait S seconds before each answer")
+    add("--rate-limit", type=int, default=0, metavar="N", help="answer the next N with 429")
+    add("--server-errors", type=int, default=0, metavar="N", help="answer the next N with 503")
+    add("--slow", type=_seconds, default=0.0, metavar="S", help="wait S s before each answer")
     add("--object", dest="objects", action="append", type=_sim_object, metavar="TYPE:ID",
         help="make an object exist, e.g. PersonGroup:group1 (repeat for more)")
     add("--no-require-objects", dest="require_objects", action="store_false",
@@ -6782,9 +6758,6 @@ def _build_parser():
         help="send Retry-After: S with each 429 (the Face service sent none)")
     add("--idle-timeout", type=_positive_seconds, default=5.0, metavar="S",
         help="close a connection idle for S seconds (default: %(default)s)")
-    for name in ("start", "take", "apply"):
-        parsers[name].add_argument("--wait", action="store_true",
-                                   help="poll the operation to its end")
     parsers["plugins"].add_argument("--json", action="store_true", help="print JSON")
     add = parsers["parse"].add_argument
     add("file", nargs="?", default="-", metavar="FILE",
