@@ -5667,15 +5667,14 @@ def _describe_error(exc: BaseException) -> str:
 
 
 def _exit_status(exc: BaseException) -> int:
-    """The exit status of an error that ended a poll (see _EPILOG_EXIT)."""
-    if isinstance(exc, OperationFailed):
-        return EXIT_FAILED
-    if isinstance(exc, PollTimeout):  # with or without an answer
-        return EXIT_TIMEOUT
-    if isinstance(exc, PollCancelled):  # the command line cancels only on Ctrl-C
-        return EXIT_INTERRUPTED
-    if isinstance(exc, (HTTPError, NetworkError, ResponseTooLarge, StatusDocumentError)):
-        return EXIT_NETWORK
+    """The exit status of an error that ended a poll (see _EPILOG_EXIT): a timeout
+    with or without an answer is 3; the command line cancels only on Ctrl-C."""
+    for kinds, status in ((OperationFailed, EXIT_FAILED), (PollTimeout, EXIT_TIMEOUT),
+                          (PollCancelled, EXIT_INTERRUPTED),
+                          ((HTTPError, NetworkError, ResponseTooLarge, StatusDocumentError),
+                           EXIT_NETWORK)):
+        if isinstance(exc, kinds):
+            return status
     return EXIT_USAGE
 
 
@@ -6348,8 +6347,22 @@ def _watch_many(locations, endpoint, key, args, con):
     if tty:
         con.live = board
         board.draw()
+    worst = EXIT_OK
     try:
-        worst = _outcomes(watcher, board, labels, args, con)
+        for outcome in watcher:  # each outcome as it comes
+            error = outcome.error
+            if error is not None:
+                worst = max(worst, _exit_status(error) if isinstance(error, OpStatusError)
+                            else EXIT_NETWORK)
+                if args.json:
+                    con.say("error: %s: %s" % (labels[outcome.index], _describe_error(error)))
+                else:
+                    board.ended(outcome.index, "error: %s" % con.safe(_describe_error(error)))
+            elif not args.json:
+                ref = outcome.status.resource
+                board.ended(outcome.index, "%-10s  %6.1fs  %s" % (
+                    outcome.status.status.value, _cli_time.monotonic() - board.started,
+                    con.safe(ref.path) if ref is not None else ""))
     except KeyboardInterrupt:
         board.finish()
         raise _Interrupted(["the operations go on at the service",
@@ -6358,49 +6371,23 @@ def _watch_many(locations, endpoint, key, args, con):
     return worst
 
 
-def _outcomes(watcher, board, labels, args, con):
-    """Show each outcome as it comes; the exit status of the worst."""
-    worst = EXIT_OK
-    for outcome in watcher:
-        error = outcome.error
-        if error is not None:
-            code = _exit_status(error) if isinstance(error, OpStatusError) else EXIT_NETWORK
-            worst = max(worst, code)
-            if args.json:
-                con.say("error: %s: %s" % (labels[outcome.index], _describe_error(error)))
-            else:
-                board.ended(outcome.index, "error: %s" % con.safe(_describe_error(error)))
-        elif not args.json:
-            ref = outcome.status.resource
-            board.ended(outcome.index, "%-10s  %6.1fs  %s" % (
-                outcome.status.status.value, _cli_time.monotonic() - board.started,
-                con.safe(ref.path) if ref is not None else ""))
-    return worst
-
-
 def _request_options(args):
     return dict(allow_http=args.allow_http, cafile=args.cafile,
                 request_timeout=args.request_timeout, sleep=_cli_time.sleep)
 
 
-def _cmd_take(args, con):
+def _cmd_snapshot(args, con):
+    """take and apply: the operation URL alone on stdout (``opstatus watch
+    "$(opstatus take ...)"`` works), or a JSON document with --json."""
     endpoint, key = _connection_options(args, con, need_endpoint=True)
-    location = take_snapshot(endpoint, key, object_type=args.type, object_id=args.object_id,
-                             apply_scope=args.apply_scope, user_data=args.user_data,
-                             **_request_options(args))
-    return _started("take", location, endpoint, key, args, con)
-
-
-def _cmd_apply(args, con):
-    endpoint, key = _connection_options(args, con, need_endpoint=True)
-    location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
-                              **_request_options(args))
-    return _started("apply", location, endpoint, key, args, con)
-
-
-def _started(what, location, endpoint, key, args, con):
-    """The operation URL alone on stdout (``opstatus watch "$(opstatus take
-    ...)"`` works), or a JSON document with --json; the details on stderr."""
+    what = args.command
+    if what == "take":
+        location = take_snapshot(endpoint, key, object_type=args.type,
+                                 object_id=args.object_id, apply_scope=args.apply_scope,
+                                 user_data=args.user_data, **_request_options(args))
+    else:
+        location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
+                                  **_request_options(args))
     url = resolve_operation_url(location, endpoint, allow_http=args.allow_http)
     if args.json:
         con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
@@ -6642,11 +6629,11 @@ _COMMAND_TEXTS = (
      "  opstatus start /vision/v3.2/read/analyze --data request.json --wait --json | "
      "jq .document\n"
      "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json"),
-    ("take", _cmd_take, "start taking a snapshot; print the operation's URL",
+    ("take", _cmd_snapshot, "start taking a snapshot; print the operation's URL",
      "POST /snapshots: start taking a snapshot of a face list or person group; print the "
      "URL of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus take --type PersonGroup --object-id group1 --apply-scope UUID --wait"),
-    ("apply", _cmd_apply, "start applying a snapshot; print the operation's URL",
+    ("apply", _cmd_snapshot, "start applying a snapshot; print the operation's URL",
      "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of "
      "the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait"),
