@@ -5590,8 +5590,7 @@ class _Console:
         self.live = None  # the live display: cleared before a line on stderr, then redrawn
         self.vocabulary = FACE  # of the operations shown (--json adds others' documents)
 
-    def secret(self, value):
-        """Mask *value* (a key) wherever it would be shown."""
+    def secret(self, value):  # a key, masked wherever it would be shown
         if value and len(value) >= 8:
             self.scrub.add(value)
             self._secrets.append(value)
@@ -5641,8 +5640,7 @@ class _Console:
 
 
 def _error_text(exc: BaseException) -> str:
-    """An error's text without the URL it ends with, an HTTP error's code
-    once (``HTTP 401: Access denied``, not ``HTTP 401 401: Access denied``)."""
+    """An error's text without its URL (``HTTP 401: Access denied``, the code once)."""
     if isinstance(exc, HTTPError):
         text = "HTTP %d" % exc.status
         if exc.code and exc.code.strip() != str(exc.status):
@@ -5754,8 +5752,7 @@ def _snapshot_type(text):
     return kinds[text.lower()]
 
 
-#: What ``--key-env`` may be shown as: a conventional variable name. Any other
-#: value is never echoed (it may be a key given there by mistake).
+#: The ``--key-env`` values shown (any other may be a key given there by mistake).
 _SHOWN_VARIABLE = _LazyRegex(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
@@ -5800,9 +5797,8 @@ _BARE_OPERATION_ID = _LazyRegex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 
 
 def _operation_argument(text: str) -> str:
-    """What ``watch`` was given, as an Operation-Location: a URL or
-    ``/operations/ID`` as it is, a bare id as ``/operations/ID``, and an
-    ``Operation-Location: …`` line or ``take --json``'s document by what it holds."""
+    """What ``watch`` was given (a URL, an id, an ``Operation-Location: …`` line,
+    ``take --json``'s document) as an Operation-Location."""
     value = text.strip()
     if value.startswith("{"):
         try:
@@ -5829,8 +5825,7 @@ def _check_location(location, endpoint, args, con):
 
 
 def _log_records(logger, level, show):
-    """Pass the records of *logger* from *level* on to ``show(record, text)``;
-    returns what undoes it."""
+    """Pass *logger*'s records from *level* on to ``show(record, text)``; its undoing."""
     class Handler(_logging.Handler):
         def emit(self, record):
             try:
@@ -5851,9 +5846,8 @@ def _log_records(logger, level, show):
 
 
 def _log_to(con):
-    """Show the records of the ``opstatus`` loggers (the core's and the
-    plugins') on stderr, made safe: warnings, all of them with -vv, and with
-    -v one line per HTTP exchange (from ``opstatus.http``). Returns what undoes it."""
+    """Show the ``opstatus`` loggers' records on stderr, made safe: warnings, all with
+    -vv, and with -v each HTTP exchange (``opstatus.http``). Returns what undoes it."""
     def show(record, text):
         if record.name == _http_log.name:
             return  # shown by the handler below
@@ -5964,8 +5958,7 @@ class _Live:
         self.dash = _dash(con.out)
         self.columns = max(20, shutil.get_terminal_size((80, 24)).columns) - 1
 
-    def fit(self, line):
-        """*line* cut to the terminal's width (a wrapped line cannot be redrawn)."""
+    def fit(self, line):  # a line that wraps cannot be redrawn in place
         return line if len(line) <= self.columns else line[: self.columns - 3] + "..."
 
     def tell(self, error, delay, errors, where):
@@ -5977,8 +5970,7 @@ class _Live:
         self.con.say("%s %s retry %d in %.1f s (%s)"
                      % (text, _dash(self.con.err), errors, delay, where))
 
-    def wait(self, end):
-        """Sleep until *end* on the CLI clock, redrawing every 0.2 s on a terminal."""
+    def wait(self, end):  # on the CLI clock, redrawing every 0.2 s on a terminal
         while True:
             left = end - _cli_time.monotonic()
             if left <= 0:
@@ -5992,10 +5984,8 @@ class _Live:
 
 
 class _Display(_Live):
-    """The statuses of one poll: a live line on a terminal, one line per change
-    otherwise, or one JSON document per change (--json; *final_only*: the last
-    only). A retried error shows on the live line (``connection refused — retry
-    3 in 4.0 s``), or else as a line on stderr (see _Live.tell)."""
+    """The statuses of one poll: a live line on a terminal (with any error being
+    retried), a line per change otherwise, or a JSON document per change."""
 
     def __init__(self, con, *, json_mode, tty, final_only=False):
         super().__init__(con, tty and not json_mode)
@@ -6232,10 +6222,8 @@ def _cmd_watch(args, con):
 
 
 class _Board(_Live):
-    """Several operations, a row each: redrawn in place on a terminal (elapsed
-    times moving, a retried error on its row), or one line per change
-    otherwise. Rows are cut at the terminal's width while they are redrawn;
-    the last drawing shows them whole."""
+    """Several operations, a row each: redrawn in place on a terminal (cut at its
+    width, but whole the last time), or one line per change otherwise."""
 
     def __init__(self, con, labels, *, tty):
         super().__init__(con, tty)
@@ -6308,14 +6296,12 @@ class _Board(_Live):
             self._whole = True
             self.draw()
 
-    def sleep(self, seconds):
-        """The watcher's idle wait: the elapsed times keep moving."""
+    def sleep(self, seconds):  # the watcher's idle wait
         self.wait(_cli_time.monotonic() + seconds)
 
 
 def _label(location: str) -> str:
-    """How a row names an operation: its redacted location, without the
-    scheme and host when it is long, and at most 60 characters."""
+    """A row's name of an operation: its redacted location, at most 60 characters."""
     label = redact_url(location)
     if len(label) > 60 and "://" in label:
         label = "/" + label.split("://", 1)[1].partition("/")[2]
@@ -6542,8 +6528,7 @@ def _cmd_plugins(args, con):
 
 _COMMANDS = ("demo", "watch", "take", "apply", "serve", "parse", "plugins")
 
-#: A quoted word in an argparse message that may be a secret given where it
-#: does not belong (long, letters and digits, not a path or URL).
+#: A quoted word in an argparse message that may be a secret given by mistake.
 _SECRETISH = _LazyRegex(r"'([A-Za-z0-9+=_.~-]{16,})'")
 
 
@@ -6558,8 +6543,7 @@ def _unechoed(message: str) -> str:
 
 
 def _unrecognized(extras: list) -> str:
-    """The culprits among words no option took: options by their name (never
-    a value, which may be a secret), else the words themselves."""
+    """The words no option took: options by their name (a value may be a secret)."""
     names = [w.split("=", 1)[0] for w in extras if w.startswith("-") and len(w) > 1]
     if names:
         return "unrecognized option%s %s" % ("s" if len(names) > 1 else "", " ".join(names))
@@ -6572,37 +6556,6 @@ def _vocabulary_name(text):
         return vocabulary(text).name
     except ValueError as exc:
         raise _type_error(str(exc))
-
-
-def _parser_class():
-    """The ArgumentParser of the command line (argparse is imported only here):
-    options never abbreviated, -v and the refusal of --key on every parser,
-    and errors as one line on stderr, exit 2 (argparse prints the usage too)."""
-    import argparse
-
-    class RefuseKey(argparse.Action):
-        def __call__(self, parser, namespace, values, option_string=None):
-            raise argparse.ArgumentError(  # without a word about the value given
-                self, "refused: the key is taken only from the environment (OPSTATUS_KEY, "
-                "or the variable that --key-env names), never from the command line, "
-                "where other users of the machine can read it")
-
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, verbose="verbose", **options):
-            super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter,
-                             allow_abbrev=False, **options)
-            self.add_argument("-v", "--verbose", action="count", default=0, dest=verbose,
-                              help="say more on stderr: the transport and plugins in use, "
-                              "then each request and answer (-vv: also the debug log)")
-            self.add_argument("--key", nargs="?", action=RefuseKey, help=argparse.SUPPRESS)
-
-        def error(self, message):
-            command = self.prog.partition(" ")[2]
-            self.exit(EXIT_USAGE, "opstatus: error: %s%s (see '%s --help')\n"
-                      % (command + ": " if command else "", _printable(_unechoed(message)),
-                         self.prog))
-
-    return Parser
 
 
 #: Each command: its name, function, one-line help, description and examples.
@@ -6658,8 +6611,34 @@ _COMMAND_TEXTS = (
 
 
 def _build_parser():
-    """The parser of the command line, and that of each command by name."""
-    parser = _parser_class()(
+    """The parser of the command line, and that of each command by name (argparse
+    is imported only here): options never abbreviated, -v and the refusal of --key
+    on every parser, errors as one line on stderr, exit 2 (without the usage)."""
+    import argparse
+
+    class RefuseKey(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            raise argparse.ArgumentError(  # without a word about the value given
+                self, "refused: the key is taken only from the environment (OPSTATUS_KEY, "
+                "or the variable that --key-env names), never from the command line, "
+                "where other users of the machine can read it")
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, verbose="verbose", **options):
+            super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter,
+                             allow_abbrev=False, **options)
+            self.add_argument("-v", "--verbose", action="count", default=0, dest=verbose,
+                              help="say more on stderr: the transport and plugins in use, "
+                              "then each request and answer (-vv: also the debug log)")
+            self.add_argument("--key", nargs="?", action=RefuseKey, help=argparse.SUPPRESS)
+
+        def error(self, message):
+            command = self.prog.partition(" ")[2]
+            self.exit(EXIT_USAGE, "opstatus: error: %s%s (see '%s --help')\n"
+                      % (command + ": " if command else "", _printable(_unechoed(message)),
+                         self.prog))
+
+    parser = Parser(
         verbose="verbose_before", prog="opstatus",
         description="Follow Azure-style asynchronous operations (Face API snapshots) to "
         "their end.",
@@ -6754,8 +6733,7 @@ def _build_parser():
 
 
 def _split_short_flags(argv):
-    """``-vv`` as ``-v -v``: argparse before Python 3.8 does not split grouped
-    short flags when abbreviations are off."""
+    """``-vv`` as ``-v -v`` (argparse < 3.8 does not when abbreviations are off)."""
     if _sys.version_info >= (3, 8):
         return list(argv)
     words = []
@@ -6773,9 +6751,8 @@ _NEGATIVE_NUMBER = _LazyRegex(r"-[0-9]*\.?[0-9]+")
 
 
 def _unknown_options(argv, parser, parsers):
-    """The options in *argv* that no parser knows: before the command those
-    of ``opstatus``, after it those of the command (grouped ``-vv`` and
-    negative numbers aside); and the parser to blame."""
+    """The options in *argv* that no parser knows (those of ``opstatus`` before
+    the command, of the command after it), and the parser to blame."""
     where, unknown = parser, []
     for word in argv:
         if word == "--":
@@ -6795,8 +6772,7 @@ def _unknown_options(argv, parser, parsers):
 
 
 def _parse_args(argv):
-    """The command line's arguments, or SystemExit (usage errors name their
-    culprit, before or after the command)."""
+    """The command line's arguments, or SystemExit (usage errors name their culprit)."""
     parser, parsers = _build_parser()
     argv = _split_short_flags([str(a) for a in (_sys.argv[1:] if argv is None else argv)])
     where, unknown = _unknown_options(argv, parser, parsers)
@@ -6829,8 +6805,7 @@ def _report(exc, args, con):
 
 
 def main(argv: Optional[list] = None) -> int:
-    """Run the command line with *argv* (default ``sys.argv[1:]``); returns
-    the exit status."""
+    """Run the command line with *argv* (default ``sys.argv[1:]``); the exit status."""
     con = _Console(_sys.stdout, _sys.stderr)
     try:
         args = _parse_args(argv)
@@ -6851,9 +6826,7 @@ def main(argv: Optional[list] = None) -> int:
         for line in hint[1:]:
             con.say(line)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (``| head``): keep Python from complaining
-        # when it flushes stdout at exit.
+    except BrokenPipeError:  # ``| head``: no complaint from Python's flush at exit
         con.live = None
         try:
             _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), _sys.stdout.fileno())
