@@ -5555,15 +5555,9 @@ class _Interrupted(KeyboardInterrupt):
 
 class _RealTime:
     """The clocks and sleep of the command line (tests put a fake in ``_cli_time``)."""
-
-    def monotonic(self):
-        return _time.monotonic()
-
-    def time(self):
-        return _time.time()
-
-    def sleep(self, seconds):
-        _time.sleep(seconds)
+    monotonic = staticmethod(lambda: _time.monotonic())  # looked up at each call
+    time = staticmethod(lambda: _time.time())
+    sleep = staticmethod(lambda seconds: _time.sleep(seconds))
 
 
 _cli_time = _RealTime()
@@ -6082,28 +6076,37 @@ def _watch_one(location, endpoint, key, args, con):
 
 
 def _watch_poller(make, args, con):
-    """Poll the operation of ``make(**options)`` (a new Poller) to its end."""
+    """Step the operation of ``make(**options)`` (a new Poller) to its end,
+    showing each status and retried error; raises what ended it otherwise."""
     display = _Display(con, json_mode=args.json, tty=_isatty(con.out),
                        final_only=args.command == "start")
     save = getattr(args, "save_token", None)
-
-    def on_status(status):
-        display.status(status)
-        if save:
-            _save_token(save, poller)
-
     poller = make(**_poller_options(args))
     con.vocabulary = poller.vocabulary
     display.where = redact_url(poller.url)
     if display.tty:
         con.live = display
     try:
-        final = _follow(poller, display, on_status)
+        while True:
+            step = poller.step()
+            if step.status is not None:
+                display.status(step.status)
+                if save:
+                    _save_token(save, poller)
+            elif step.error is not None:
+                display.retrying(step.error, step.delay, step.errors)
+            if step.done:
+                break
+            display.sleep(step.delay)
     except KeyboardInterrupt:
         display.finish()
         raise _Interrupted(_resume_hint(poller, args, con)) from None
     finally:
+        poller.close()
         display.finish()
+    if step.error is not None:
+        raise step.error  # OperationFailed for a failure
+    final = step.status
     ref = final.resource
     if args.json:
         pass
@@ -6115,24 +6118,6 @@ def _watch_poller(make, args, con):
         con.write("resource: %s\n" % con.safe(final.resource_location))
     return EXIT_OK
 
-
-def _follow(poller, display, on_status):
-    """Step *poller* to its end, showing each status and retried error; the
-    final status (:class:`OperationFailed` raised for a failure)."""
-    try:
-        while True:
-            step = poller.step()
-            if step.status is not None:
-                on_status(step.status)
-            elif step.error is not None:
-                display.retrying(step.error, step.delay, step.errors)
-            if step.done:
-                if step.error is not None:
-                    raise step.error
-                return step.status
-            display.sleep(step.delay)
-    finally:
-        poller.close()
 
 
 def _again_options(args):
@@ -6187,16 +6172,13 @@ def _save_token(path, poller):
     _os.replace(tmp, path)
 
 
-def _check_writable(path):
-    folder = _os.path.dirname(_os.path.abspath(path))
-    if _os.path.isdir(path) or not _os.path.isdir(folder) or not _os.access(folder, _os.W_OK):
-        raise _UsageError("--save-token %s: cannot write a file there" % path)
-
-
 def _cmd_watch(args, con):
     endpoint, key = _connection_options(args, con, need_endpoint=False)
-    if args.save_token:
-        _check_writable(args.save_token)
+    save = args.save_token
+    folder = _os.path.dirname(_os.path.abspath(save or "."))
+    if save and (_os.path.isdir(save) or not _os.path.isdir(folder)
+                 or not _os.access(folder, _os.W_OK)):
+        raise _UsageError("--save-token %s: cannot write a file there" % save)
     if args.resume:
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
