@@ -5827,12 +5827,10 @@ def _log_records(logger, level, show):
             except Exception:  # a plugin's malformed log call
                 text = str(record.msg)
             show(record, text)
-
     handler, saved = Handler(level), logger.level
     if level == _logging.DEBUG:
         logger.setLevel(level)
     logger.addHandler(handler)
-
     def undo():
         logger.removeHandler(handler)
         logger.setLevel(saved)
@@ -6183,7 +6181,6 @@ def _cmd_watch(args, con):
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
         token = _read_resume(args.resume)
-
         def resumed(**options):
             try:
                 return Poller.from_resume_token(token, key=key, endpoint=endpoint, **options)
@@ -6224,8 +6221,7 @@ class _Board(_Live):
         text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
         if self.trouble[index] is not None:
             error, errors, due = self.trouble[index]
-            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors,
-                                                    max(0.0, due - now))
+            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors, max(0.0, due - now))
         return text
 
     def row(self, index):
@@ -6295,7 +6291,6 @@ def _watch_many(locations, endpoint, key, args, con):
     tty = _isatty(con.out) and not args.json
     board = _Board(con, labels, tty=tty)
     last = {}
-
     def on_status(index, st):
         if args.json:
             if last.get(index) is not st.status or st.is_terminal:
@@ -6305,11 +6300,9 @@ def _watch_many(locations, endpoint, key, args, con):
         else:
             board.changed(index, st)
         last[index] = st.status
-
     def on_step(index, step):
         if step.status is None and step.error is not None:
             board.retrying(index, step.error, step.delay, step.errors)
-
     watcher = Watcher(locations, endpoint=endpoint, key=key, on_status=on_status,
                       on_step=on_step, sleep=board.sleep, **_poller_options(args))
     if tty:
@@ -6442,7 +6435,6 @@ def _sim_object(text):
 def _demo_poll(sim, location, out):
     """Poll *location* of the demo's *sim*, a line per status; (final status, polls)."""
     t0, seen = _time.monotonic(), []
-
     def show(st):
         if seen and seen[-1] is st.status:
             return
@@ -6597,14 +6589,12 @@ def _build_parser():
     is imported only here): options never abbreviated, -v and the refusal of --key
     on every parser, errors as one line on stderr, exit 2 (without the usage)."""
     import argparse
-
     class RefuseKey(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             raise argparse.ArgumentError(  # without a word about the value given
                 self, "refused: the key is taken only from the environment (OPSTATUS_KEY, "
                 "or the variable that --key-env names), never from the command line, "
                 "where other users of the machine can read it")
-
     class Parser(argparse.ArgumentParser):
         def __init__(self, verbose="verbose", **options):
             super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -6619,7 +6609,6 @@ def _build_parser():
             self.exit(EXIT_USAGE, "opstatus: error: %s%s (see '%s --help')\n"
                       % (command + ": " if command else "", _printable(_unechoed(message)),
                          self.prog))
-
     parser = Parser(
         verbose="verbose_before", prog="opstatus",
         description="Follow Azure-style asynchronous operations (Face API snapshots) to "
