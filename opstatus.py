@@ -5628,10 +5628,6 @@ class _Console:
             if live is not None:
                 live.draw()
 
-    def note(self, text):
-        if self.verbose >= 1:
-            self.say(text)
-
 
 def _error_text(exc: BaseException) -> str:
     """An error's text without its URL (``HTTP 401: Access denied``, the code once)."""
@@ -6117,7 +6113,6 @@ def _watch_poller(make, args, con):
     return EXIT_OK
 
 
-
 def _again_options(args):
     """The options a later ``watch`` of the same operation needs again."""
     words = []
@@ -6354,7 +6349,8 @@ def _cmd_snapshot(args, con):
         con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
     else:
         con.write(con.mask(url) + "\n")
-    con.note("%s started; the service answered Operation-Location: %s" % (what, location))
+    if con.verbose:
+        con.say("%s started; the service answered Operation-Location: %s" % (what, location))
     if args.wait:
         return _watch_one(url, endpoint, key, args, con)
     if _isatty(con.err):
