@@ -4376,11 +4376,9 @@ def _sim_job_options(options):
 # Command line ################################################################
 ###############################################################################
 
-#: Exit statuses of the command line, one meaning each (listed by ``--help``
-#: and the README).
+#: Exit statuses of the command line, one meaning each (listed by ``--help``).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_NETWORK = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader gone away
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 141: 128 + SIGPIPE, as a shell says
 
 _EPILOG_EXIT = """exit status:
   0    succeeded (take, apply: the operation started; parse: the document is valid)
@@ -4393,10 +4391,8 @@ _EPILOG_EXIT = """exit status:
 
 _EPILOG_ENV = """environment:
   OPSTATUS_ENDPOINT  the resource endpoint, when --endpoint is not given
-  OPSTATUS_KEY       the subscription key (or name another variable with
-                     --key-env); a key is never taken from the command line
-                     (--key is refused), where other users of the machine can
-                     read it"""
+  OPSTATUS_KEY       the subscription key (or name another variable with --key-env);
+                     --key is refused: other users of the machine could read it"""
 
 
 class _UsageError(Exception):
@@ -4404,38 +4400,19 @@ class _UsageError(Exception):
 
 
 class _Interrupted(KeyboardInterrupt):
-    """Internal: Ctrl-C, with what to run to carry on (:attr:`hint`)."""
-
-    def __init__(self, hint):
-        super().__init__(hint)
-        self.hint = hint
+    """Internal: Ctrl-C; ``args[0]`` lists the lines saying how to carry on."""
 
 
 class _RealTime:
-    """The clocks and the sleep of the command line. Tests put a fake in the
-    module's ``_cli_time`` (read at each use) to drive it without waiting."""
-
-    @staticmethod
-    def monotonic():
-        return _time.monotonic()
-
-    @staticmethod
-    def time():
-        return _time.time()
-
-    @staticmethod
-    def sleep(seconds):
-        _time.sleep(seconds)
+    """The clocks and sleep of the command line (tests put a fake in ``_cli_time``)."""
+    monotonic = staticmethod(lambda: _time.monotonic())  # looked up at each call
+    time = staticmethod(lambda: _time.time())
+    sleep = staticmethod(lambda seconds: _time.sleep(seconds))
 
 
 _cli_time = _RealTime()
 
 
-# -- what the command line writes ------------------------------------------------
-
-#: Characters a service's text must not bring to a terminal as they are: C0
-#: and C1 controls (ESC, BEL, CR…), DEL, and the invisible ones that reorder
-#: or hide text (bidi overrides, zero-width, line separators).
 def _dash(stream):
     """An em dash, or ``-`` where the stream cannot encode one."""
     try:
@@ -4446,33 +4423,23 @@ def _dash(stream):
 
 
 class _Console:
-    """Where a command writes: results on stdout, the rest on stderr, each
-    line whole (threads take turns). What may hold a service's text goes
-    through :meth:`safe` (secrets masked, control characters escaped) or
-    :meth:`json` (secrets masked; JSON escapes every control character)."""
+    """Where a command writes: results on stdout, the rest on stderr, a line at
+    a time. A service's text goes through :meth:`safe` or :meth:`json`."""
 
     def __init__(self, out, err, verbose=0):
-        self.out = out
-        self.err = err
-        self.verbose = verbose
+        self.out, self.err, self.verbose = out, err, verbose
         self.scrub = _Scrubber()
         self._secrets: list = []
         self.lock = _threading.RLock()
-        #: the live display on the terminal, cleared before a line goes to
-        #: stderr and drawn again after it
-        self.live = None
-        #: the vocabulary of the operations shown (--json adds the document
-        #: of any but face)
-        self.vocabulary = FACE
+        self.live = None  # the live display: cleared before a line on stderr, then redrawn
+        self.vocabulary = FACE  # of the operations shown (--json adds others' documents)
 
-    def secret(self, value):
-        """Mask *value* (a key) wherever it would be shown."""
+    def secret(self, value):  # a key, masked wherever it would be shown
         if value and len(value) >= 8:
             self.scrub.add(value)
             self._secrets.append(value)
 
     def mask(self, text: str) -> str:
-        """*text* with the secrets given to :meth:`secret` replaced."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
@@ -4492,8 +4459,7 @@ class _Console:
             return [self._masked(v) for v in value]
         return value
 
-    def write(self, text):
-        """*text* on stdout, as it is (the caller made it safe)."""
+    def write(self, text):  # the caller made *text* safe
         with self.lock:
             self.out.write(text)
             self.out.flush()
@@ -4512,23 +4478,14 @@ class _Console:
             if live is not None:
                 live.draw()
 
-    def note(self, text, level=1):
-        """:meth:`say` *text* with ``-v`` (*level* 1) or ``-vv`` (2)."""
-        if self.verbose >= level:
-            self.say(text)
-
 
 def _error_text(exc: BaseException) -> str:
-    """What went wrong in a few words: an error's text without the URL it
-    ends with, and an HTTP error's code once (``HTTP 401: Access denied``,
-    not ``HTTP 401 401: Access denied``)."""
+    """An error's text without its URL (``HTTP 401: Access denied``, the code once)."""
     if isinstance(exc, HTTPError):
         text = "HTTP %d" % exc.status
         if exc.code and exc.code.strip() != str(exc.status):
             text += " " + exc.code
-        if exc.message:
-            text += ": " + exc.message
-        return text
+        return text + (": " + exc.message if exc.message else "")
     text = str(exc)
     url = getattr(exc, "url", None)
     if isinstance(url, str) and url and text.endswith(" (%s)" % url):
@@ -4548,21 +4505,19 @@ def _describe_error(exc: BaseException) -> str:
 
 
 def _exit_status(exc: BaseException) -> int:
-    """The exit status of an error that ended a poll (see _EPILOG_EXIT)."""
-    if isinstance(exc, OperationFailed):
-        return EXIT_FAILED
-    if isinstance(exc, PollTimeout):  # with or without an answer
-        return EXIT_TIMEOUT
-    if isinstance(exc, PollCancelled):  # the command line cancels only on Ctrl-C
-        return EXIT_INTERRUPTED
-    if isinstance(exc, (HTTPError, NetworkError, ResponseTooLarge, StatusDocumentError)):
-        return EXIT_NETWORK
+    """The exit status of an error that ended a poll (see _EPILOG_EXIT): a timeout
+    with or without an answer is 3; the command line cancels only on Ctrl-C."""
+    for kinds, status in ((OperationFailed, EXIT_FAILED), (PollTimeout, EXIT_TIMEOUT),
+                          (PollCancelled, EXIT_INTERRUPTED),
+                          ((HTTPError, NetworkError, ResponseTooLarge, StatusDocumentError),
+                           EXIT_NETWORK)):
+        if isinstance(exc, kinds):
+            return status
     return EXIT_USAGE
 
 
 def _terminal_time(dt: _datetime.datetime) -> str:
-    """A timestamp for the terminal: UTC, always six fraction digits, so that
-    columns line up (the service writes 7 digits, trimmed)."""
+    """A timestamp for the terminal: UTC, always six fraction digits (columns line up)."""
     if dt.tzinfo is not None and dt.utcoffset() is not None:
         dt = dt.astimezone(_UTC)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
@@ -4574,33 +4529,32 @@ def _describe_status(st: OperationStatus, safe: Callable[[Any], str]=_printable)
     if st.created_time is not None:
         lines.append("created:      %s" % _terminal_time(st.created_time))
     if st.last_action_time is not None:
-        took = st.duration
-        lines.append("last action:  %s%s" % (_terminal_time(st.last_action_time), "" if took
-                                             is None else " (+%.3f s)" % took.total_seconds()))
+        took = "" if st.duration is None else " (+%.3f s)" % st.duration.total_seconds()
+        lines.append("last action:  %s%s" % (_terminal_time(st.last_action_time), took))
     if st.message is not None:
         lines.append("message:      %s" % safe(st.message))
     if st.resource_location is not None:
         ref = st.resource
-        lines.append(
-            "resource:     %s%s"
-            % (safe(st.resource_location), " (%s %s)" % (safe(ref.kind), safe(ref.id))
-               if ref else "")
-        )
+        lines.append("resource:     %s%s" % (safe(st.resource_location), " (%s %s)" % (
+            safe(ref.kind), safe(ref.id)) if ref else ""))
     for key, value in st.extra.items():
         lines.append("extra:        %s = %s" % (safe(key), safe(_short_repr(value, 200))))
     return "\n".join(lines)
 
 
+def _read_input(name, limit, error):
+    """At most *limit* bytes of the file *name* (``-``: stdin)."""
+    try:
+        if name == "-":
+            return getattr(_sys.stdin, "buffer", _sys.stdin).read(limit)
+        with open(name, "rb") as fh:
+            return fh.read(limit)
+    except OSError as exc:
+        raise _UsageError(error % (name, exc.strerror or exc))
+
+
 def _cmd_parse(args, con):
-    if args.file == "-":
-        stream = getattr(_sys.stdin, "buffer", _sys.stdin)
-        data = stream.read(MAX_DOCUMENT_BYTES + 1)
-    else:
-        try:
-            with open(args.file, "rb") as fh:
-                data = fh.read(MAX_DOCUMENT_BYTES + 1)
-        except OSError as exc:
-            raise _UsageError("cannot read %s: %s" % (args.file, exc.strerror or exc))
+    data = _read_input(args.file, MAX_DOCUMENT_BYTES + 1, "cannot read %s: %s")
     status = OperationStatus.from_json(data)
     if args.json:
         con.write(con.json(status.to_dict(include_extra=True)) + "\n")
@@ -4609,48 +4563,40 @@ def _cmd_parse(args, con):
     return EXIT_OK
 
 
-# -- options -------------------------------------------------------------------
+def _type_error(message):
+    import argparse
+    return argparse.ArgumentTypeError(message)
 
 
 def _seconds(text):
-    import argparse
-
     try:
         value = float(text)
     except ValueError:
-        value = None
-    if value is None or value != value or value < 0 or value in (float("inf"),):
-        raise argparse.ArgumentTypeError("expected a number of seconds >= 0, not %r" % text)
+        value = -1.0
+    if not 0 <= value < float("inf"):  # NaN too
+        raise _type_error("expected a number of seconds >= 0, not %r" % text)
     return value
 
 
 def _positive_seconds(text):
-    import argparse
-
     value = _seconds(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds > 0, not %r" % text)
+        raise _type_error("expected a number of seconds > 0, not %r" % text)
     return value
 
 
 def _snapshot_type(text):
-    import argparse
-
     kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
     if text.lower() not in kinds:
-        raise argparse.ArgumentTypeError("expected one of %s, not %r"
-                                         % (", ".join(SNAPSHOT_TYPES), text))
+        raise _type_error("expected one of %s, not %r" % (", ".join(SNAPSHOT_TYPES), text))
     return kinds[text.lower()]
 
 
-#: What ``--key-env`` may be shown as: a conventional variable name. Any other
-#: value is never echoed (it may be a key given there by mistake).
+#: The ``--key-env`` values shown (any other may be a key given there by mistake).
 _SHOWN_VARIABLE = _LazyRegex(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
 def _unset(name: str) -> str:
-    """The error for the variable *name* that is not set, naming it only if
-    it looks like a variable's name."""
     if _SHOWN_VARIABLE.fullmatch(name):
         return "set %s to the subscription key (it is never read from the command line)" % name
     return "the variable that --key-env names is not set (its name is not shown, in case " \
@@ -4676,34 +4622,23 @@ def _connection_options(args, con, *, need_endpoint):
     return endpoint, key
 
 
-def _policy_from(args):
-    fields = {}
-    if args.floor is not None:
-        fields["floor"] = args.floor
-    if args.cap is not None:
-        fields["cap"] = args.cap
+def _poller_options(args):
     try:
-        return RetryPolicy(**fields)
+        policy = RetryPolicy(**{name: getattr(args, name) for name in ("floor", "cap")
+                                if getattr(args, name) is not None})
     except ValueError as exc:
         raise _UsageError(str(exc))
-
-
-def _poller_options(args):
-    """The keyword arguments of a Poller (or Watcher) for the command's options."""
-    return dict(timeout=args.timeout or None, policy=_policy_from(args),
-                allow_http=args.allow_http, cafile=args.cafile,
-                request_timeout=args.request_timeout, clock=_cli_time.monotonic,
-                vocabulary=getattr(args, "vocabulary", None))
+    return dict(timeout=args.timeout or None, policy=policy, allow_http=args.allow_http,
+                cafile=args.cafile, request_timeout=args.request_timeout,
+                clock=_cli_time.monotonic, vocabulary=getattr(args, "vocabulary", None))
 
 
 _BARE_OPERATION_ID = _LazyRegex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 
 
 def _operation_argument(text: str) -> str:
-    """What ``watch`` was given, as an Operation-Location: an absolute URL
-    or ``/operations/ID`` as it is, a bare operation id as
-    ``/operations/ID``, and an ``Operation-Location: …`` line (what a
-    service's answer shows) or ``take --json``'s document by what it holds."""
+    """What ``watch`` was given (a URL, an id, an ``Operation-Location: …`` line,
+    ``take --json``'s document) as an Operation-Location."""
     value = text.strip()
     if value.startswith("{"):
         try:
@@ -4729,33 +4664,42 @@ def _check_location(location, endpoint, args, con):
     return resolve_operation_url(location, endpoint, allow_http=args.allow_http)
 
 
-# -- what -v shows ---------------------------------------------------------------
-
-
-def _log_exchanges(con):
-    """-v: one line per HTTP exchange (method, redacted URL, status or error,
-    ms), from the core's ``opstatus.http`` log. Returns what undoes it."""
-    if con.verbose < 1:
-        return lambda: None
-
+def _log_records(logger, level, show):
+    """Pass *logger*'s records from *level* on to ``show(record, text)``; its undoing."""
     class Handler(_logging.Handler):
         def emit(self, record):
             try:
                 text = record.getMessage()
-            except Exception:  # pragma: no cover - the core's own calls
+            except Exception:  # a plugin's malformed log call
                 text = str(record.msg)
-            con.note(con.safe(text))
-
-    handler = Handler(_logging.DEBUG)
-    saved = _http_log.level
-    _http_log.setLevel(_logging.DEBUG)
-    _http_log.addHandler(handler)
-
+            show(record, text)
+    handler, saved = Handler(level), logger.level
+    if level == _logging.DEBUG:
+        logger.setLevel(level)
+    logger.addHandler(handler)
     def undo():
-        _http_log.removeHandler(handler)
-        _http_log.setLevel(saved)
-
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
     return undo
+
+
+def _log_to(con):
+    """Show the ``opstatus`` loggers' records on stderr, made safe: warnings, all with
+    -vv, and with -v each HTTP exchange (``opstatus.http``). Returns what undoes it."""
+    def show(record, text):
+        if record.name == _http_log.name:
+            return  # shown by the handler below
+        if record.name != "opstatus":
+            text = "%s: %s" % (record.name, text)
+        elif not text.startswith("opstatus"):
+            text = "opstatus: " + text
+        con.line(con.safe(text))
+    level = _logging.DEBUG if con.verbose >= 2 else _logging.WARNING
+    undo = [_log_records(_logging.getLogger("opstatus"), level, show)]
+    if con.verbose >= 1:
+        undo.append(_log_records(_http_log, _logging.DEBUG,
+                                 lambda record, text: con.say(con.safe(text))))
+    return lambda: [step() for step in reversed(undo)]
 
 
 def _plugin_rows(pm):
@@ -4783,29 +4727,9 @@ def _plugin_rows(pm):
     return rows
 
 
-def _transport_in_use(pm: Any, cafile: Optional[str]) -> str:
-    """What sends the requests of a poller that consults *pm*, and where it
-    comes from (the order is the one the core tries them in)."""
-    builtin = "built-in (http.client)"
-    if pm is None:
-        return builtin
-    callers = pm.hook.opstatus_send_request.get_hookimpls()
-    plugins = [impl.plugin_name for impl in reversed(callers)
-               if not isinstance(impl.plugin, _BuiltinPlugin)]
-    if not plugins:
-        return builtin
-    if cafile is not None:
-        return "%s: --cafile is honoured by the built-in one only, so the transport " \
-               "plugin %s is not used" % (builtin, plugins[0])
-    return "plugin %s (then the %s for requests it passes on)" % (
-        ", then ".join(plugins), builtin)
-
-
 def _say_setup(con, args):
-    """-v: the transport in use, where it comes from, and the plugins."""
-    if con.verbose < 1:
-        return
-    pm = None
+    """-v: the plugins, and what sends the requests (in the order the core tries them)."""
+    pm, transport = None, "built-in (http.client)"
     if _import_pluggy() is None:
         con.say("plugins: none (pluggy is not installed)")
     else:
@@ -4817,67 +4741,20 @@ def _say_setup(con, args):
         con.say("plugins: %s" % ", ".join(
             "%s %s" % (name, version) if version != "-" else "%s (%s)" % (name, origin)
             for name, version, origin, _hooks in _plugin_rows(pm)))
-    con.say("transport: %s" % _transport_in_use(pm, getattr(args, "cafile", None)))
-
-
-def _log_to(con):
-    """Show the records of the ``opstatus`` loggers (the core's and the
-    plugins') on stderr, made safe: warnings always, all of them with -vv.
-    Returns a function that undoes it."""
-    class Handler(_logging.Handler):
-        def emit(self, record):
-            if record.name == _http_log.name:
-                return  # -v shows those its own way (_log_exchanges)
-            try:
-                text = record.getMessage()
-            except Exception:  # a plugin's malformed log call
-                text = str(record.msg)
-            if record.name != "opstatus":
-                text = "%s: %s" % (record.name, text)
-            elif not text.startswith("opstatus"):
-                text = "opstatus: " + text
-            con.line(con.safe(text))
-
-    logger = _logging.getLogger("opstatus")
-    handler = Handler(_logging.DEBUG if con.verbose >= 2 else _logging.WARNING)
-    saved = logger.level
-    if con.verbose >= 2:
-        logger.setLevel(_logging.DEBUG)
-    logger.addHandler(handler)
-
-    def undo():
-        logger.removeHandler(handler)
-        logger.setLevel(saved)
-
-    return undo
-
-
-class _Retries:
-    """Transient errors where there is no live line: one line on stderr per
-    retried error, the same error at most once a minute."""
-
-    #: Seconds before the same error is told again.
-    QUIET = 60.0
-
-    def __init__(self, con):
-        self.con = con
-        self._told: Dict[str, float] = {}
-
-    def tell(self, error, delay, errors, where):
-        text = _error_text(error)
-        now = _cli_time.monotonic()
-        told = self._told.get(text)
-        if told is not None and now - told < self.QUIET:
-            return
-        self._told[text] = now
-        self.con.say("%s %s retry %d in %.1f s (%s)"
-                     % (text, _dash(self.con.err), errors, delay, where))
+        callers = pm.hook.opstatus_send_request.get_hookimpls()
+        plugins = [impl.plugin_name for impl in reversed(callers)
+                   if not isinstance(impl.plugin, _BuiltinPlugin)]
+        if plugins and getattr(args, "cafile", None) is not None:
+            transport += ": --cafile is honoured by the built-in one only, so the " \
+                         "transport plugin %s is not used" % plugins[0]
+        elif plugins:
+            transport = "plugin %s (then the %s for requests it passes on)" % (
+                ", then ".join(plugins), transport)
+    con.say("transport: %s" % transport)
 
 
 def _status_document(st: OperationStatus, con: _Console) -> Dict[str, Any]:
-    """*st* as --json prints it: camelCase, with the timestamps as the
-    service wrote them (7 digits) where its document is at hand (the model
-    keeps microseconds)."""
+    """*st* as --json prints it, with the timestamps as the service wrote them."""
     doc = st.to_dict(include_extra=True)
     wire = st.document
     if con.vocabulary is not FACE:  # another service: its own words and body
@@ -4887,24 +4764,17 @@ def _status_document(st: OperationStatus, con: _Console) -> Dict[str, Any]:
             doc["errorCode"] = st.error_code
         doc["document"] = dict(wire)
         return doc
-    if wire:
-        for key, value in wire.items():
-            name = _WIRE_BY_FIELD.get(_FIELD_BY_WIRE.get(str(key).lower(), ""))
-            if name in ("createdTime", "lastActionTime") and isinstance(value, str) \
-                    and name in doc and _same_time(value, doc[name]):
-                doc[name] = value
+    for key, value in (wire or {}).items():
+        name = _WIRE_BY_FIELD.get(_FIELD_BY_WIRE.get(str(key).lower(), ""))
+        if name in ("createdTime", "lastActionTime") and name in doc \
+                and isinstance(value, str) and value[-1:] in ("Z", "z"):
+            try:
+                if parse_datetime(value).replace(tzinfo=None) == parse_datetime(
+                        doc[name]).replace(tzinfo=None):
+                    doc[name] = value
+            except ValueError:
+                pass
     return doc
-
-
-def _same_time(wire, shown):
-    try:
-        return parse_datetime(wire).replace(tzinfo=None) == parse_datetime(shown).replace(
-            tzinfo=None) and wire[-1:] in ("Z", "z")
-    except ValueError:
-        return False
-
-
-# -- watching one operation ----------------------------------------------------------
 
 
 def _isatty(stream):
@@ -4914,40 +4784,55 @@ def _isatty(stream):
         return False
 
 
-def _columns():
-    import shutil
+class _Live:
+    """What _Display and _Board share: the start, the width, the idle wait, and
+    retried errors told on stderr (the same at most once a minute)."""
 
-    return max(20, shutil.get_terminal_size((80, 24)).columns)
-
-
-def _fit(line, width):
-    """*line* cut to *width* characters: a line that wraps on the terminal
-    cannot be redrawn in place."""
-    return line if len(line) <= width else line[: max(0, width - 3)] + "..."
-
-
-class _Display:
-    """The statuses of one poll: a live line on a terminal, one line per
-    change otherwise, or one JSON document per change (--json). An error
-    being retried shows on the live line (``connection refused — retry 3
-    in 4.0 s``), or else as a line on stderr (see _Retries)."""
-
-    #: --json prints only the final status (``start --wait --json``)
-    final_only = False
-
-    def __init__(self, con, *, json_mode, tty, where=""):
-        self.con = con
-        self.json_mode = json_mode
-        self.tty = tty and not json_mode
-        self.where = where
+    def __init__(self, con, tty):
+        import shutil
+        self.con, self.tty = con, tty
         self.started = _cli_time.monotonic()
+        self._told: Dict[str, float] = {}
+        self.dash = _dash(con.out)
+        self.columns = max(20, shutil.get_terminal_size((80, 24)).columns) - 1
+
+    def fit(self, line):  # a line that wraps cannot be redrawn in place
+        return line if len(line) <= self.columns else line[: self.columns - 3] + "..."
+
+    def tell(self, error, delay, errors, where):
+        text, now = _error_text(error), _cli_time.monotonic()
+        told = self._told.get(text)
+        if told is not None and now - told < 60.0:
+            return
+        self._told[text] = now
+        self.con.say("%s %s retry %d in %.1f s (%s)"
+                     % (text, _dash(self.con.err), errors, delay, where))
+
+    def wait(self, end):  # on the CLI clock, redrawing every 0.2 s on a terminal
+        while True:
+            left = end - _cli_time.monotonic()
+            if left <= 0:
+                return
+            self.draw()
+            _cli_time.sleep(min(left, 0.2) if self.tty else left)
+
+    def finish(self):
+        if self.con.live is self:
+            self.con.live = None
+
+
+class _Display(_Live):
+    """The statuses of one poll: a live line on a terminal (with any error being
+    retried), a line per change otherwise, or a JSON document per change."""
+
+    def __init__(self, con, *, json_mode, tty, final_only=False):
+        super().__init__(con, tty and not json_mode)
+        self.json_mode, self.final_only = json_mode, final_only
+        self.where = ""
         self.last: Optional[OperationStatus] = None
         self.due: Optional[float] = None  # the next request, on the CLI clock
         self.trouble: Optional[Tuple[str, int]] = None  # error retried, errors
         self.pending = None  # a retry to tell on stderr when its wait begins
-        self.retries = _Retries(con)
-        self.dash = _dash(con.out)
-        self.width = _columns() - 1
         self._drawn = 0
 
     def elapsed(self):
@@ -4958,7 +4843,6 @@ class _Display:
         self.last = st
         self.trouble = self.pending = None
         if self.json_mode:
-            # start --wait --json: the final document alone, for `| jq`
             if (changed and not self.final_only) or st.is_terminal:
                 self.con.write(self.con.json(_status_document(st, self.con)) + "\n")
         elif self.tty:
@@ -4968,7 +4852,6 @@ class _Display:
                 st.status.value, self.elapsed(), self._since_action(st)))
 
     def retrying(self, error, delay, errors):
-        """The poller will retry after *error* (its *errors*-th in a row)."""
         self.trouble = (_error_text(error), errors)
         self.pending = (error, errors)
 
@@ -4992,7 +4875,7 @@ class _Display:
                 line += " in %.1f s" % left
         elif left is not None:
             line += "  next poll in %.1fs" % left
-        return _fit(line, self.width)
+        return self.fit(line)
 
     def draw(self):
         if not self.tty:
@@ -5010,30 +4893,22 @@ class _Display:
             self.con.out.flush()
             self._drawn = 0
 
-    def finish(self):
-        """The last state stays on its line."""
-        if self.con.live is self:
-            self.con.live = None
+    def finish(self):  # the last state stays on its line
+        super().finish()
         if self.tty and (self.last is not None or self.trouble is not None):
             self.due = None
             self.draw()
             self.con.write("\n")
 
     def sleep(self, seconds):
-        """The poller's sleep: keeps the live line's countdown current, and
-        tells a retried error on stderr when there is no live line."""
+        """The poller's sleep: the live line counts down, or a retried error is told."""
         self.due = _cli_time.monotonic() + seconds
         if self.pending is not None and not self.tty:
             error, errors = self.pending
-            self.retries.tell(error, seconds, errors, self.where)
+            self.tell(error, seconds, errors, self.where)
         self.pending = None
         try:
-            while True:
-                left = self.due - _cli_time.monotonic()
-                if left <= 0:
-                    return
-                self.draw()
-                _cli_time.sleep(min(left, 0.2) if self.tty else left)
+            self.wait(self.due)
         finally:
             self.due = None
 
@@ -5045,62 +4920,47 @@ def _watch_one(location, endpoint, key, args, con):
 
 
 def _watch_poller(make, args, con):
-    """Poll the operation of ``make(**options)`` (a new Poller) to its end."""
-    display = _Display(con, json_mode=args.json, tty=_isatty(con.out))
-    display.final_only = args.command == "start"
+    """Step the operation of ``make(**options)`` (a new Poller) to its end,
+    showing each status and retried error; raises what ended it otherwise."""
+    display = _Display(con, json_mode=args.json, tty=_isatty(con.out),
+                       final_only=args.command == "start")
     save = getattr(args, "save_token", None)
-    made = []
-
-    def on_status(status):
-        display.status(status)
-        if save:
-            _save_token(save, made[0])
-
     poller = make(**_poller_options(args))
-    made.append(poller)
     con.vocabulary = poller.vocabulary
     display.where = redact_url(poller.url)
     if display.tty:
         con.live = display
     try:
-        final = _follow(poller, display, on_status)
+        while True:
+            step = poller.step()
+            if step.status is not None:
+                display.status(step.status)
+                if save:
+                    _save_token(save, poller)
+            elif step.error is not None:
+                display.retrying(step.error, step.delay, step.errors)
+            if step.done:
+                break
+            display.sleep(step.delay)
     except KeyboardInterrupt:
         display.finish()
         raise _Interrupted(_resume_hint(poller, args, con)) from None
     finally:
-        display.finish()
-    if not args.json:
-        _print_result(final, con)
-    return EXIT_OK
-
-
-def _follow(poller, display, on_status):
-    """Step *poller* to its end, showing each status and each retried error;
-    the final status (:class:`OperationFailed` raised for a failure)."""
-    try:
-        while True:
-            step = poller.step()
-            if step.status is not None:
-                on_status(step.status)
-            elif step.error is not None:
-                display.retrying(step.error, step.delay, step.errors)
-            if step.done:
-                if step.error is not None:
-                    raise step.error
-                return step.status
-            display.sleep(step.delay)
-    finally:
         poller.close()
-
-
-def _print_result(final, con):
+        display.finish()
+    if step.error is not None:
+        raise step.error  # OperationFailed for a failure
+    final = step.status
     ref = final.resource
-    if ref is not None and ref.kind == "snapshot":
+    if args.json:
+        pass
+    elif ref is not None and ref.kind == "snapshot":
         con.write("snapshot id: %s\n" % con.safe(ref.id))
     elif ref is not None:
         con.write("target: %s\n" % con.safe(ref.path))
     elif final.resource_location:
         con.write("resource: %s\n" % con.safe(final.resource_location))
+    return EXIT_OK
 
 
 def _again_options(args):
@@ -5126,32 +4986,28 @@ def _resume_hint(poller, args, con):
             _save_token(save, poller)  # the schedule as it stands now
         except (OSError, ValueError):
             pass
-        lines.append("resume with: opstatus watch%s --resume %s"
-                     % (_again_options(args), _shlex.quote(_os.path.abspath(save))))
-    else:
-        lines.append("watch it again with: opstatus watch%s %s"
-                     % (_again_options(args), _shlex.quote(poller.url)))
-        lines.append("(with --save-token FILE a watch can be resumed where it stopped)")
-    return lines
+        return lines + ["resume with: opstatus watch%s --resume %s"
+                        % (_again_options(args), _shlex.quote(_os.path.abspath(save)))]
+    return lines + ["watch it again with: opstatus watch%s %s"
+                    % (_again_options(args), _shlex.quote(poller.url)),
+                    "(with --save-token FILE a watch can be resumed where it stopped)"]
 
 
 def _read_resume(value):
     """--resume takes a token or the path of a file holding one."""
-    text = value
-    if not value.lstrip().startswith("{"):
-        if not _os.path.isfile(value):
-            raise _UsageError("--resume: %s is neither a token nor a file" % _short_repr(value))
-        try:
-            with open(value, "rb") as fh:
-                text = fh.read(MAX_TOKEN_BYTES + 1).decode("utf-8", "replace")
-        except OSError as exc:
-            raise _UsageError("cannot read %s: %s" % (value, exc.strerror or exc))
-    return text
+    if value.lstrip().startswith("{"):
+        return value
+    if not _os.path.isfile(value):
+        raise _UsageError("--resume: %s is neither a token nor a file" % _short_repr(value))
+    try:
+        with open(value, "rb") as fh:
+            return fh.read(MAX_TOKEN_BYTES + 1).decode("utf-8", "replace")
+    except OSError as exc:
+        raise _UsageError("cannot read %s: %s" % (value, exc.strerror or exc))
 
 
 def _save_token(path, poller):
-    """Write the poller's resume token to *path*, atomically, readable by the
-    owner only."""
+    """Write the poller's resume token to *path*, atomically, owner-readable only."""
     tmp = "%s.%d.tmp" % (path, _os.getpid())
     fd = _os.open(tmp, _os.O_WRONLY | _os.O_CREAT | _os.O_TRUNC, 0o600)
     with _os.fdopen(fd, "w") as fh:
@@ -5159,27 +5015,22 @@ def _save_token(path, poller):
     _os.replace(tmp, path)
 
 
-def _check_writable(path):
-    folder = _os.path.dirname(_os.path.abspath(path))
-    if _os.path.isdir(path) or not _os.path.isdir(folder) or not _os.access(folder, _os.W_OK):
-        raise _UsageError("--save-token %s: cannot write a file there" % path)
-
-
 def _cmd_watch(args, con):
     endpoint, key = _connection_options(args, con, need_endpoint=False)
-    if args.save_token:
-        _check_writable(args.save_token)
+    save = args.save_token
+    folder = _os.path.dirname(_os.path.abspath(save or "."))
+    if save and (_os.path.isdir(save) or not _os.path.isdir(folder)
+                 or not _os.access(folder, _os.W_OK)):
+        raise _UsageError("--save-token %s: cannot write a file there" % save)
     if args.resume:
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
         token = _read_resume(args.resume)
-
         def resumed(**options):
             try:
                 return Poller.from_resume_token(token, key=key, endpoint=endpoint, **options)
             except ResumeTokenError as exc:
                 raise _UsageError(str(exc))
-
         return _watch_poller(resumed, args, con)
     if not args.operation:
         raise _UsageError("give an OPERATION_LOCATION (or --resume TOKEN_OR_FILE)")
@@ -5194,27 +5045,17 @@ def _cmd_watch(args, con):
     return _watch_many(locations, endpoint, key, args, con)
 
 
-# -- watching several -------------------------------------------------------------
-
-
-class _Board:
-    """Several operations, a row each: redrawn in place on a terminal (the
-    elapsed times moving, an error being retried on its operation's row),
-    or one line per change otherwise. Rows are cut at the terminal's width
-    while they are redrawn; the last drawing shows them whole."""
+class _Board(_Live):
+    """Several operations, a row each: redrawn in place on a terminal (cut at its
+    width, but whole the last time), or one line per change otherwise."""
 
     def __init__(self, con, labels, *, tty):
-        self.con = con
-        self.tty = tty
+        super().__init__(con, tty)
         self.labels = [con.safe(label) for label in labels]
         self.width = max(len(label) for label in self.labels)
-        self.started = _cli_time.monotonic()
         self.state = ["waiting"] * len(labels)
         self.final: list = [None] * len(labels)  # the text of an ended one
         self.trouble: list = [None] * len(labels)  # (text, errors, due)
-        self.retries = _Retries(con)
-        self.dash = _dash(con.out)
-        self.columns = _columns() - 1
         self._shown = 0  # rows on the screen
         self._whole = False
 
@@ -5225,8 +5066,7 @@ class _Board:
         text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
         if self.trouble[index] is not None:
             error, errors, due = self.trouble[index]
-            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors,
-                                                    max(0.0, due - now))
+            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors, max(0.0, due - now))
         return text
 
     def row(self, index):
@@ -5238,7 +5078,7 @@ class _Board:
         with self.con.lock:
             rows = [self.row(i) for i in range(len(self.labels))]
             if not self._whole:
-                rows = [_fit(row, self.columns) for row in rows]
+                rows = [self.fit(row) for row in rows]
             self.clear()
             self.con.out.write("".join(row + "\n" for row in rows))
             self.con.out.flush()
@@ -5249,52 +5089,42 @@ class _Board:
             self.con.out.write("\x1b[%dF\x1b[J" % self._shown)
             self._shown = 0
 
-    def changed(self, index, st):
-        self.trouble[index] = None
-        if st.status.value == self.state[index] or st.is_terminal:
-            return
-        self.state[index] = st.status.value
+    def _show(self, index):
         if self.tty:
             self.draw()
         else:
             self.con.write(self.row(index) + "\n")
+
+    def changed(self, index, st):
+        self.trouble[index] = None
+        if st.status.value != self.state[index] and not st.is_terminal:
+            self.state[index] = st.status.value
+            self._show(index)
 
     def retrying(self, index, error, delay, errors):
         if self.tty:
             self.trouble[index] = (self.con.safe(_error_text(error)), errors,
                                    _cli_time.monotonic() + delay)
         else:
-            self.retries.tell(error, delay, errors, self.labels[index])
+            self.tell(error, delay, errors, self.labels[index])
 
     def ended(self, index, text):
         self.trouble[index] = None
-        self.final[index] = "%s" % text
-        if self.tty:
-            self.draw()
-        else:
-            self.con.write(self.row(index) + "\n")
+        self.final[index] = text
+        self._show(index)
 
     def finish(self):
-        if self.con.live is self:
-            self.con.live = None
+        super().finish()
         if self.tty:
             self._whole = True
             self.draw()
 
-    def sleep(self, seconds):
-        """The watcher's idle wait: the elapsed times keep moving."""
-        end = _cli_time.monotonic() + seconds
-        while True:
-            left = end - _cli_time.monotonic()
-            if left <= 0:
-                return
-            self.draw()
-            _cli_time.sleep(min(left, 0.2) if self.tty else left)
+    def sleep(self, seconds):  # the watcher's idle wait
+        self.wait(_cli_time.monotonic() + seconds)
 
 
 def _label(location: str) -> str:
-    """How a row names an operation: its redacted location, without the
-    scheme and host when it is long, and at most 60 characters."""
+    """A row's name of an operation: its redacted location, at most 60 characters."""
     label = redact_url(location)
     if len(label) > 60 and "://" in label:
         label = "/" + label.split("://", 1)[1].partition("/")[2]
@@ -5306,7 +5136,6 @@ def _watch_many(locations, endpoint, key, args, con):
     tty = _isatty(con.out) and not args.json
     board = _Board(con, labels, tty=tty)
     last = {}
-
     def on_status(index, st):
         if args.json:
             if last.get(index) is not st.status or st.is_terminal:
@@ -5316,18 +5145,30 @@ def _watch_many(locations, endpoint, key, args, con):
         else:
             board.changed(index, st)
         last[index] = st.status
-
     def on_step(index, step):
         if step.status is None and step.error is not None:
             board.retrying(index, step.error, step.delay, step.errors)
-
     watcher = Watcher(locations, endpoint=endpoint, key=key, on_status=on_status,
                       on_step=on_step, sleep=board.sleep, **_poller_options(args))
     if tty:
         con.live = board
         board.draw()
+    worst = EXIT_OK
     try:
-        worst = _outcomes(watcher, board, labels, args, con)
+        for outcome in watcher:  # each outcome as it comes
+            error = outcome.error
+            if error is not None:
+                worst = max(worst, _exit_status(error) if isinstance(error, OpStatusError)
+                            else EXIT_NETWORK)
+                if args.json:
+                    con.say("error: %s: %s" % (labels[outcome.index], _describe_error(error)))
+                else:
+                    board.ended(outcome.index, "error: %s" % con.safe(_describe_error(error)))
+            elif not args.json:
+                ref = outcome.status.resource
+                board.ended(outcome.index, "%-10s  %6.1fs  %s" % (
+                    outcome.status.status.value, _cli_time.monotonic() - board.started,
+                    con.safe(ref.path) if ref is not None else ""))
     except KeyboardInterrupt:
         board.finish()
         raise _Interrupted(["the operations go on at the service",
@@ -5336,113 +5177,71 @@ def _watch_many(locations, endpoint, key, args, con):
     return worst
 
 
-def _outcomes(watcher, board, labels, args, con):
-    """Show each outcome as it comes; the exit status of the worst."""
-    worst = EXIT_OK
-    for outcome in watcher:
-        if outcome.error is not None:
-            error = outcome.error
-            code = _exit_status(error) if isinstance(error, OpStatusError) else EXIT_NETWORK
-            worst = max(worst, code)
-            if args.json:
-                con.say("error: %s: %s" % (labels[outcome.index], _describe_error(error)))
-            else:
-                board.ended(outcome.index, "error: %s" % con.safe(_describe_error(error)))
-        elif not args.json:
-            ref = outcome.status.resource
-            board.ended(outcome.index, "%-10s  %6.1fs  %s" % (
-                outcome.status.status.value, _cli_time.monotonic() - board.started,
-                con.safe(ref.path) if ref is not None else ""))
-    return worst
+def _request_options(args):
+    return dict(allow_http=args.allow_http, cafile=args.cafile,
+                request_timeout=args.request_timeout, sleep=_cli_time.sleep)
 
 
-# -- starting operations ------------------------------------------------------------
-
-
-def _cmd_take(args, con):
+def _cmd_snapshot(args, con):
+    """take and apply: the operation URL alone on stdout (``opstatus watch
+    "$(opstatus take ...)"`` works), or a JSON document with --json."""
     endpoint, key = _connection_options(args, con, need_endpoint=True)
-    location = take_snapshot(endpoint, key, object_type=args.type, object_id=args.object_id,
-                             apply_scope=args.apply_scope, user_data=args.user_data,
-                             allow_http=args.allow_http, cafile=args.cafile,
-                             request_timeout=args.request_timeout, sleep=_cli_time.sleep)
-    return _started("take", location, endpoint, key, args, con)
-
-
-def _cmd_apply(args, con):
-    endpoint, key = _connection_options(args, con, need_endpoint=True)
-    location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
-                              allow_http=args.allow_http, cafile=args.cafile,
-                              request_timeout=args.request_timeout, sleep=_cli_time.sleep)
-    return _started("apply", location, endpoint, key, args, con)
-
-
-def _started(what, location, endpoint, key, args, con):
-    """The operation URL alone on stdout (``opstatus watch "$(opstatus take
-    ...)"`` works), or a JSON document with --json; the details on stderr."""
+    what = args.command
+    if what == "take":
+        location = take_snapshot(endpoint, key, object_type=args.type,
+                                 object_id=args.object_id, apply_scope=args.apply_scope,
+                                 user_data=args.user_data, **_request_options(args))
+    else:
+        location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
+                                  **_request_options(args))
     url = resolve_operation_url(location, endpoint, allow_http=args.allow_http)
     if args.json:
         con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
     else:
         con.write(con.mask(url) + "\n")
-    con.note("%s started; the service answered Operation-Location: %s" % (what, location))
-    if not args.wait:
-        if _isatty(con.err):
-            con.say("%s started; follow it with: opstatus watch%s %s"
-                    % (what, _again_options(args), _shlex.quote(url)))
-        return EXIT_OK
-    return _watch_one(url, endpoint, key, args, con)
+    if con.verbose:
+        con.say("%s started; the service answered Operation-Location: %s" % (what, location))
+    if args.wait:
+        return _watch_one(url, endpoint, key, args, con)
+    if _isatty(con.err):
+        con.say("%s started; follow it with: opstatus watch%s %s"
+                % (what, _again_options(args), _shlex.quote(url)))
+    return EXIT_OK
 
 
 def _cmd_start(args, con):
     endpoint, key = _connection_options(args, con, need_endpoint=False)
     args.vocabulary = args.vocabulary or "azure"
     con.vocabulary = vocabulary(args.vocabulary)
-    body = _read_body(args.data) if args.data else None
-    url = start_operation(args.url, endpoint=endpoint, key=key, method=args.method,
-                          data=body, content_type="application/json" if body else None,
-                          vocabulary=args.vocabulary, allow_http=args.allow_http,
-                          cafile=args.cafile, request_timeout=args.request_timeout,
-                          sleep=_cli_time.sleep)
+    body = None
+    if args.data:
+        body = _read_input(args.data, MAX_REQUEST_BYTES + 1, "--data %s: %s")
+        if len(body) > MAX_REQUEST_BYTES:
+            raise _UsageError("--data %s: more than %d bytes" % (args.data, MAX_REQUEST_BYTES))
+    url = start_operation(args.url, endpoint=endpoint, key=key, method=args.method, data=body,
+                          content_type="application/json" if body else None,
+                          vocabulary=args.vocabulary, **_request_options(args))
     if url is None:
         con.say("the service answered without an operation URL: the operation is done")
         return EXIT_OK
-    if args.json and not args.wait:
-        con.write(con.json({"operationUrl": url}) + "\n")
-    elif not args.wait:
-        con.write(con.mask(url) + "\n")
-        return EXIT_OK
-    if not args.wait:
-        return EXIT_OK
-    return _watch_one(url, None, key, args, con)
+    if args.wait:
+        return _watch_one(url, None, key, args, con)
+    con.write((con.json({"operationUrl": url}) if args.json else con.mask(url)) + "\n")
+    return EXIT_OK
 
 
-def _read_body(name):
-    """The bytes of --data FILE (or - for stdin), at most MAX_REQUEST_BYTES."""
-    try:
-        if name == "-":
-            data = _sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
-        else:
-            with open(name, "rb") as fh:
-                data = fh.read(MAX_REQUEST_BYTES + 1)
-    except OSError as exc:
-        raise _UsageError("--data %s: %s" % (name, exc.strerror or exc))
-    if len(data) > MAX_REQUEST_BYTES:
-        raise _UsageError("--data %s: more than %d bytes" % (name, MAX_REQUEST_BYTES))
-    return data
-
-
-# -- simulator commands ------------------------------------------------------------
-
-
-def _cmd_serve(args, out):
-    host = args.host.strip("[]")
-    sim = Simulator(key=args.key_value, dialect=args.dialect, host=host, port=args.port,
-                    queue_seconds=args.queue_seconds, take_seconds=args.take_seconds,
-                    apply_seconds=args.apply_seconds, fail=args.fail,
-                    rate_limit=args.rate_limit, server_errors=args.server_errors,
-                    slow=args.slow, require_objects=args.require_objects,
-                    objects=args.objects or (), idle_timeout=args.idle_timeout,
-                    rate_limit_retry_after=args.rate_limit_retry_after)
+def _cmd_serve(args, con):
+    key = None
+    if args.serve_key_env:
+        key = _os.environ.get(args.serve_key_env)
+        if not key:
+            raise _UsageError("--key-env: %s" % _unset(args.serve_key_env))
+    host, out = args.host.strip("[]"), con.out
+    options = {name: getattr(args, name) for name in (
+        "dialect", "port", "queue_seconds", "take_seconds", "apply_seconds", "fail",
+        "rate_limit", "server_errors", "slow", "require_objects", "idle_timeout",
+        "rate_limit_retry_after")}
+    sim = Simulator(key=key, host=host, objects=args.objects or (), **options)
     try:
         sim.start()
     except (OSError, OverflowError) as exc:
@@ -5459,8 +5258,8 @@ def _cmd_serve(args, out):
             if not is_loopback(host):
                 _sys.stderr.write("opstatus: warning: listening on %s: other hosts can reach "
                                   "this simulator (plain http)\n" % (args.host or "*"))
-            out.write("export OPSTATUS_ENDPOINT=%s\n" % sim.endpoint)
-            out.write("export OPSTATUS_KEY=%s\n" % sim.key)
+            out.write("export OPSTATUS_ENDPOINT=%s\nexport OPSTATUS_KEY=%s\n"
+                      % (sim.endpoint, sim.key))
             out.flush()
             while True:
                 _time.sleep(3600)
@@ -5474,69 +5273,56 @@ def _sim_object(text):
     kind, sep, object_id = text.partition(":")
     if not sep or kind.lower() not in {t.lower() for t in SNAPSHOT_TYPES} \
             or not _OBJECT_ID.fullmatch(object_id):
-        import argparse
-
-        raise argparse.ArgumentTypeError(
-            "expected TYPE:ID (TYPE one of %s, ID of [a-z0-9-_], at most 64), not %r"
-            % (", ".join(SNAPSHOT_TYPES), text))
+        raise _type_error("expected TYPE:ID (TYPE one of %s, ID of [a-z0-9-_], at most 64), "
+                          "not %r" % (", ".join(SNAPSHOT_TYPES), text))
     return kind, object_id
 
 
-def _cmd_demo(args, out):
+def _demo_poll(sim, location, out):
+    """Poll *location* of the demo's *sim*, a line per status; (final status, polls)."""
+    t0, seen = _time.monotonic(), []
+    def show(st):
+        if seen and seen[-1] is st.status:
+            return
+        seen.append(st.status)
+        took = ""
+        if st.is_terminal and st.duration is not None:
+            took = "  (service: %.2f s from created to last action)" % (
+                st.duration.total_seconds())
+        out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
+            _time.monotonic() - t0, st.status.value,
+            _terminal_time(st.last_action_time or st.created_time), took))
+        out.flush()
+    poller = Poller(location, endpoint=sim.endpoint, key=sim.key, timeout=60, on_status=show)
+    return poller.wait(), poller.polls
+
+
+def _cmd_demo(args, con):
+    out, started = con.out, _time.monotonic()
     sim = Simulator(dialect=args.dialect, take_seconds=1.0, apply_seconds=1.0,
                     queue_seconds=0.3, objects=[("PersonGroup", "sample-group")])
-    started = _time.monotonic()
-    polls = 0
     with sim:
         out.write("Face snapshot simulator at %s (wire dialect %s)\n\n"
                   % (sim.endpoint, args.dialect))
-        steps = [("take", "take a snapshot of PersonGroup 'sample-group'")]
-        if not args.fail:
-            steps.append(("apply", "apply it to a new PersonGroup 'sample-group-copy'"))
-        snapshot_id = None
-        for step, title in steps:
-            out.write(title + "\n")
-            if step == "take":
-                if args.fail:
-                    sim.fail = ("Source object was modified while the snapshot was being "
-                                "taken. Please retry.")
-                location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
-                                         object_id="sample-group",
-                                         apply_scope=[sim.subscription])
-                out.write("  POST /snapshots -> 202  Operation-Location: %s\n" % location)
-            else:
-                location = apply_snapshot(sim.endpoint, sim.key, snapshot_id,
-                                          object_id="sample-group-copy")
-                out.write("  POST /snapshots/%s/apply -> 202  Operation-Location: %s\n"
-                          % (snapshot_id, location))
-            t0 = _time.monotonic()
-            seen = []
-
-            def show(st, t0=t0, seen=seen):
-                if not seen or seen[-1] is not st.status:
-                    seen.append(st.status)
-                    took = ""
-                    if st.is_terminal and st.duration is not None:
-                        took = "  (service: %.2f s from created to last action)" % (
-                            st.duration.total_seconds())
-                    out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
-                        _time.monotonic() - t0, st.status.value,
-                        _terminal_time(st.last_action_time or st.created_time), took))
-                    out.flush()
-
-            poller = Poller(location, endpoint=sim.endpoint, key=sim.key, timeout=60,
-                            on_status=show)
-            try:
-                final = poller.wait()
-            finally:
-                polls += poller.polls
-            if step == "take":
-                snapshot_id = final.snapshot_id
-                out.write("  snapshot id: %s\n\n" % snapshot_id)
-            else:
-                out.write("  target: %s\n\n" % final.resource_location)
+        out.write("take a snapshot of PersonGroup 'sample-group'\n")
+        if args.fail:  # the poll raises OperationFailed: no apply
+            sim.fail = "Source object was modified while the snapshot was being taken. " \
+                       "Please retry."
+        location = take_snapshot(sim.endpoint, sim.key, object_type="PersonGroup",
+                                 object_id="sample-group", apply_scope=[sim.subscription])
+        out.write("  POST /snapshots -> 202  Operation-Location: %s\n" % location)
+        final, polls = _demo_poll(sim, location, out)
+        snapshot_id = final.snapshot_id
+        out.write("  snapshot id: %s\n\napply it to a new PersonGroup 'sample-group-copy'\n"
+                  % snapshot_id)
+        location = apply_snapshot(sim.endpoint, sim.key, snapshot_id,
+                                  object_id="sample-group-copy")
+        out.write("  POST /snapshots/%s/apply -> 202  Operation-Location: %s\n"
+                  % (snapshot_id, location))
+        final, more = _demo_poll(sim, location, out)
+        out.write("  target: %s\n\n" % final.resource_location)
     out.write("done in %.1f s with %d polls (each one a billed transaction on the real "
-              "service)\n" % (_time.monotonic() - started, polls))
+              "service)\n" % (_time.monotonic() - started, polls + more))
     return EXIT_OK
 
 
@@ -5545,7 +5331,6 @@ def _cmd_plugins(args, con):
         con.write("pluggy is not installed, so no plugins are loaded (pip install pluggy)\n")
         return EXIT_OK
     rows = _plugin_rows(plugin_manager())
-    autoload = not _os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD")
     if args.json:
         con.write(_json.dumps([{"name": n, "version": v, "origin": o, "hooks": h}
                               for n, v, o, h in rows], indent=2) + "\n")
@@ -5556,17 +5341,14 @@ def _cmd_plugins(args, con):
         if hooks:
             line += "; hooks: " + ", ".join(h[len("opstatus_"):] for h in hooks)
         con.write(con.safe(line) + "\n")
-    if not autoload:
+    if _os.environ.get("OPSTATUS_DISABLE_PLUGIN_AUTOLOAD"):
         con.write("(autoload of entry-point plugins is off: OPSTATUS_DISABLE_PLUGIN_AUTOLOAD)\n")
     return EXIT_OK
 
 
-# -- the parser ----------------------------------------------------------------------
-
 _COMMANDS = ("demo", "watch", "take", "apply", "serve", "parse", "plugins")
 
-#: A quoted word in an argparse message that may be a secret given where it
-#: does not belong (long, letters and digits, not a path or URL).
+#: A quoted word in an argparse message that may be a secret given by mistake.
 _SECRETISH = _LazyRegex(r"'([A-Za-z0-9+=_.~-]{16,})'")
 
 
@@ -5577,13 +5359,11 @@ def _unechoed(message: str) -> str:
         if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
             return "'***'"
         return match.group()
-
     return _SECRETISH.sub(hide, message)
 
 
 def _unrecognized(extras: list) -> str:
-    """The culprits among words no option took: options by their name (never
-    a value, which may be a secret), else the words themselves."""
+    """The words no option took: options by their name (a value may be a secret)."""
     names = [w.split("=", 1)[0] for w in extras if w.startswith("-") and len(w) > 1]
     if names:
         return "unrecognized option%s %s" % ("s" if len(names) > 1 else "", " ".join(names))
@@ -5591,274 +5371,186 @@ def _unrecognized(extras: list) -> str:
                                                   " ".join(repr(w) for w in extras)))
 
 
-def _refuse_key_action():
-    import argparse
-
-    class RefuseKey(argparse.Action):
-        """``--key``: refused, without a word about the value given."""
-
-        def __call__(self, parser, namespace, values, option_string=None):
-            raise argparse.ArgumentError(
-                self, "refused: the key is taken only from the environment (OPSTATUS_KEY, "
-                "or the variable that --key-env names), never from the command line, "
-                "where other users of the machine can read it")
-
-    return RefuseKey
-
-
-def _common_options(p, dest):
-    """-v and the refusal of --key, on every parser."""
-    import argparse
-
-    p.add_argument("-v", "--verbose", action="count", default=0, dest=dest,
-                   help="say more on stderr: the transport and plugins in use, then each "
-                   "request and answer (-vv: also the library's debug log)")
-    p.add_argument("--key", nargs="?", action=_refuse_key_action(), help=argparse.SUPPRESS)
-
-
-def _vocabulary_option(p, default):
-    p.add_argument("--vocabulary", type=_vocabulary_name, metavar="NAME",
-                   help="how the service writes its status documents: %s (default: %s)"
-                   % (", ".join(VOCABULARIES), default))
-
-
 def _vocabulary_name(text):
-    import argparse
-
     try:
         return vocabulary(text).name
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
+        raise _type_error(str(exc))
 
 
-def _connection(p, wait_options=True):
-    g = p.add_argument_group("connection")
-    g.add_argument("--endpoint", metavar="URL",
-                   help="resource endpoint, e.g. https://westus.api.cognitive.microsoft."
-                   "com (default: $OPSTATUS_ENDPOINT); /face/v1.0 is added when it "
-                   "has no path")
-    g.add_argument("--key-env", metavar="NAME",
-                   help="environment variable holding the key (default: OPSTATUS_KEY)")
-    g.add_argument("--allow-http", action="store_true",
-                   help="allow plain http to a host other than loopback (unsafe)")
-    g.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
-    g.add_argument("--request-timeout", type=_positive_seconds,
-                   default=DEFAULT_REQUEST_TIMEOUT,
-                   metavar="S", help="timeout of one request (default: %(default)s)")
-    g.add_argument("--json", action="store_true",
-                   help="print JSON: one status document per change, the final one last")
-    if wait_options:
-        s = p.add_argument_group("schedule")
-        s.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
-                       help="give up after S seconds; 0 means never (default: "
-                       "%(default)s)")
-        s.add_argument("--floor", type=_seconds, metavar="S",
-                       help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
-        s.add_argument("--cap", type=_seconds, metavar="S",
-                       help="longest wait between polls (default: %s)" % DEFAULT_CAP)
+#: Each command: its name, function, one-line help, description and examples.
+_COMMAND_TEXTS = (
+    ("demo", _cmd_demo, "run take -> poll -> apply -> poll against the built-in simulator",
+     "Take a snapshot of a sample PersonGroup on the built-in Face simulator, apply it to a "
+     "new PersonGroup, and print the timeline of both. Creates nothing outside the process.",
+     "  opstatus demo --dialect 2019\n"
+     "  opstatus demo --fail    # a failed operation and the error you would see"),
+    ("watch", _cmd_watch, "poll operations until they end",
+     "Poll operations, each given by its URL, /operations/ID, bare ID, or the line "
+     "'Operation-Location: ...' of a service's answer, until they end. On a terminal a "
+     "line shows each, with any error being retried; otherwise each change is a line on "
+     "stdout, each retried error one on stderr (the same at most once a minute).\n\n"
+     + _EPILOG_ENV,
+     "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 --apply-scope "
+     "UUID)\"\n  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
+     "  opstatus watch --save-token op.json /operations/6f1b...   # after a restart:\n"
+     "  opstatus watch --resume op.json"),
+    ("start", _cmd_start, "start an operation of any Azure service; print its URL",
+     "Send the request that starts a long-running operation and print the URL to poll "
+     "alone on stdout (for opstatus watch); with --wait, follow it like watch. A relative "
+     "URL is resolved against the endpoint's origin.\n\n" + _EPILOG_ENV,
+     "  opstatus start /vision/v3.2/read/analyze --data request.json --wait --json | "
+     "jq .document\n"
+     "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json"),
+    ("take", _cmd_snapshot, "start taking a snapshot; print the operation's URL",
+     "POST /snapshots: start taking a snapshot of a face list or person group; print the "
+     "URL of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "  opstatus take --type PersonGroup --object-id group1 --apply-scope UUID --wait"),
+    ("apply", _cmd_snapshot, "start applying a snapshot; print the operation's URL",
+     "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of "
+     "the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait"),
+    ("serve", _cmd_serve, "run the Face snapshot simulator in the foreground",
+     "Run the built-in simulator of the Face snapshot API on loopback and print its "
+     "endpoint and key. A take needs its object to exist (--object, or "
+     "--no-require-objects). It also plays POST /jobs?kind=azure|arm-async|arm-location"
+     "&outcome=succeeded|failed|canceled&seconds=S and POST /vision/v3.2/read/analyze.",
+     "  opstatus serve --port 8080 --object PersonGroup:group1\n"
+     "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3"),
+    ("plugins", _cmd_plugins, "list the plugins loaded, with version, origin and hooks",
+     "List the plugins (entry points of the group 'opstatus', those registered from code, "
+     "the built-in one) and their hooks. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload "
+     "off; OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
+     "  opstatus plugins --json"),
+    ("parse", _cmd_parse, "read an operation status document and print it",
+     "Read an operation status document (JSON) and print it, or the error that makes it "
+     "invalid (exit 2).",
+     "  curl -s ... | opstatus parse -\n"
+     "  opstatus parse --json status.json   # normalized camelCase JSON"),
+)
 
 
-def _parser_class():
+def _build_parser():
+    """The parser of the command line, and that of each command by name (argparse
+    is imported only here): options never abbreviated, -v and the refusal of --key
+    on every parser, errors as one line on stderr, exit 2 (without the usage)."""
     import argparse
-
+    class RefuseKey(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            raise argparse.ArgumentError(  # without a word about the value given
+                self, "refused: the key is taken only from the environment (OPSTATUS_KEY, "
+                "or the variable that --key-env names), never from the command line, "
+                "where other users of the machine can read it")
     class Parser(argparse.ArgumentParser):
+        def __init__(self, verbose="verbose", **options):
+            super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter,
+                             allow_abbrev=False, **options)
+            self.add_argument("-v", "--verbose", action="count", default=0, dest=verbose,
+                              help="say more on stderr: the transport and plugins in use, "
+                              "then each request and answer (-vv: also the debug log)")
+            self.add_argument("--key", nargs="?", action=RefuseKey, help=argparse.SUPPRESS)
+
         def error(self, message):
-            """One line on stderr, exit 2 (argparse would print the usage too)."""
             command = self.prog.partition(" ")[2]
             self.exit(EXIT_USAGE, "opstatus: error: %s%s (see '%s --help')\n"
                       % (command + ": " if command else "", _printable(_unechoed(message)),
                          self.prog))
-
-    return Parser
-
-
-def _build_parser():
-    import argparse
-
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = _parser_class()(
-        prog="opstatus",
-        description="Follow Azure-style asynchronous operations (Face API snapshots) "
-        "to their end.",
-        epilog="commands:\n"
-        "  demo    run the whole flow against the built-in simulator\n"
-        "  watch   poll existing operations until they end\n"
-        "  start   start an operation of any Azure service; print its URL\n"
-        "  take    start taking a snapshot; print the operation's URL\n"
-        "  apply   start applying a snapshot; print the operation's URL\n"
-        "  serve   run the simulator for other programs\n"
-        "  parse   read and check an operation status document\n"
-        "  plugins list the plugins loaded and the hooks each implements\n\n"
-        "examples:\n"
-        "  opstatus demo\n"
-        "  OPSTATUS_KEY=... opstatus watch --endpoint https://westus.api.cognitive"
-        ".microsoft.com /operations/ID\n"
-        "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 "
-        "--apply-scope UUID)\"\n\n" + _EPILOG_EXIT,
-        formatter_class=fmt, allow_abbrev=False,
-    )
+    parser = Parser(
+        verbose="verbose_before", prog="opstatus",
+        description="Follow Azure-style asynchronous operations (Face API snapshots) to "
+        "their end.",
+        epilog="examples:\n  opstatus demo\n  OPSTATUS_KEY=... opstatus watch --endpoint "
+        "https://westus.api.cognitive.microsoft.com /operations/ID\n  opstatus watch "
+        "\"$(opstatus take --type PersonGroup --object-id g1 --apply-scope UUID)\"\n\n"
+        + _EPILOG_EXIT)
     parser.add_argument("--version", action="version", version="opstatus " + __version__)
-    _common_options(parser, "verbose_before")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parsers = {}
-
-    def command(name, help, description, examples, func):
-        p = sub.add_parser(name, help=help, description=description,
-                           epilog="examples:\n" + examples + "\n\n" + _EPILOG_EXIT,
-                           formatter_class=fmt, allow_abbrev=False)
-        p.set_defaults(func=func)
-        _common_options(p, "verbose")
-        parsers[name] = p
-        return p
-
-    p = command("demo", "run take -> poll -> apply -> poll against the built-in simulator",
-                "Start the built-in Face simulator, take a snapshot of a sample "
-                "PersonGroup, poll it, apply it to a new PersonGroup, poll that, and "
-                "print a timeline. Creates nothing outside the process.",
-                "  opstatus demo\n  opstatus demo --dialect 2019\n"
-                "  opstatus demo --fail    # a failed operation and the error you would see",
-                _demo)
-    p.add_argument("--fail", action="store_true", help="make the take fail")
-    p.add_argument("--dialect", choices=("2019", "2021"), default="2021",
-                   help="wire dialect of the simulator (default: %(default)s)")
-
-    p = command("watch", "poll operations until they end",
-                "Poll one or more operations until they end. An operation is given by its "
-                "URL, by /operations/ID, by its bare ID, or by the line "
-                "'Operation-Location: ...' of a service's answer.\n\n"
-                "On a terminal one line shows each operation, with the error being "
-                "retried if any; otherwise each change is a line on stdout and each "
-                "retried error a line on stderr (the same error at most once a minute).\n\n"
-                + _EPILOG_ENV,
-                "  export OPSTATUS_ENDPOINT=https://westus.api.cognitive.microsoft.com\n"
-                "  export OPSTATUS_KEY=...\n"
-                "  opstatus watch /operations/6f1b...\n"
-                "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 "
-                "--apply-scope UUID)\"\n"
-                "  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
-                "  opstatus watch --save-token op.json /operations/6f1b...   # then, after a "
-                "restart:\n"
-                "  opstatus watch --resume op.json",
-                _cmd_watch)
-    p.add_argument("operation", nargs="*", metavar="OPERATION",
-                   help="an operation URL, /operations/ID, an operation ID, or an "
-                   "'Operation-Location: ...' line; several are watched at once, one "
-                   "line each")
-    p.add_argument("--resume", metavar="TOKEN_OR_FILE",
-                   help="carry on from a resume token (or a file holding one)")
-    p.add_argument("--save-token", metavar="FILE",
-                   help="keep a resume token of the operation in FILE (mode 600), "
-                   "updated at each poll and on Ctrl-C")
-    _vocabulary_option(p, "face")
-    _connection(p)
-
-    p = command("start", "start an operation of any Azure service; print its URL",
-                "Send the request that starts a long-running operation (POST by default) "
-                "and print the URL to poll alone on stdout, so that opstatus watch "
-                "\"$(opstatus start ...)\" works; with --wait, follow it like watch. A "
-                "relative URL is resolved against the endpoint's origin.\n\n"
-                + _EPILOG_ENV,
-                "  opstatus start /vision/v3.2/read/analyze --data request.json --wait "
-                "--json | jq .document.analyzeResult\n"
-                "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json",
-                _cmd_start)
-    p.add_argument("url", metavar="URL", help="the URL to send the request to")
-    p.add_argument("--method", default="POST", type=str.upper,
-                   help="HTTP method (default: %(default)s)")
-    p.add_argument("--data", metavar="FILE",
-                   help="the request body (JSON) from FILE, or - for stdin")
-    p.add_argument("--wait", action="store_true", help="poll the operation to its end")
-    _vocabulary_option(p, "azure")
-    _connection(p)
-
-    p = command("take", "start taking a snapshot; print the operation's URL",
-                "POST /snapshots: start taking a snapshot of a face list or person "
-                "group. Prints the URL of the operation alone on stdout (--json: a "
-                "document), for 'opstatus watch'.\n\n" + _EPILOG_ENV,
-                "  opstatus take --type PersonGroup --object-id group1 \\\n"
-                "      --apply-scope 00000000-0000-0000-0000-000000000000 --wait\n"
-                "  opstatus watch \"$(opstatus take --type PersonGroup --object-id group1 "
-                "--apply-scope UUID)\"",
-                _cmd_take)
-    p.add_argument("--type", required=True, type=_snapshot_type, metavar="TYPE",
-                   help="object type: %s (any letter case)" % ", ".join(SNAPSHOT_TYPES))
-    p.add_argument("--object-id", required=True, help="id of the object to snapshot")
-    p.add_argument("--apply-scope", required=True, action="append", metavar="UUID",
-                   help="subscription id that may apply it (repeat for more)")
-    p.add_argument("--user-data", help="user data (at most %d characters)" % MAX_USER_DATA)
-    p.add_argument("--wait", action="store_true", help="poll the operation to its end")
-    _connection(p)
-
-    p = command("apply", "start applying a snapshot; print the operation's URL",
-                "POST /snapshots/{id}/apply: create a new object from a snapshot. Prints "
-                "the URL of the operation alone on stdout (--json: a document).\n\n"
-                + _EPILOG_ENV,
-                "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait", _cmd_apply)
-    p.add_argument("snapshot_id", metavar="SNAPSHOT_ID")
-    p.add_argument("--object-id", required=True, help="id of the new object")
-    p.add_argument("--wait", action="store_true", help="poll the operation to its end")
-    _connection(p)
-
-    p = command("serve", "run the Face snapshot simulator in the foreground",
-                "Run the built-in simulator of the Face snapshot API on loopback and "
-                "print its endpoint and key, for other programs to use. A take needs "
-                "its object to exist, as on the service (--object, or "
-                "--no-require-objects). It also plays other Azure operations: POST "
-                "/jobs?kind=azure|arm-async|arm-location&outcome=succeeded|failed|"
-                "canceled&seconds=S, or POST /vision/v3.2/read/analyze.",
-                "  opstatus serve --port 8080 --object PersonGroup:group1\n"
-                "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3\n"
-                "  opstatus serve --host ::1 --no-require-objects",
-                _serve)
-    p.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
-    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    p.add_argument("--dialect", choices=("2019", "2021"), default="2021")
-    p.add_argument("--key-env", dest="serve_key_env", metavar="NAME",
-                   help="take the key from this environment variable (default: random)")
-    p.add_argument("--queue-seconds", type=_seconds, default=0.3, metavar="S")
-    p.add_argument("--take-seconds", type=_seconds, default=1.0, metavar="S")
-    p.add_argument("--apply-seconds", type=_seconds, default=1.0, metavar="S")
-    p.add_argument("--fail", metavar="MESSAGE", help="operations end failed with MESSAGE")
-    p.add_argument("--rate-limit", type=int, default=0, metavar="N",
-                   help="answer the next N requests with 429")
-    p.add_argument("--server-errors", type=int, default=0, metavar="N",
-                   help="answer the next N requests with 503")
-    p.add_argument("--slow", type=_seconds, default=0.0, metavar="S",
-                   help="wait S seconds before each answer")
-    p.add_argument("--object", dest="objects", action="append", type=_sim_object,
-                   metavar="TYPE:ID", help="make an object exist, e.g. PersonGroup:group1 "
-                   "(repeat for more)")
-    p.add_argument("--no-require-objects", dest="require_objects", action="store_false",
-                   help="let a take of any objectId succeed (the service answers 404)")
-    p.add_argument("--rate-limit-retry-after", type=int, metavar="S",
-                   help="send Retry-After: S with each 429 (the Face service sent none)")
-    p.add_argument("--idle-timeout", type=_positive_seconds, default=5.0, metavar="S",
-                   help="close a connection idle for S seconds (default: %(default)s)")
-
-    p = command("plugins", "list the plugins loaded, with version, origin and hooks",
-                "List the plugins of the 'opstatus' entry-point group, those registered "
-                "from code and the built-in one, with the hooks each implements. "
-                "OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; "
-                "OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
-                "  opstatus plugins\n  opstatus plugins --json", _cmd_plugins)
-    p.add_argument("--json", action="store_true", help="print JSON")
-
-    p = command("parse", "read an operation status document and print it",
-                "Read an operation status document (JSON) and print it, or the error "
-                "that makes it invalid (exit 2).",
-                "  opstatus parse status.json\n"
-                "  curl -s ... | opstatus parse -\n"
-                "  opstatus parse --json status.json   # normalized camelCase JSON",
-                _cmd_parse)
-    p.add_argument("file", nargs="?", default="-", metavar="FILE",
-                   help="the document; '-' (the default) reads standard input")
-    p.add_argument("--json", action="store_true", help="print the document as normalized JSON")
+    for name, func, help, description, examples in _COMMAND_TEXTS:
+        parsers[name] = sub.add_parser(name, help=help, description=description,
+                                       epilog="examples:\n%s\n\n%s" % (examples, _EPILOG_EXIT))
+        parsers[name].set_defaults(func=func)
+    add = parsers["demo"].add_argument
+    add("--fail", action="store_true", help="make the take fail")
+    add("--dialect", choices=("2019", "2021"), default="2021",
+        help="wire dialect of the simulator (default: %(default)s)")
+    add = parsers["watch"].add_argument
+    add("operation", nargs="*", metavar="OPERATION", help="an operation URL, /operations/ID, "
+        "ID, or 'Operation-Location: ...' line; several are watched at once")
+    add("--resume", metavar="TOKEN_OR_FILE", help="carry on from a resume token (or its file)")
+    add("--save-token", metavar="FILE", help="keep a resume token of the operation in FILE "
+        "(mode 600), updated at each poll and on Ctrl-C")
+    add = parsers["start"].add_argument
+    add("url", metavar="URL", help="the URL to send the request to")
+    add("--method", default="POST", type=str.upper, help="HTTP method (default: %(default)s)")
+    add("--data", metavar="FILE", help="the request body (JSON) from FILE, or - for stdin")
+    add = parsers["take"].add_argument
+    add("--type", required=True, type=_snapshot_type, metavar="TYPE",
+        help="object type: %s (any letter case)" % ", ".join(SNAPSHOT_TYPES))
+    add("--object-id", required=True, help="id of the object to snapshot")
+    add("--apply-scope", required=True, action="append", metavar="UUID",
+        help="subscription id that may apply it (repeat for more)")
+    add("--user-data", help="user data (at most %d characters)" % MAX_USER_DATA)
+    parsers["apply"].add_argument("snapshot_id", metavar="SNAPSHOT_ID")
+    parsers["apply"].add_argument("--object-id", required=True, help="id of the new object")
+    for name, default in (("watch", "face"), ("start", "azure"), ("take", ""), ("apply", "")):
+        add = parsers[name].add_argument
+        if default:
+            add("--vocabulary", type=_vocabulary_name, metavar="NAME", help="how the service "
+                "writes its status documents: %s (default: %s)"
+                % (", ".join(VOCABULARIES), default))
+        if name != "watch":
+            add("--wait", action="store_true", help="poll the operation to its end")
+        add = parsers[name].add_argument_group("connection").add_argument
+        add("--endpoint", metavar="URL", help="resource endpoint, e.g. https://westus.api."
+            "cognitive.microsoft.com (default: $OPSTATUS_ENDPOINT); /face/v1.0 is added "
+            "when it has no path")
+        add("--key-env", metavar="NAME",
+            help="environment variable holding the key (default: OPSTATUS_KEY)")
+        add("--allow-http", action="store_true",
+            help="allow plain http to a host other than loopback (unsafe)")
+        add("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
+        add("--request-timeout", type=_positive_seconds, metavar="S",
+            default=DEFAULT_REQUEST_TIMEOUT, help="timeout of one request (default: %(default)s)")
+        add("--json", action="store_true",
+            help="print JSON: one status document per change, the final one last")
+        add = parsers[name].add_argument_group("schedule").add_argument
+        add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
+            help="give up after S seconds; 0 means never (default: %(default)s)")
+        add("--floor", type=_seconds, metavar="S",
+            help="shortest wait between polls (default: %s)" % DEFAULT_FLOOR)
+        add("--cap", type=_seconds, metavar="S",
+            help="longest wait between polls (default: %s)" % DEFAULT_CAP)
+    add = parsers["serve"].add_argument
+    add("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    add("--port", type=int, default=0, help="port (default: a free one)")
+    add("--dialect", choices=("2019", "2021"), default="2021")
+    add("--key-env", dest="serve_key_env", metavar="NAME",
+        help="take the key from this environment variable (default: random)")
+    for phase, default in (("queue", 0.3), ("take", 1.0), ("apply", 1.0)):
+        add("--%s-seconds" % phase, type=_seconds, default=default, metavar="S")
+    add("--fail", metavar="MESSAGE", help="operations end failed with MESSAGE")
+    add("--rate-limit", type=int, default=0, metavar="N", help="answer the next N with 429")
+    add("--server-errors", type=int, default=0, metavar="N", help="answer the next N with 503")
+    add("--slow", type=_seconds, default=0.0, metavar="S", help="wait S s before each answer")
+    add("--object", dest="objects", action="append", type=_sim_object, metavar="TYPE:ID",
+        help="make an object exist, e.g. PersonGroup:group1 (repeat for more)")
+    add("--no-require-objects", dest="require_objects", action="store_false",
+        help="let a take of any objectId succeed (the service answers 404)")
+    add("--rate-limit-retry-after", type=int, metavar="S",
+        help="send Retry-After: S with each 429 (the Face service sent none)")
+    add("--idle-timeout", type=_positive_seconds, default=5.0, metavar="S",
+        help="close a connection idle for S seconds (default: %(default)s)")
+    parsers["plugins"].add_argument("--json", action="store_true", help="print JSON")
+    add = parsers["parse"].add_argument
+    add("file", nargs="?", default="-", metavar="FILE",
+        help="the document; '-' (the default) reads standard input")
+    add("--json", action="store_true", help="print the document as normalized JSON")
     return parser, parsers
 
 
 def _split_short_flags(argv):
-    """``-vv`` as ``-v -v``: argparse before Python 3.8 does not split
-    grouped short flags when abbreviations are off."""
+    """``-vv`` as ``-v -v`` (argparse < 3.8 does not when abbreviations are off)."""
     if _sys.version_info >= (3, 8):
         return list(argv)
     words = []
@@ -5876,9 +5568,8 @@ _NEGATIVE_NUMBER = _LazyRegex(r"-[0-9]*\.?[0-9]+")
 
 
 def _unknown_options(argv, parser, parsers):
-    """The options in *argv* that no parser knows: before the command those
-    of ``opstatus``, after it those of the command (grouped ``-vv`` and
-    negative numbers aside); and the parser to blame."""
+    """The options in *argv* that no parser knows (those of ``opstatus`` before
+    the command, of the command after it), and the parser to blame."""
     where, unknown = parser, []
     for word in argv:
         if word == "--":
@@ -5898,62 +5589,29 @@ def _unknown_options(argv, parser, parsers):
 
 
 def _parse_args(argv):
-    """The command line's arguments, or SystemExit (usage errors name their
-    culprit, before or after the command)."""
+    """The command line's arguments, or SystemExit (usage errors name their culprit)."""
     parser, parsers = _build_parser()
     argv = _split_short_flags([str(a) for a in (_sys.argv[1:] if argv is None else argv)])
     where, unknown = _unknown_options(argv, parser, parsers)
     if unknown:  # named first: argparse would complain of what they stand for
         where.error(_unrecognized(unknown))
     args, extras = parser.parse_known_args(argv)
-    where = parsers.get(args.command, parser)
     if extras:
-        where.error(_unrecognized(extras))
+        parsers.get(args.command, parser).error(_unrecognized(extras))
     if args.command is None:
         parser.error("give a COMMAND: %s" % ", ".join(_COMMANDS))
     args.verbose = getattr(args, "verbose", 0) + args.verbose_before
     return args
 
 
-def _serve(args, con):
-    args.key_value = None
-    if args.serve_key_env:
-        args.key_value = _os.environ.get(args.serve_key_env)
-        if not args.key_value:
-            raise _UsageError("--key-env: %s" % _unset(args.serve_key_env))
-    return _cmd_serve(args, con.out)
-
-
-def _demo(args, con):
-    return _cmd_demo(args, con.out)
-
-
-def _run(args, con):
-    """Run the command of *args*, the loggers and the exchanges watched."""
-    undo, undo_http = _log_to(con), _log_exchanges(con)
-    try:
-        if args.command in ("demo", "watch", "take", "apply"):
-            _say_setup(con, args)
-        return args.func(args, con)
-    finally:
-        undo_http()
-        undo()
-
-
-def _interrupted(exc, con):
-    con.live = None
-    con.err.write("\n")
-    hint = getattr(exc, "hint", None) or []
-    con.say("interrupted" + ("; " + hint[0] if hint else ""))
-    for line in hint[1:]:
-        con.say(line)
-    return EXIT_INTERRUPTED
-
-
 def _report(exc, args, con):
     """Say what ended the command; its exit status."""
     if isinstance(exc, StatusDocumentError) and args.command != "parse":
-        con.say("error: the service sent %s%s" % (exc, _vocabulary_hint(args)))
+        hint = ""
+        if getattr(args, "vocabulary", None) is None:
+            hint = "; a document of another service? try --vocabulary %s" % "|".join(
+                n for n in VOCABULARIES if n != "face")
+        con.say("error: the service sent %s%s" % (exc, hint))
         return EXIT_NETWORK
     if isinstance(exc, (UnsafeURLError, ResumeTokenError, StatusDocumentError)) \
             or not isinstance(exc, OpStatusError):  # input checks of take/apply, parse
@@ -5963,17 +5621,8 @@ def _report(exc, args, con):
     return _exit_status(exc)
 
 
-def _vocabulary_hint(args):
-    """The end of the error line of a document the vocabulary cannot read."""
-    if getattr(args, "vocabulary", None) is None:
-        return ("; a document of another service? try --vocabulary %s"
-                % "|".join(n for n in VOCABULARIES if n != "face"))
-    return ""
-
-
 def main(argv: Optional[list] = None) -> int:
-    """Run the command line with *argv* (default ``sys.argv[1:]``); returns
-    the exit status."""
+    """Run the command line with *argv* (default ``sys.argv[1:]``); the exit status."""
     con = _Console(_sys.stdout, _sys.stderr)
     try:
         args = _parse_args(argv)
@@ -5981,13 +5630,20 @@ def main(argv: Optional[list] = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None \
             else EXIT_USAGE
     con.verbose = args.verbose
+    undo = _log_to(con)
     try:
-        return _run(args, con)
+        if con.verbose and args.command in ("demo", "watch", "take", "apply"):
+            _say_setup(con, args)
+        return args.func(args, con)
     except KeyboardInterrupt as exc:
-        return _interrupted(exc, con)
-    except BrokenPipeError:
-        # The reader went away (``| head``): say so in the exit status, and
-        # keep Python from complaining when it flushes stdout at exit.
+        con.live = None
+        con.err.write("\n")
+        hint = exc.args[0] if isinstance(exc, _Interrupted) else []
+        con.say("interrupted" + ("; " + hint[0] if hint else ""))
+        for line in hint[1:]:
+            con.say(line)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # ``| head``: no complaint from Python's flush at exit
         con.live = None
         try:
             _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), _sys.stdout.fileno())
@@ -5999,6 +5655,8 @@ def main(argv: Optional[list] = None) -> int:
         return EXIT_USAGE
     except (OpStatusError, ValueError) as exc:
         return _report(exc, args, con)
+    finally:
+        undo()
 
 
 if __name__ == "__main__":
