@@ -788,7 +788,10 @@ class Vocabulary:
         if not isinstance(word, str):
             raise StatusDocumentError("expected a string, got %s" % type(word).__name__,
                                       self.status_field)
-        member = self._outcomes.get(word.lower())  # type: ignore[attr-defined]
+        outcomes = self._outcomes  # type: ignore[attr-defined]
+        member = outcomes.get(word)  # the service's own lower-case word, without lower()
+        if member is None:
+            member = outcomes.get(word.lower())
         if member is not None:
             return member
         if self.unknown == "running":
@@ -880,8 +883,18 @@ def _failure_reason(data, vocab):
 
 def _read_face(cls, data):
     """A Face v1.0 document, as strictly as the service writes it (checks done here, once)."""
+    if type(data) is dict:  # the service's own spellings, and no key that is a variant of one
+        extra = dict(data)
+        pop = extra.pop
+        fields = (pop("status", None), pop("createdTime", None), pop("lastActionTime", None),
+                  pop("message", None), pop("resourceLocation", None))
+        for key in extra:
+            if type(key) is not str or key.lower() in _FIELD_BY_WIRE:
+                break
+        else:
+            return _face_status(cls, data, *fields, extra)
     known: Dict[str, Tuple[str, Any]] = {}  # the five fields: {lower wire name: (key, value)}
-    extra: Dict[str, Any] = {}
+    extra = {}
     for key, value in data.items():
         lower = _LOWER_WIRE.get(key)  # the wire's own spellings, without lower()
         if lower is None:
@@ -902,28 +915,36 @@ def _read_face(cls, data):
             known["resourcelocation"] = (key, value)
         else:
             extra[key] = value
-    values = {lower: pair[1] for lower, pair in known.items() if pair[1] is not None}
-    raw = values.get("status")
+    values = {lower: pair[1] for lower, pair in known.items()}
+    return _face_status(cls, data, values.get("status"), values.get("createdtime"),
+                        values.get("lastactiontime"), values.get("message"),
+                        values.get("resourcelocation"), extra)
+
+
+def _face_status(cls, data, raw, created, last, message, location, extra):
     if raw is None:
         raise StatusDocumentError("missing (a required field)", "status")
     status = FACE.outcome(raw)
-    created = values.get("createdtime")
     if created is None:
         raise StatusDocumentError("missing (a required field)", "createdTime")
-    last, message, location = (values.get("lastactiontime"), values.get("message"),
-                               values.get("resourcelocation"))
     if cls is not OperationStatus:  # a subclass: its own __init__ and checks
         return cls(status, created, last, message, location, extra, raw_status=raw, document=data)
-    for value, wire in ((message, "message"), (location, "resourceLocation")):
-        if value is not None and not isinstance(value, str):
-            raise StatusDocumentError("expected a string, got %s" % type(value).__name__, wire)
+    if not (message is None or isinstance(message, str)):
+        raise StatusDocumentError("expected a string, got %s" % type(message).__name__, "message")
+    if not (location is None or isinstance(location, str)):
+        raise StatusDocumentError("expected a string, got %s" % type(location).__name__,
+                                  "resourceLocation")
     self = object.__new__(cls)
-    self.__dict__.update(
-        status=status, created_time=_as_time(created, "createdTime"),
-        last_action_time=None if last is None else _as_time(last, "lastActionTime"),
-        message=message, resource_location=location, extra=_types.MappingProxyType(extra),
-        raw_status=raw, document=_types.MappingProxyType(dict(data)), error_code=None)
+    _set_dict(self, "__dict__", {
+        "status": status, "created_time": _as_time(created, "createdTime"),
+        "last_action_time": None if last is None else _as_time(last, "lastActionTime"),
+        "message": message, "resource_location": location,
+        "extra": _types.MappingProxyType(extra), "raw_status": raw,
+        "document": _types.MappingProxyType(dict(data)), "error_code": None})
     return self
+
+
+_set_dict = object.__setattr__
 
 
 def _read_document(cls, data, vocab):
@@ -1043,7 +1064,10 @@ class OperationStatus:
         ``NaN``, ``Infinity``, duplicate keys, more than *max_bytes* (default: the vocabulary's
         cap) and nesting deeper than :data:`MAX_DOCUMENT_DEPTH`."""
         if vocabulary is None or vocabulary is FACE:
-            return cls.from_dict(_load_json_object(document, max_bytes))
+            data = _load_json_object(document, max_bytes)
+            if cls is OperationStatus and type(data) is dict:  # from_dict's own work, directly
+                return _read_face(cls, data)
+            return cls.from_dict(data)
         vocab = _vocabulary_of(vocabulary)
         limit = vocab.max_bytes if max_bytes is None else max_bytes
         return cls.from_dict(_load_json_object(document, limit), vocabulary=vocab)
@@ -1211,7 +1235,16 @@ def _load_json_object(document: Union[str, bytes, bytearray],
         if document[:1] == "\ufeff":  # as _json.loads says it
             raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): "
                              "line 1 column 1 (char 0)")
-        return _JSON_DECODER.decode(document)
+        start = len(document) - len(document.lstrip(" \t\n\r")) if document[:1] in " \t\n\r" else 0
+        try:  # _JSON_DECODER.decode, without its two regular expression matches
+            value, end = _JSON_SCAN(document, start)
+        except StopIteration as exc:
+            raise _json.JSONDecodeError("Expecting value", document, exc.value) from None
+        if end != len(document):
+            end = len(document) - len(document[end:].lstrip(" \t\n\r"))
+            if end != len(document):
+                raise _json.JSONDecodeError("Extra data", document, end)
+        return value
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise StatusDocumentError("nesting too deep") from None
     except ValueError as exc:  # JSONDecodeError, int digit limit, ours
@@ -1222,6 +1255,7 @@ def _load_json_object(document: Union[str, bytes, bytearray],
 _JSON_DECODER = _json.JSONDecoder(object_pairs_hook=_unique_object,
                                   parse_constant=_reject_constant,
                                   parse_float=_finite_float, parse_int=_short_int)
+_JSON_SCAN = _JSON_DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder
 
 
 ###############################################################################

@@ -929,3 +929,31 @@ def test_valid_documents_round_trip(status, created, last, message, location, ex
     # The wire's PascalCase reads the same.
     pascal = {k[0].upper() + k[1:]: v for k, v in data.items()}
     assert OperationStatus.from_dict(pascal) == st_
+
+
+_FACE_KEYS = st.sampled_from(["status", "Status", "STATUS", "createdTime", "CreatedTime",
+                              "lastActionTime", "message", "resourceLocation", "location",
+                              "Location", "finishedTime", "x"])
+_FACE_VALUES = st.one_of(st.none(), st.sampled_from(
+    ["succeeded", "Running", "notstarted", "failed", "bogus", "2021-06-08T22:28:33.5402214Z",
+     "2021-06-08T22:28:35Z", "2018-12-25", "not a time", "/persongroups/x"]), st.integers())
+
+
+def _read_or_error(data):
+    try:
+        status = OperationStatus.from_dict(data)
+    except StatusDocumentError as exc:
+        return ("error", str(exc), exc.field)
+    return tuple(getattr(status, f.name) for f in dataclasses.fields(status))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from(["succeeded", "running", "notStarted", "failed"]),
+    "createdTime": st.sampled_from(["2021-06-08T22:28:33.5402214Z", "2018-12-25"])}),
+    st.dictionaries(_FACE_KEYS, _FACE_VALUES, max_size=4))
+def test_the_face_fast_path_reads_a_dict_as_the_general_reader_reads_a_mapping(base, more):
+    doc = dict(base, **more)
+    # A plain dict may take the fast path for the service's own spellings; a read-only
+    # mapping always takes the general one. Both must agree on every field and error.
+    assert _read_or_error(doc) == _read_or_error(types.MappingProxyType(doc))
