@@ -2304,6 +2304,37 @@ def _http_error(response: Response, scrub: Callable[[str], str], url: str) -> HT
 
 
 
+_LAZY_LOCK = _threading.Lock()  # for what is made on first use and may be wanted by two threads
+
+
+class _Flag:
+    """A ``threading.Event`` whose event (a lock, a condition) is made only when waited on:
+    a Watcher's thousands of pollers are cancelled by a flag and never wait themselves."""
+
+    __slots__ = ("_set", "_event")
+
+    def __init__(self):
+        self._set, self._event = False, None
+
+    def is_set(self):
+        return self._set
+
+    def set(self):
+        self._set = True  # before looking for an event: a waiter that made one sees the flag
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout):
+        if self._event is None:
+            with _LAZY_LOCK:
+                if self._event is None:
+                    self._event = _threading.Event()
+        if self._set:  # after making the event: a set() from now on sets it
+            return True
+        return self._event.wait(timeout)
+
+
 class _Client:
     """What pollers and starts share: origin rules, secrets, redirects, caps, plugins."""
 
@@ -2327,8 +2358,12 @@ class _Client:
         self.explicit_transport = transport
         # with a caller's cafile or ssl_context, transport plugins are not consulted
         self.explicit_tls = ssl_context is not None or cafile is not None
-        self.transport = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
-            if transport is None else None
+        # the built-in transport (when no transport is given): made on first use, unless TLS
+        # options are to be checked now; a Watcher's pollers share the first one's instead
+        self.builtin = transport is None
+        self._http = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
+            if self.builtin and self.explicit_tls else None
+        self._tls = (ssl_context, cafile)
         self.owns_transport = True  # False once it shares another's connections
         self._passed: Optional[str] = None  # the last URL that passed the check
         self.request_timeout, self.max_bytes = request_timeout, max_bytes
@@ -2336,6 +2371,22 @@ class _Client:
 
     def __repr__(self):
         return "<_Client %s>" % (redact_url(self.endpoint) if self.endpoint else "(no endpoint)")
+
+    @property
+    def transport(self) -> Optional[HTTPTransport]:
+        """The built-in transport (``None`` when the caller gave one)."""
+        if self._http is None and self.builtin:
+            with _LAZY_LOCK:
+                if self._http is None:
+                    self._http = HTTPTransport(ssl_context=self._tls[0], cafile=self._tls[1])
+        return self._http
+
+    def share(self, pool):
+        """Send through *pool* (another's built-in transport) when using the built-in one."""
+        if self.builtin and pool is not None and pool is not self._http:
+            if self.owns_transport and self._http is not None:
+                self._http.close()
+            self._http, self.owns_transport = pool, False
 
     def bind(self, url):
         """Fix the origin that secrets may go to (when no endpoint was given)."""
@@ -2477,8 +2528,8 @@ class _Client:
         return exc
 
     def close(self):
-        if self.transport is not None and self.owns_transport:
-            self.transport.close()
+        if self._http is not None and self.owns_transport:
+            self._http.close()
 
 
 def _call_transport(send, request, name, scrub):
@@ -2533,21 +2584,21 @@ class _SharedPool:
 
     def __init__(self):
         self._lock = _threading.Lock()
-        self._transport: Optional[HTTPTransport] = None
+        self._http: Optional[HTTPTransport] = None
         self._users = 0
 
     def acquire(self) -> HTTPTransport:
         with self._lock:
-            if self._transport is None:
-                self._transport = HTTPTransport()
+            if self._http is None:
+                self._http = HTTPTransport()
             self._users += 1
-            return self._transport
+            return self._http
 
     def release(self):
         with self._lock:
             self._users -= 1
-            if self._users == 0 and self._transport is not None:
-                self._transport.close()
+            if self._users == 0 and self._http is not None:
+                self._http.close()
 
 
 _SHARED_POOL = _SharedPool()
@@ -2650,6 +2701,14 @@ class Poller:
     response body (1 MiB for ``"face"``, else the vocabulary's cap).
     """
 
+    # slots: a Watcher holds thousands of pollers (a subclass may still add attributes)
+    __slots__ = ("vocabulary", "url", "_shown", "_client", "timeout", "policy", "_clock",
+                 "_sleep", "_random", "_on_status", "_cancelled", "latest", "polls", "errors",
+                 "slept", "_start", "_errors_in_row", "_last_attempt", "_wait_limit",
+                 "_wait_for", "_last_error", "_age0", "_hint", "_done", "_ever_answered",
+                 "_errors_since", "_warned", "_asked", "_took", "__weakref__")
+    _log = _log
+
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
                  timeout=DEFAULT_TIMEOUT, policy=None, transport=None, allow_http=False,
                  ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
@@ -2673,7 +2732,7 @@ class Poller:
         self.policy = policy if policy is not None else RetryPolicy()
         self._clock, self._sleep, self._random = clock, sleep, random
         self._on_status = on_status
-        self._cancelled = _threading.Event()
+        self._cancelled = _Flag()
         self.latest: Optional[OperationStatus] = None
         self.polls = 0  #: requests sent (each one billed by the service)
         self.errors = 0  #: transient errors met
@@ -2692,7 +2751,6 @@ class Poller:
         self._warned = False
         self._asked = 0.0  # the wait the last step asked for
         self._took = 1.0  # seconds the last request took (a guess until one is sent)
-        self._log = _log
 
     def __repr__(self):
         state = self.latest.status.value if self.latest else "not polled"
@@ -3062,12 +3120,7 @@ class Poller:
         """Use the kept-alive connections of *other* (a :class:`Poller` of the
         same service, or an :class:`HTTPTransport`) when this poller uses the
         built-in transport; *other* stays in charge of closing them."""
-        pool = other if isinstance(other, HTTPTransport) else other._client.transport
-        client = self._client
-        if client.transport is not None and pool is not None and pool is not client.transport:
-            if client.owns_transport:
-                client.transport.close()
-            client.transport, client.owns_transport = pool, False
+        self._client.share(other if isinstance(other, HTTPTransport) else other._client.transport)
 
     def close(self):
         """Release the connections of the built-in transport."""
@@ -3091,7 +3144,6 @@ def _pause(seconds, sleep, cancelled):
 
 
 def _plugin_number(value, hooks, hook):
-
     """A delay a plugin returned: a real number (the core clamps it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         plugin = ", ".join(hooks.names(hook))

@@ -499,6 +499,35 @@ def test_valid_limits_are_accepted(workers, rate):
     watcher.pollers[0].close()
 
 
+def test_the_pollers_of_a_watcher_are_light(monkeypatch):
+    # Thousands of pollers: no per-poller __dict__, no per-poller transport (they all send
+    # through the first one's), no lock or condition until a poller waits by itself.
+    made = []
+    real_init = opstatus.HTTPTransport.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+    monkeypatch.setattr(opstatus.HTTPTransport, "__init__", counting_init)
+    locations = ["https://example.invalid/operations/%d" % i for i in range(50)]
+    watcher = Watcher(locations, plugins=False)
+    assert len(made) == 1
+    assert all(p._client.transport is made[0] for p in watcher.pollers)
+    assert not any(hasattr(p, "__dict__") for p in watcher.pollers)
+    assert all(p._cancelled._event is None for p in watcher.pollers)
+    watcher.pollers[0].close()
+
+
+def test_a_cancel_flag_set_while_it_is_being_waited_on_is_never_missed():
+    for _ in range(300):
+        flag = opstatus._Flag()
+        setter = threading.Thread(target=flag.set)
+        setter.start()
+        assert flag.wait(5.0) is True
+        setter.join()
+        assert flag.is_set() and flag.wait(0) is True
+
+
 ###############################################################################
 # Injected time: deterministic
 ###############################################################################
