@@ -1403,6 +1403,9 @@ class RetryPolicy:
         return self.clamp_hint(delay, time_left, None)
 
 
+_DEFAULT_POLICY = RetryPolicy()  # frozen: one for every poller given none
+
+
 ###############################################################################
 # URLs and secrets ############################################################
 ###############################################################################
@@ -1481,7 +1484,8 @@ def redact_url(url: str) -> str:
         scheme, _, rest = base.partition("://")
         host, slash, path = rest.partition("/")
         base = "%s://%s%s%s" % (scheme, host.rpartition("@")[2], slash, path)
-    return _clip(base + ("?…" if q else ""), 200)
+    shown = _clip(base + ("?…" if q else ""), 200)
+    return url if shown == url else shown  # the same string: a poller keeps both
 
 
 def api_base(endpoint: str, *, allow_http: bool = False) -> str:
@@ -1561,6 +1565,8 @@ _QUERY_SECRET = _LazyRegex(r"(?i)(sig|signature|key|token|code)=[^&\s\"']+")
 
 class _Scrubber:
     """Replaces secret values in text that may be shown (errors, logs)."""
+
+    __slots__ = ("_secrets",)
 
     def __init__(self, secrets=()):
         self._secrets: list = []
@@ -2044,6 +2050,8 @@ class _Hooks:
     """The hooks of one pluggy ``PluginManager``, called through pluggy; a failure is
     attributed to the plugin whose code raised it (found in the traceback)."""
 
+    __slots__ = ("pm",)
+
     def __init__(self, pm):
         self.pm = pm
 
@@ -2337,6 +2345,10 @@ class _Flag:
 
 class _Client:
     """What pollers and starts share: origin rules, secrets, redirects, caps, plugins."""
+
+    __slots__ = ("allow_http", "endpoint", "origin", "headers", "scrub", "explicit_transport",
+                 "explicit_tls", "builtin", "_http", "_tls", "owns_transport", "_passed",
+                 "request_timeout", "max_bytes", "hooks")
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
                  request_timeout, max_bytes, plugins=None):
@@ -2729,7 +2741,7 @@ class Poller:
         self._client.bind(self.url)
         self._client.scrub.add(*_query_values(self.url))
         self.timeout = None if timeout is None else float(timeout)
-        self.policy = policy if policy is not None else RetryPolicy()
+        self.policy = policy if policy is not None else _DEFAULT_POLICY
         self._clock, self._sleep, self._random = clock, sleep, random
         self._on_status = on_status
         self._cancelled = _Flag()
