@@ -2347,7 +2347,7 @@ class _Client:
     """What pollers and starts share: origin rules, secrets, redirects, caps, plugins."""
 
     __slots__ = ("allow_http", "endpoint", "origin", "headers", "scrub", "explicit_transport",
-                 "explicit_tls", "builtin", "_http", "_tls", "owns_transport", "_passed",
+                 "explicit_tls", "builtin", "_http", "owns_transport", "_passed",
                  "request_timeout", "max_bytes", "hooks")
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
@@ -2375,7 +2375,6 @@ class _Client:
         self.builtin = transport is None
         self._http = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if self.builtin and self.explicit_tls else None
-        self._tls = (ssl_context, cafile)
         self.owns_transport = True  # False once it shares another's connections
         self._passed: Optional[str] = None  # the last URL that passed the check
         self.request_timeout, self.max_bytes = request_timeout, max_bytes
@@ -2390,15 +2389,24 @@ class _Client:
         if self._http is None and self.builtin:
             with _LAZY_LOCK:
                 if self._http is None:
-                    self._http = HTTPTransport(ssl_context=self._tls[0], cafile=self._tls[1])
+                    self._http = HTTPTransport()  # TLS options make it at once
         return self._http
 
-    def share(self, pool):
-        """Send through *pool* (another's built-in transport) when using the built-in one."""
+    def share(self, pool, other=None):
+        """Send through *pool* (another's built-in transport) when using the built-in one;
+        keep one copy of what equals *other*'s (a Watcher's thousands of pollers)."""
         if self.builtin and pool is not None and pool is not self._http:
             if self.owns_transport and self._http is not None:
                 self._http.close()
             self._http, self.owns_transport = pool, False
+        if other is not None:
+            if other.headers == self.headers:  # neither is changed after __init__
+                self.headers = other.headers
+            if other.origin == self.origin:
+                self.origin = other.origin
+            if self.hooks is not None and other.hooks is not None and \
+                    other.hooks.pm is self.hooks.pm:
+                self.hooks = other.hooks
 
     def bind(self, url):
         """Fix the origin that secrets may go to (when no endpoint was given)."""
@@ -3132,7 +3140,10 @@ class Poller:
         """Use the kept-alive connections of *other* (a :class:`Poller` of the
         same service, or an :class:`HTTPTransport`) when this poller uses the
         built-in transport; *other* stays in charge of closing them."""
-        self._client.share(other if isinstance(other, HTTPTransport) else other._client.transport)
+        if isinstance(other, HTTPTransport):
+            self._client.share(other)
+        else:
+            self._client.share(other._client.transport, other._client)
 
     def close(self):
         """Release the connections of the built-in transport."""
