@@ -934,13 +934,19 @@ def _face_status(cls, data, raw, created, last, message, location, extra):
     if not (location is None or isinstance(location, str)):
         raise StatusDocumentError("expected a string, got %s" % type(location).__name__,
                                   "resourceLocation")
-    self = object.__new__(cls)
+    return _checked_status(status, _as_time(created, "createdTime"),
+                           None if last is None else _as_time(last, "lastActionTime"),
+                           message, location, extra, raw, data, None)
+
+
+def _checked_status(status, created, last, message, location, extra, raw, data, code):
+    """An OperationStatus of fields already checked (what ``__post_init__`` would do)."""
+    self = object.__new__(OperationStatus)
     _set_dict(self, "__dict__", {
-        "status": status, "created_time": _as_time(created, "createdTime"),
-        "last_action_time": None if last is None else _as_time(last, "lastActionTime"),
+        "status": status, "created_time": created, "last_action_time": last,
         "message": message, "resource_location": location,
         "extra": _types.MappingProxyType(extra), "raw_status": raw,
-        "document": _types.MappingProxyType(dict(data)), "error_code": None})
+        "document": _types.MappingProxyType(dict(data)), "error_code": code})
     return self
 
 
@@ -970,6 +976,9 @@ def _read_document(cls, data, vocab):
     code, message = _failure_reason(data, vocab)
     location = _field(index, ("resourceLocation",))
     location = location[1] if location is not None and isinstance(location[1], str) else None
+    if cls is OperationStatus:  # every field checked above (the word by outcome())
+        return _checked_status(status, created, updated, message, location, {}, found[1], data,
+                               code)
     return cls(status, created, updated, message, location, raw_status=found[1], document=data,
                error_code=code)
 
@@ -1643,14 +1652,10 @@ class _DeadlineReader(_io.RawIOBase):
 
     def readinto(self, buffer):
         owner = self._owner
-        if not owner.probing:
-            owner.limit()
-            return owner._sock.recv_into(buffer)
-        owner._sock.settimeout(0.0)  # a look for bytes beyond the answer: never wait
-        try:
-            return owner._sock.recv_into(buffer)
-        except OSError:  # nothing there (BlockingIOError, SSLWantReadError)
+        if owner.probing:  # a look at what is buffered beyond the answer: no system call
             return None
+        owner.limit()
+        return owner._sock.recv_into(buffer)
 
     def close(self):
         if not self.closed:
@@ -1659,8 +1664,9 @@ class _DeadlineReader(_io.RawIOBase):
 
 
 class _ProbingBuffer(_io.BufferedReader):
-    """The reader of one answer. Anything still buffered or waiting when http.client closes
-    it belongs to no request, and marks the connection as not reusable."""
+    """The reader of one answer. Anything still buffered when http.client closes it belongs
+    to no request, and marks the connection as not reusable (bytes still in the socket are
+    found before its next use: :func:`_readable_now`)."""
 
     def close(self):
         if not self.closed:
@@ -1911,9 +1917,12 @@ def _final_response_class():
 
 
 def _readable_now(sock):
-    """Whether *sock* has bytes or an end of stream waiting."""
+    """Whether *sock* has bytes or an end of stream waiting (TLS: decrypted ones too)."""
     import select
     try:
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():
+            return True
         if hasattr(select, "poll"):
             poller = select.poll()
             poller.register(sock, select.POLLIN)

@@ -957,3 +957,32 @@ def test_the_face_fast_path_reads_a_dict_as_the_general_reader_reads_a_mapping(b
     # A plain dict may take the fast path for the service's own spellings; a read-only
     # mapping always takes the general one. Both must agree on every field and error.
     assert _read_or_error(doc) == _read_or_error(types.MappingProxyType(doc))
+
+
+class _Plain(OperationStatus):
+    """A subclass: read through the dataclass's own __init__ and __post_init__."""
+
+
+_AZURE_DOCS = st.fixed_dictionaries({"status": st.sampled_from(
+    ["notStarted", "running", "Succeeded", "failed", "canceled", "completed"])}, optional={
+    "createdDateTime": st.sampled_from(["2021-06-08T22:28:33.5402214Z",
+                                        "2021-06-08T22:28:33+02:00", "2018-12-25"]),
+    "lastUpdatedDateTime": st.sampled_from(["2021-06-08T22:28:35Z", "2021-06-08T22:28:35"]),
+    "error": st.one_of(st.none(), st.fixed_dictionaries(
+        {"code": st.one_of(st.none(), st.just("InvalidRequest"), st.integers()),
+         "message": st.one_of(st.just("no"), st.integers())})),
+    "resourceLocation": st.one_of(st.just("/x"), st.integers())})
+
+
+@settings(max_examples=200, deadline=None)
+@given(_AZURE_DOCS, st.sampled_from(["azure", "language", "translator", "arm"]))
+def test_the_built_status_equals_the_one_the_dataclass_init_checks(doc, name):
+    # OperationStatus itself is built from fields already checked; a subclass goes through
+    # __init__ and __post_init__: both must come out the same.
+    def read(cls):
+        try:
+            status = cls.from_dict(doc, vocabulary=name)
+        except StatusDocumentError as exc:
+            return ("error", str(exc), exc.field)
+        return tuple((f.name, getattr(status, f.name)) for f in dataclasses.fields(status))
+    assert read(OperationStatus) == read(_Plain)
