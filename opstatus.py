@@ -2067,8 +2067,10 @@ class _Hooks:
     def has(self, name):
         """Whether a plugin other than the built-in one implements *name*."""
         caller = getattr(self.pm.hook, name, None)
-        return caller is not None and any(
-            not isinstance(i.plugin, _BuiltinPlugin) for i in caller.get_hookimpls())
+        for impl in () if caller is None else caller.get_hookimpls():  # asked on every poll
+            if not isinstance(impl.plugin, _BuiltinPlugin):
+                return True
+        return False
 
     def names(self, name):
         """The names of the plugins that implement *name*, in call order."""
@@ -2976,7 +2978,7 @@ class Poller:
         if status.last_action_time is not None and status.created_time is not None:
             age = max(age, (status.last_action_time - status.created_time).total_seconds())
         hooks, hint, ceiling = self._client.hooks, self._hint, self.vocabulary.max_server_wait
-        value = None if hooks is None else hooks.call(
+        value = None if hooks is None or not hooks.has("opstatus_next_delay") else hooks.call(
             "opstatus_next_delay", self._client.scrub, url=self.url, status=status, age=age,
             polls=self.polls, policy=self.policy, retry_after=hint)
         if value is None:
