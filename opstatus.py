@@ -1695,6 +1695,11 @@ class _DeadlineSocket:
     def makefile(self, mode="rb", *args, **kwargs):
         return _ProbingBuffer(_DeadlineReader(self))
 
+    def pending(self):
+        """Decrypted bytes a TLS socket holds (0 for a plain one)."""
+        pending = getattr(self._sock, "pending", None)
+        return 0 if pending is None else pending()
+
     def _reader_closed(self):
         self._readers -= 1
         if self._closing:
