@@ -881,8 +881,9 @@ def _failure_reason(data, vocab):
     return None, None
 
 
-def _read_face(cls, data):
-    """A Face v1.0 document, as strictly as the service writes it (checks done here, once)."""
+def _read_face(cls, data, owned=False):
+    """A Face v1.0 document, as strictly as the service writes it (checks done here, once);
+    *owned*: *data* was decoded here and is kept as the document without a copy."""
     if type(data) is dict:  # the service's own spellings, and no key that is a variant of one
         extra = dict(data)
         pop = extra.pop
@@ -892,7 +893,7 @@ def _read_face(cls, data):
             if type(key) is not str or key.lower() in _FIELD_BY_WIRE:
                 break
         else:
-            return _face_status(cls, data, *fields, extra)
+            return _face_status(cls, data, *fields, dict(extra) if extra else {}, owned)
     known: Dict[str, Tuple[str, Any]] = {}  # the five fields: {lower wire name: (key, value)}
     extra = {}
     for key, value in data.items():
@@ -918,10 +919,10 @@ def _read_face(cls, data):
     values = {lower: pair[1] for lower, pair in known.items()}
     return _face_status(cls, data, values.get("status"), values.get("createdtime"),
                         values.get("lastactiontime"), values.get("message"),
-                        values.get("resourcelocation"), extra)
+                        values.get("resourcelocation"), extra, owned)
 
 
-def _face_status(cls, data, raw, created, last, message, location, extra):
+def _face_status(cls, data, raw, created, last, message, location, extra, owned):
     if raw is None:
         raise StatusDocumentError("missing (a required field)", "status")
     status = FACE.outcome(raw)
@@ -936,25 +937,28 @@ def _face_status(cls, data, raw, created, last, message, location, extra):
                                   "resourceLocation")
     return _checked_status(status, _as_time(created, "createdTime"),
                            None if last is None else _as_time(last, "lastActionTime"),
-                           message, location, extra, raw, data, None)
+                           message, location, extra, raw, data, None, owned)
 
 
-def _checked_status(status, created, last, message, location, extra, raw, data, code):
+def _checked_status(status, created, last, message, location, extra, raw, data, code, owned):
     """An OperationStatus of fields already checked (what ``__post_init__`` would do)."""
     self = object.__new__(OperationStatus)
     _set_dict(self, "__dict__", {
         "status": status, "created_time": created, "last_action_time": last,
         "message": message, "resource_location": location,
-        "extra": _types.MappingProxyType(extra), "raw_status": raw,
-        "document": _types.MappingProxyType(dict(data)), "error_code": code})
+        "extra": _types.MappingProxyType(extra) if extra else _NO_EXTRA, "raw_status": raw,
+        "document": _types.MappingProxyType(data if owned else dict(data)), "error_code": code})
     return self
+
+
+_NO_EXTRA: Mapping[str, Any] = _types.MappingProxyType({})  # read-only: one for all
 
 
 _set_dict = object.__setattr__
 
 
-def _read_document(cls, data, vocab):
-    """A status document read under *vocab* (any but ``"face"``)."""
+def _read_document(cls, data, vocab, owned=False):
+    """A status document read under *vocab* (any but ``"face"``); *owned* as for _read_face."""
     index: Dict[str, Tuple[str, Any]] = {}
     for key, value in data.items():
         if not isinstance(key, str):
@@ -978,7 +982,7 @@ def _read_document(cls, data, vocab):
     location = location[1] if location is not None and isinstance(location[1], str) else None
     if cls is OperationStatus:  # every field checked above (the word by outcome())
         return _checked_status(status, created, updated, message, location, {}, found[1], data,
-                               code)
+                               code, owned)
     return cls(status, created, updated, message, location, raw_status=found[1], document=data,
                error_code=code)
 
@@ -1075,11 +1079,14 @@ class OperationStatus:
         if vocabulary is None or vocabulary is FACE:
             data = _load_json_object(document, max_bytes)
             if cls is OperationStatus and type(data) is dict:  # from_dict's own work, directly
-                return _read_face(cls, data)
+                return _read_face(cls, data, owned=True)
             return cls.from_dict(data)
         vocab = _vocabulary_of(vocabulary)
         limit = vocab.max_bytes if max_bytes is None else max_bytes
-        return cls.from_dict(_load_json_object(document, limit), vocabulary=vocab)
+        data = _load_json_object(document, limit)
+        if cls is OperationStatus and type(data) is dict and vocab is not FACE:
+            return _read_document(cls, data, vocab, owned=True)
+        return cls.from_dict(data, vocabulary=vocab)
 
     def to_dict(self, *, include_extra: bool = False) -> Dict[str, Any]:
         """The document in camelCase, absent optionals left out (``from_dict`` reads it back);
@@ -2638,6 +2645,23 @@ class _SharedPool:
 
 
 _SHARED_POOL = _SharedPool()
+_GATES: Any = None  # event loop -> the asyncio.Semaphore its polls' requests pass
+_ASYNC_REQUESTS = 8  # requests of one event loop's polls in its executor at once
+
+
+def _async_gate(loop):
+    """The gate of *loop*: at most _ASYNC_REQUESTS requests of its polls in its executor at
+    once (each one there costs a future, a work item and a lock)."""
+    global _GATES
+    import asyncio
+    with _LAZY_LOCK:
+        if _GATES is None:
+            import weakref
+            _GATES = weakref.WeakKeyDictionary()
+        gate = _GATES.get(loop)
+        if gate is None:
+            gate = _GATES[loop] = asyncio.Semaphore(_ASYNC_REQUESTS)
+        return gate
 
 #: Seconds of errors in a row after which a poller logs one WARNING.
 ERRORS_WARNING_AFTER = 60.0
@@ -3027,9 +3051,11 @@ class Poller:
         default executor; cancelling the task cancels the poller."""
         import asyncio
         loop = asyncio.get_event_loop()
+        gate = _async_gate(loop)
         try:
             while not self._done:
-                step = await loop.run_in_executor(None, self.step)
+                async with gate:  # thousands of polls queue here, not in the executor
+                    step = await loop.run_in_executor(None, self.step)
                 if step.status is not None:
                     yield step.status
                 if step.done:
