@@ -2629,19 +2629,26 @@ class _SharedPool:
         self._lock = _threading.Lock()
         self._http: Optional[HTTPTransport] = None
         self._users = 0
+        self._first: Any = None  # a client of the pool, whose equal settings others share
 
-    def acquire(self) -> HTTPTransport:
+    def join(self, client):
+        """Have *client* send through the pool, keeping one copy of the settings it shares."""
         with self._lock:
             if self._http is None:
                 self._http = HTTPTransport()
             self._users += 1
-            return self._http
+            http, first = self._http, self._first
+            if first is None:
+                self._first = client
+        client.share(http, first)
 
     def release(self):
         with self._lock:
             self._users -= 1
-            if self._users == 0 and self._http is not None:
-                self._http.close()
+            if self._users == 0:
+                self._first = None
+                if self._http is not None:
+                    self._http.close()
 
 
 _SHARED_POOL = _SharedPool()
@@ -3074,16 +3081,16 @@ class Poller:
     async def wait_async(self) -> OperationStatus:
         """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive
         connections (unless this poller has TLS options or a transport)."""
-        pool = None
-        if self._client.owns_transport and not self._client.explicit_tls:
-            pool = _SHARED_POOL.acquire()
-            self.share_connections(pool)
+        pooled = self._client.owns_transport and self._client.builtin and \
+            not self._client.explicit_tls
+        if pooled:
+            _SHARED_POOL.join(self._client)
         try:
             async for _status in self:
                 pass
         finally:
             self._client.close()
-            if pool is not None:
+            if pooled:
                 _SHARED_POOL.release()
         return self._final()
 

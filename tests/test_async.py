@@ -410,3 +410,22 @@ def test_several_operations_with_gather(live_sim):
     # and each ended on its own schedule: the 0.2 s one before the 0.6 s one
     assert finished[1] < finished[3] < finished[0]
     assert finished[6] - started < 0.3  # the 404 did not wait for the others
+
+
+def test_polls_running_at_once_keep_one_copy_of_their_equal_settings():
+    # poll_async's pollers join one pool: its connections, and one copy of the headers, origin
+    # and hooks they have in common (10,000 polls at once: memory per operation).
+    pool = opstatus._SharedPool()
+    clients = [opstatus._Client("https://face.example", "k" * 32, None, False, None, None, None,
+                                10.0, 1024, False) for _ in range(3)]
+    other = opstatus._Client("https://face.example", "x" * 32, None, False, None, None, None,
+                             10.0, 1024, False)
+    for client in clients + [other]:
+        pool.join(client)
+    first = clients[0]
+    assert all(c.transport is first.transport for c in clients + [other])
+    assert all(c.headers is first.headers and c.origin is first.origin for c in clients)
+    assert other.headers is not first.headers and other.headers[opstatus.KEY_HEADER] == "x" * 32
+    for _client in clients + [other]:
+        pool.release()
+    assert pool._first is None and pool._users == 0
