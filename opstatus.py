@@ -1847,9 +1847,13 @@ class HTTPTransport:
 
     def _read(self, raw, conn, origin, request, generation):
         limit = request.max_bytes
+        headers: Dict[str, str] = {}
+        for name, value in raw.getheaders():
+            name = name.lower()
+            headers[name] = headers[name] + ", " + value if name in headers else value
         try:
-            announced = int(raw.getheader("content-length", "").strip())
-        except ValueError:  # none, or not a number
+            announced = int(headers.get("content-length", "").strip())
+        except ValueError:  # none, or not a number (two of them: joined)
             announced = None
         if announced is not None and announced > limit:
             raise ResponseTooLarge(
@@ -1869,10 +1873,6 @@ class HTTPTransport:
                 % (total, total + raw.length, redact_url(request.url)),
                 sent=True, url=redact_url(request.url))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        headers = {}
-        for name, value in raw.getheaders():
-            name = name.lower()
-            headers[name] = headers[name] + ", " + value if name in headers else value
         # Only a connection whose exchange ended cleanly goes back: the whole body read, a
         # final (not 1xx) answer, no close announced.
         if raw.status >= 200 and not raw.will_close and raw.isclosed() and not conn.sock.dirty:
@@ -2534,7 +2534,7 @@ class _Client:
             if left <= 0:
                 raise NetworkError("timed out following redirects (%s)" % redact_url(url),
                                    sent=True, url=redact_url(url))
-            request = Request(method, url, dict(headers), body, timeout=left,
+            request = Request(method, url, headers, body, timeout=left,  # it copies them
                               max_bytes=self.max_bytes)
             response = self._exchange(request)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
