@@ -2652,23 +2652,31 @@ class _SharedPool:
 
 
 _SHARED_POOL = _SharedPool()
-_GATES: Any = None  # event loop -> the asyncio.Semaphore its polls' requests pass
 _ASYNC_REQUESTS = 8  # requests of one event loop's polls in its executor at once
+
+
+class _NoGate:
+    async def __aenter__(self):
+        return None
+
+    async def __aexit__(self, *exc_info):
+        return False
 
 
 def _async_gate(loop):
     """The gate of *loop*: at most _ASYNC_REQUESTS requests of its polls in its executor at
-    once (each one there costs a future, a work item and a lock)."""
-    global _GATES
-    import asyncio
-    with _LAZY_LOCK:
-        if _GATES is None:
-            import weakref
-            _GATES = weakref.WeakKeyDictionary()
-        gate = _GATES.get(loop)
-        if gate is None:
-            gate = _GATES[loop] = asyncio.Semaphore(_ASYNC_REQUESTS)
-        return gate
+    once (each one there costs a future, a work item and a lock). Kept on the loop, so that
+    it goes with it (a table of loops would keep each alive: the gate refers to its loop)."""
+    gate = getattr(loop, "_opstatus_gate", None)
+    if gate is None:
+        import asyncio
+        gate = asyncio.Semaphore(_ASYNC_REQUESTS)
+        try:
+            loop._opstatus_gate = gate  # one thread runs a loop: no race here
+        except (AttributeError, TypeError):  # a loop that takes no attribute: no gate
+            return _NoGate()
+    return gate
+
 
 #: Seconds of errors in a row after which a poller logs one WARNING.
 ERRORS_WARNING_AFTER = 60.0

@@ -429,3 +429,46 @@ def test_polls_running_at_once_keep_one_copy_of_their_equal_settings():
     for _client in clients + [other]:
         pool.release()
     assert pool._first is None and pool._users == 0
+
+
+def test_an_event_loop_sends_at_most_8_requests_of_its_polls_at_once(monkeypatch):
+    # 10,000 polls at once must not put 10,000 work items in the executor: they queue at the
+    # loop's gate. A roomy executor, so that only the gate can hold them back.
+    import concurrent.futures
+    lock, counts = threading.Lock(), {"now": 0, "peak": 0}
+
+    def step(self):
+        with lock:
+            counts["now"] += 1
+            counts["peak"] = max(counts["peak"], counts["now"])
+        time.sleep(0.02)
+        with lock:
+            counts["now"] -= 1
+        return opstatus.Step(None, None, 0.0, True)
+    monkeypatch.setattr(opstatus.Poller, "step", step)
+    pollers = [Poller("https://example.invalid/operations/%d" % i, plugins=False)
+               for i in range(30)]
+
+    async def drain(poller):
+        async for _status in poller:
+            pass
+
+    async def main():
+        asyncio.get_event_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=32))
+        await asyncio.gather(*(drain(p) for p in pollers))
+    asyncio.run(main())
+    assert 2 <= counts["peak"] <= opstatus._ASYNC_REQUESTS
+
+
+def test_the_gate_goes_with_its_event_loop():
+    import weakref
+    refs = []
+
+    async def main():
+        loop = asyncio.get_event_loop()
+        refs.append(weakref.ref(loop))
+        assert opstatus._async_gate(loop) is opstatus._async_gate(loop)
+    asyncio.run(main())
+    gc.collect()
+    assert refs[0]() is None
