@@ -300,21 +300,29 @@ def test_one_deadline_for_all(live_sim):
 def test_cancel_from_another_thread(live_sim):
     locations = start_ops(live_sim, 30, seconds=1e7)
     base = idle_baseline(live_sim)
+    polled, all_polled = set(), threading.Event()
+
+    def on_step(index, step):
+        polled.add(index)
+        if len(polled) == len(locations):
+            all_polled.set()
     watcher = Watcher(locations, endpoint=live_sim.endpoint, key=live_sim.key,
-                      max_workers=8, **LIVE)
+                      max_workers=8, on_step=on_step, **LIVE)
     cancelled_at = []
 
-    def cancel():
+    def cancel():  # once each operation has been polled (a loaded machine takes its time)
+        all_polled.wait(10)
+        time.sleep(0.05)
         cancelled_at.append(time.monotonic())
         watcher.cancel()
 
-    timer = threading.Timer(0.3, cancel)
-    timer.start()
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
     try:
         outcomes = list(watcher)
     finally:
-        timer.cancel()
-        timer.join()
+        all_polled.set()
+        canceller.join()
     ended = time.monotonic()
 
     assert cancelled_at, "the watch ended before the cancel"
