@@ -437,19 +437,40 @@ def _expect(text: str, pos: int, char: str, field: str) -> int:
 def _fraction_units(digits: str, unit: int) -> int:
     """floor(0.<digits> * unit), exact, from as few digits as decide it: once both ends of
     [n/10**k, (n+1)/10**k), for the first k digits n, give one floor, no digit can change it."""
-    k = 24
-    while k < len(digits):
+    for k in (24, 48, 96, 192, 384, 768, 1536, 3072):  # int() takes at most 4300 digits
+        if k >= len(digits):
+            return int(digits) * unit // 10 ** len(digits)
         n = int(digits[:k])
-        scale = 10 ** k
-        low = n * unit // scale
-        if low == ((n + 1) * unit - 1) // scale:
+        low = n * unit // 10 ** k
+        if low == ((n + 1) * unit - 1) // 10 ** k:
             return low
-        k *= 2
-    value = 0  # int(digits), in chunks: Python 3.11+ refuses int() of over 4300 digits
-    for start in range(0, len(digits), 1000):
-        chunk = digits[start : start + 1000]
-        value = value * 10 ** len(chunk) + int(chunk)
-    return value * unit // 10 ** len(digits)
+    # Undecided after 3072 digits (a fraction of an hour or minute that repeats): the floor is
+    # low or low + 1, and low + 1 when the digits reach those of (low + 1) / unit.
+    if low + 1 >= unit:
+        return low
+    boundary, exact = _decimal_digits(low + 1, unit, len(digits))
+    return low + 1 if digits > boundary or (digits == boundary and exact) else low
+
+
+def _decimal_digits(p: int, q: int, count: int) -> Tuple[str, bool]:
+    """The first *count* digits of p/q (0 <= p < q) after the point, and whether they are all
+    of them; found by long division until a remainder repeats (units of an hour or a minute
+    repeat one digit after a dozen), so in time independent of *count*."""
+    out: list = []
+    seen: Dict[int, int] = {}
+    while len(out) < count:
+        if p == 0:
+            return "".join(out).ljust(count, "0"), True
+        if p in seen:
+            start = seen[p]
+            cycle = "".join(out[start:])
+            text = "".join(out[:start]) + cycle * ((count - start) // len(cycle) + 1)
+            return text[:count], False
+        seen[p] = len(out)
+        p *= 10
+        out.append(str(p // q))
+        p %= q
+    return "".join(out), p == 0
 
 
 def _read_fraction(text: str, pos: int, field: str) -> Tuple[str, int]:

@@ -1124,3 +1124,30 @@ def test_week_53_exactly_in_long_years(year):
     else:
         with pytest.raises(ValueError, match="week"):
             parse_datetime(text)
+
+
+@pytest.mark.parametrize("head, tail, unit", [
+    ("000000000277777", "7" * 9000, 3600 * 10 ** 6),        # one µs in hours, never reached
+    ("000000000277777", "7" * 9000 + "8", 3600 * 10 ** 6),  # ... reached at the last digit
+    ("000000000277777", "7" * 20000 + "6", 3600 * 10 ** 6),
+    ("0000000166", "6" * 9000 + "7", 60 * 10 ** 6),          # one µs in minutes, reached
+    ("0000000166", "6" * 9000 + "5", 60 * 10 ** 6),
+])
+def test_a_fraction_undecided_for_thousands_of_digits_is_still_exact(head, tail, unit):
+    # Python 3.11+ refuses int() of over 4,300 digits: the reader must neither fail on such
+    # a fraction (a ValueError from deep inside) nor lose the microsecond it decides.
+    digits = head + tail
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if limit:
+        sys.set_int_max_str_digits(0)
+    try:
+        expected = int(digits) * unit // 10 ** len(digits)
+    finally:
+        if limit:
+            sys.set_int_max_str_digits(limit)
+    assert opstatus._fraction_units(digits, unit) == expected
+
+
+def test_an_hour_fraction_of_9000_digits_parses():
+    text = "2018-12-25T11." + "000000000277777" + "7" * 9000 + "8"
+    assert parse_datetime(text) == datetime.datetime(2018, 12, 25, 11, 0, 0, 1)
