@@ -336,6 +336,7 @@ _YEAR_ZERO = "year: 0000 is out of range 1..9999"
 _ISO_Z = _sys.version_info >= (3, 11)
 _fromisoformat = _datetime.datetime.fromisoformat
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_DateAt = Tuple[Tuple[int, int, int], int]  # the date readers' ((year, month, day), index after)
 
 
 def _read_fast_fields(text: str) -> _datetime.datetime:
@@ -483,7 +484,7 @@ def _read_fraction(text: str, pos: int, field: str) -> Tuple[str, int]:
     return text[pos + 1 : end], end
 
 
-def _read_date(text: str, extended: bool) -> Tuple[Tuple[int, int, int], int]:
+def _read_date(text: str, extended: bool) -> _DateAt:
     """The date at the start of *text*: ((year, month, day), index after it)."""
     year, pos = _read_int(text, 0, 4, "year")
     pos += extended
@@ -493,13 +494,17 @@ def _read_date(text: str, extended: bool) -> Tuple[Tuple[int, int, int], int]:
         raise _Reject(_YEAR_ZERO, 0)
     if len(text) == 4:  # YYYY alone
         return (year, 1, 1), 4
-    if text[pos + 3 : pos + 4] not in _DIGITS and _digits_end(text, pos) == pos + 3:
-        return _read_ordinal_date(text, pos, year)
-    return _read_calendar_date(text, pos, year, extended)
+    if text[pos + 3 : pos + 4] in _DIGITS or _digits_end(text, pos) != pos + 3:
+        return _read_calendar_date(text, pos, year, extended)
+    ordinal = int(text[pos : pos + 3])  # DDD, the day of the year
+    last = 366 if _is_leap(year) else 365
+    if not 1 <= ordinal <= last:
+        raise _Reject("day of year: %d is out of range 1..%d for %d" % (ordinal, last, year), pos)
+    date = _datetime.date.fromordinal(_datetime.date(year, 1, 1).toordinal() + ordinal - 1)
+    return (year, date.month, date.day), pos + 3
 
 
-def _read_calendar_date(text: str, pos: int, year: int,
-                        extended: bool) -> Tuple[Tuple[int, int, int], int]:
+def _read_calendar_date(text: str, pos: int, year: int, extended: bool) -> _DateAt:
     """MM-DD or MMDD at *pos*, or MM alone in extended format (the 1st)."""
     month_at = pos
     month, pos = _read_int(text, pos, 2, "month")
@@ -520,18 +525,7 @@ def _read_calendar_date(text: str, pos: int, year: int,
     return (year, month, day), pos
 
 
-def _read_ordinal_date(text: str, pos: int, year: int) -> Tuple[Tuple[int, int, int], int]:
-    """DDD, the day of the year, at *pos*."""
-    ordinal = int(text[pos : pos + 3])
-    last = 366 if _is_leap(year) else 365
-    if not 1 <= ordinal <= last:
-        raise _Reject("day of year: %d is out of range 1..%d for %d" % (ordinal, last, year), pos)
-    date = _datetime.date.fromordinal(_datetime.date(year, 1, 1).toordinal() + ordinal - 1)
-    return (year, date.month, date.day), pos + 3
-
-
-def _read_week_date(text: str, pos: int, year: int,
-                    extended: bool) -> Tuple[Tuple[int, int, int], int]:
+def _read_week_date(text: str, pos: int, year: int, extended: bool) -> _DateAt:
     """ww-D or wwD after the ``W`` (or ww alone: the week's Monday)."""
     week_at = pos
     week, pos = _read_int(text, pos, 2, "week")
