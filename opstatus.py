@@ -144,8 +144,7 @@ class NetworkError(OpStatusError):
 
     def __init__(self, message, *, sent=True, url=None, retryable=True):
         super().__init__(message)
-        self.sent = sent
-        self.url, self.retryable = url, retryable
+        self.sent, self.url, self.retryable = sent, url, retryable
 
 
 class ResponseTooLarge(OpStatusError):
@@ -428,13 +427,6 @@ def _read_int(text: str, pos: int, width: int, field: str) -> Tuple[int, int]:
     raise _expected("a digit", text, min(_digits_end(text, pos), pos + width - 1), field)
 
 
-def _expect(text: str, pos: int, char: str, field: str) -> int:
-    """*char* at *pos*: the index after it, or _Reject naming *field*."""
-    if text[pos : pos + 1] != char:
-        raise _expected(repr(char), text, pos, field)
-    return pos + 1
-
-
 def _fraction_units(digits: str, unit: int) -> int:
     """floor(0.<digits> * unit), exact, from as few digits as decide it: once both ends of
     [n/10**k, (n+1)/10**k), for the first k digits n, give one floor, no digit can change it."""
@@ -513,8 +505,10 @@ def _read_calendar_date(text: str, pos: int, year: int, extended: bool) -> _Date
             raise _Reject("day: expected a digit at index %d, found end of text (a year and"
                           " month alone are written YYYY-MM: YYYYMM is not ISO 8601)" % pos, pos)
         day, day_at = 1, pos
+    elif extended and text[pos] != "-":
+        raise _expected("'-'", text, pos, "day")
     else:
-        day_at = _expect(text, pos, "-", "day") if extended else pos
+        day_at = pos + extended
         day, pos = _read_int(text, day_at, 2, "day")
     if not 1 <= month <= 12:
         raise _Reject("month: %d is out of range 1..12" % month, month_at)
@@ -531,8 +525,9 @@ def _read_week_date(text: str, pos: int, year: int, extended: bool) -> _DateAt:
     week, pos = _read_int(text, pos, 2, "week")
     weekday = 1
     if pos < len(text):
-        pos = _expect(text, pos, "-", "weekday") if extended else pos
-        weekday, pos = _read_int(text, pos, 1, "weekday")
+        if extended and text[pos] != "-":
+            raise _expected("'-'", text, pos, "weekday")
+        weekday, pos = _read_int(text, pos + extended, 1, "weekday")
     if year == 0:
         raise _Reject(_YEAR_ZERO, 0)
     jan1 = _datetime.date(year, 1, 1).isoweekday()  # week 53 if it starts on a Thursday
