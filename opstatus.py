@@ -405,7 +405,6 @@ def _describe(text: str, i: int) -> str:
 
 
 def _expected(what: str, text: str, i: int, field: str = "") -> _Reject:
-    """The _Reject for *what* expected at index *i*."""
     problem = "expected %s at index %d, found %s" % (what, i, _describe(text, i))
     return _Reject(field + ": " + problem if field else problem, i)
 
