@@ -2355,7 +2355,6 @@ def _http_error(response: Response, scrub: Callable[[str], str], url: str) -> HT
     return cls(response.status, code, message, url=redact_url(url), retry_after=hint)
 
 
-
 _LAZY_LOCK = _threading.Lock()  # for what is made on first use and may be wanted by two threads
 
 
@@ -2780,21 +2779,20 @@ def _lenient_body(response):
 
 
 class Poller:
-    """Polls one operation until it ends; no threads of its own. Iterate to
-    see every status observed (the last one terminal), or call :meth:`wait`::
+    """Polls one operation until it ends, with no threads of its own. Iterate to see every
+    status observed (the last one terminal), or call :meth:`wait`::
 
         for status in Poller(location, endpoint=endpoint, key=key):
             print(status.status, status.last_action_time)
 
-    :meth:`cancel` (from any thread) stops it at the next chance. *clock*
-    (monotonic seconds), *sleep* and *random* (returning a float in [0, 1))
-    can be injected, else are looked up when used (``freezegun`` applies);
-    the time slept counts toward the deadline even if the clock stands still.
-    *plugins*: a pluggy ``PluginManager``, ``False`` (none) or ``None`` (the
-    process-wide one); an explicit *transport* or *policy* wins over plugins.
-    *vocabulary* (a :class:`Vocabulary` or a built-in's name, default
-    ``"face"``) says how the service writes its status; *max_bytes* caps a
-    response body (1 MiB for ``"face"``, else the vocabulary's cap).
+    :meth:`cancel` (from any thread) stops it at the next chance. *clock* (monotonic
+    seconds), *sleep* and *random* (a float in [0, 1)) can be injected, else are looked up
+    when used (``freezegun`` applies); time slept counts toward the deadline even if the
+    clock stands still. *plugins*: a pluggy ``PluginManager``, ``False`` (none) or ``None``
+    (the process-wide one); an explicit *transport* or *policy* wins over plugins.
+    *vocabulary* (a :class:`Vocabulary` or a built-in's name, default ``"face"``) says how
+    the service writes its status; *max_bytes* caps a response body (1 MiB for ``"face"``,
+    else the vocabulary's cap).
     """
 
     # slots: a Watcher holds thousands of pollers (a subclass may still add attributes)
@@ -2827,24 +2825,19 @@ class Poller:
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else _DEFAULT_POLICY
         self._clock, self._sleep, self._random = clock, sleep, random
-        self._on_status = on_status
-        self._cancelled = _Flag()
+        self._on_status, self._cancelled = on_status, _Flag()
         self.latest: Optional[OperationStatus] = None
         self.polls = 0  #: requests sent (each one billed by the service)
         self.errors = 0  #: transient errors met
         self.slept = 0.0  #: seconds spent waiting
-        self._start: Optional[float] = None
-        self._errors_in_row = 0
-        self._last_attempt = False  # the deadline allows no wait after the next poll
-        self._wait_limit: Optional[float] = None  # a deadline given to wait()
-        self._wait_for: Optional[float] = None
+        # _start: the deadline's clock; _wait_limit, _wait_for: a deadline given to wait();
+        # _hint: the last Retry-After; _errors_since: elapsed at the first error in a row
+        self._start = self._wait_limit = self._wait_for = self._hint = self._errors_since = None
         self._last_error: Optional[BaseException] = None
-        self._age0 = 0.0  # age of the operation when a resumed poll started
-        self._hint: Optional[float] = None
-        self._done = False
+        self._errors_in_row, self._done, self._warned = 0, False, False
+        self._last_attempt = False  # the deadline allows no wait after the next poll
         self._ever_answered = False  # an HTTP answer came since the poll began
-        self._errors_since: Optional[float] = None  # elapsed at the first error in a row
-        self._warned = False
+        self._age0 = 0.0  # age of the operation when a resumed poll started
         self._asked = 0.0  # the wait the last step asked for
         self._took = 1.0  # seconds the last request took (a guess until one is sent)
 
@@ -2922,7 +2915,6 @@ class Poller:
             raise PollCancelled("polling cancelled", self.latest)
         self.start()
         left = self._time_left()
-
         if left is not None and left <= 0.001:
             raise self._timeout(self._last_error)
         timeout = self._client.request_timeout
@@ -3057,7 +3049,6 @@ class Poller:
         return self.policy.clamp_hint(delay, self._time_left(),
                                       None if ceiling is None else min(hint, ceiling))
 
-
     def _notify(self, hook, **kwargs):
         if self._client.hooks is not None:
             self._client.hooks.notify(hook, self._client.scrub, **kwargs)
@@ -3068,7 +3059,6 @@ class Poller:
         if previous is None or previous.status is not status.status:
             self._log.info("opstatus: %s is %s", self._shown, status.status.value)
             self._notify("opstatus_status_changed", url=self.url, previous=previous, status=status)
-
         if self._on_status is not None:
             self._on_status(status)
 
