@@ -2501,8 +2501,8 @@ class _Client:
         return _checked_response(response, request, name)
 
     def _timed(self, request):
-        """The transport's answer; with DEBUG on ``opstatus.http``, one line
-        per exchange (method, redacted URL, status or error, ms; no header)."""
+        """The transport's answer; with DEBUG on ``opstatus.http``, one line per exchange
+        (method, redacted URL, status or error, ms; no header)."""
         if not _http_log.isEnabledFor(_logging.DEBUG):
             return self._transport(request)
         started = _time.perf_counter()
@@ -2522,8 +2522,8 @@ class _Client:
         return response
 
     def _exchange(self, request):
-        """Send *request*; once more if a plugin's ``opstatus_response_received``
-        says ``True`` (a POST only after a 401, which the service refused unread)."""
+        """Send *request*; once more if a plugin's ``opstatus_response_received`` says
+        ``True`` (a POST only after a 401, which the service refused unread)."""
         self._prepare(request)
         response = self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
@@ -2570,8 +2570,7 @@ class _Client:
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
     def scrub_error(self, exc):
-        """Take the secrets out of the text of *exc* and of the exceptions
-        chained to it (in place); returns *exc*."""
+        """Take the secrets out of the text of *exc* and its chained ones, in place; returns it."""
         seen = set()
         link = exc
         while link is not None and id(link) not in seen and len(seen) < 16:
@@ -2620,8 +2619,8 @@ def _call_transport(send, request, name, scrub):
 
 
 def _checked_response(response, request, name):
-    """A transport's answer held to the core's rules, checked by shape (a
-    vendored copy's plugins return the installed opstatus's Response)."""
+    """A transport's answer held to the core's rules, checked by shape (a vendored copy's
+    plugins return the installed opstatus's Response)."""
     try:
         status, headers, body = response.status, response.headers, response.body
     except AttributeError:
@@ -2704,10 +2703,10 @@ ERRORS_WARNING_AFTER = 60.0
 
 @_dataclasses.dataclass(frozen=True)
 class Step:
-    """What one :meth:`Poller.step` saw: the ``status`` read (``None`` after a
-    transient error, then in ``error``); once ``done``, ``error`` holds the
-    :class:`OperationFailed` of a failure (not raised); the ``delay`` in seconds
-    before the next step (0 once done); ``errors`` in a row so far."""
+    """What one :meth:`Poller.step` saw: the ``status`` read (``None`` after a transient
+    error, then in ``error``); once ``done``, ``error`` holds the :class:`OperationFailed` of
+    a failure (not raised); the ``delay`` in seconds before the next step (0 once done);
+    ``errors`` in a row so far."""
 
     status: Optional[OperationStatus]
     error: Optional[BaseException]
@@ -2717,9 +2716,8 @@ class Step:
 
 
 def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None):
-    """The wait before another try after *exc* (the *errors*-th in a row): a
-    plugin's, else the server's hint, else the policy's backoff, clamped.
-    Raises *exc* when it is not worth another try."""
+    """The wait before another try after *exc* (the *errors*-th in a row): a plugin's, else
+    the server's hint, else the policy's backoff, clamped; raises *exc* if not worth one."""
     if policy.max_errors is not None and errors > policy.max_errors:
         raise exc  # the caller's bound holds whatever plugins say
     hooks = client.hooks
@@ -2879,8 +2877,8 @@ class Poller:
         return PollTimeout(message, self.latest, self.timeout, cause)
 
     def _plan_wait(self, delay, cause=None):
-        """*delay*, or less when the deadline comes first: then the wait ends
-        early enough for one last request, after which the poll times out."""
+        """*delay*, or less when the deadline comes first: then the wait ends early enough
+        for one last request, after which the poll times out."""
         left = self._time_left()
         if left is not None:
             # kept for the last request: 3 times what the last took, so that a
@@ -2909,8 +2907,8 @@ class Poller:
         return self.latest is not None and self.latest.is_terminal
 
     def _attempt(self) -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]:
-        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a
-        transient error worth another try. Raises what ends the poll."""
+        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a transient error
+        worth another try. Raises what ends the poll."""
         if self._cancelled.is_set():
             raise PollCancelled("polling cancelled", self.latest)
         self.start()
@@ -2972,8 +2970,8 @@ class Poller:
         self._hint = parse_retry_after(response.headers)
 
     def _erring(self, exc):
-        """Bookkeeping of a transient error: one WARNING once errors have lasted
-        a minute; a short bound while the address has never answered."""
+        """Bookkeeping of a transient error: one WARNING once errors have lasted a minute; a
+        short bound while the address has never answered."""
         now = self._elapsed()
         if self._errors_since is None:
             self._errors_since = now
@@ -3004,9 +3002,9 @@ class Poller:
         return self._limit() if self._start is None else self._time_left()
 
     def step(self) -> Step:
-        """Send one request; return a :class:`Step`: what it saw and when to
-        come back. Raises what ends the poll (the deadline, :meth:`cancel`,
-        an error not worth another try); the plugins hear of every end."""
+        """Send one request; return a :class:`Step`: what it saw and when to come back.
+        Raises what ends the poll (the deadline, :meth:`cancel`, an error not worth another
+        try); the plugins hear of every end."""
         if self._done:
             return Step(self.latest, None, 0.0, True)
         # the wait the last step asked for has passed, whatever the clock says
@@ -3073,8 +3071,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def __aiter__(self):
-        """``async for status in poller``: the requests run in the event loop's
-        default executor; cancelling the task cancels the poller."""
+        """``async for status in poller``: the requests run in the event loop's default
+        executor; cancelling the task cancels the poller."""
         import asyncio
         loop = asyncio.get_event_loop()
         gate = _async_gate(loop)
@@ -3098,8 +3096,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self) -> OperationStatus:
-        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive
-        connections (unless this poller has TLS options or a transport)."""
+        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive connections
+        (unless this poller has TLS options or a transport)."""
         pooled = self._client.owns_transport and self._client.builtin and \
             not self._client.explicit_tls
         if pooled:
@@ -3116,9 +3114,8 @@ class Poller:
     def wait(self, timeout: Optional[float] = None) -> OperationStatus:
         """Poll to the end and return the final status if it succeeded; raise
         :class:`OperationFailed`, :class:`PollTimeout`, :class:`PollCancelled`,
-        :class:`HTTPError`, :class:`NetworkError` or :class:`StatusDocumentError`.
-        *timeout* bounds this call only: after its :class:`PollTimeout` the
-        poller can be waited on again."""
+        :class:`HTTPError`, :class:`NetworkError` or :class:`StatusDocumentError`. *timeout*
+        bounds this call only: after its :class:`PollTimeout` the poller can wait again."""
         if timeout is not None:
             if _finite_delay(timeout, float("inf")) is None:
                 raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
@@ -3146,11 +3143,11 @@ class Poller:
     # -- resume tokens -------------------------------------------------------
 
     def resume_token(self) -> str:
-        """A small JSON token from which :meth:`from_resume_token` carries on
-        after a restart: URL, endpoint, created time, schedule state; never a
-        secret, never pickle; sealed with an HMAC keyed by the key (if any).
-        ``ValueError`` for a URL whose query may carry a credential (``sig=``,
-        ``key=``, ``token=``...) and for a vocabulary that is not built in."""
+        """A small JSON token from which :meth:`from_resume_token` carries on after a
+        restart: URL, endpoint, created time, schedule state; never a secret, never pickle;
+        sealed with an HMAC keyed by the key (if any). ``ValueError`` for a URL whose query
+        may carry a credential (``sig=``, ``key=``, ``token=``...) and for a vocabulary that
+        is not built in."""
         query = self.url.partition("?")[2]
         if "#" in self.url or _QUERY_SECRET.search(query):
             raise ValueError("the operation URL has a query string that may carry a "
@@ -3176,10 +3173,9 @@ class Poller:
     @classmethod
     def from_resume_token(cls, token: str, *, key: Optional[str] = None,
                           endpoint: Optional[str] = None, **options: Any) -> Poller:
-        """A poller that carries on from :meth:`resume_token`. The token is
-        checked (type, version, fields, seal with *key*) and its URL held to
-        the rules of a new one; an *endpoint* given must be the token's
-        origin. Raises :class:`ResumeTokenError`."""
+        """A poller that carries on from :meth:`resume_token`. The token is checked (type,
+        version, fields, seal with *key*) and its URL held to the rules of a new one; an
+        *endpoint* given must be the token's origin. Raises :class:`ResumeTokenError`."""
         doc = _read_token(token, key)
         token_endpoint = doc["endpoint"]
         if key is None and endpoint is None:
@@ -3205,9 +3201,9 @@ class Poller:
         return poller
 
     def share_connections(self, other):
-        """Use the kept-alive connections of *other* (a :class:`Poller` of the
-        same service, or an :class:`HTTPTransport`) when this poller uses the
-        built-in transport; *other* stays in charge of closing them."""
+        """Use the kept-alive connections of *other* (a :class:`Poller` of the same service,
+        or an :class:`HTTPTransport`) when this poller uses the built-in transport; *other*
+        stays in charge of closing them."""
         if isinstance(other, HTTPTransport):
             self._client.share(other)
         else:
@@ -3247,12 +3243,11 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
          **options) -> OperationStatus:
     """Poll an operation until it ends and return its final status.
 
-    *operation_location* is the ``Operation-Location`` of the 202 that
-    started it, absolute or relative to the API base of *endpoint*. *key* is
-    sent as ``Ocp-Apim-Subscription-Key``, *headers* adds others; secrets go
-    only to the endpoint's origin. Other keyword arguments are those of
-    :class:`Poller`. Raises as :meth:`Poller.wait` does, or
-    :class:`UnsafeURLError`.
+    *operation_location* is the ``Operation-Location`` of the 202 that started it, absolute
+    or relative to the API base of *endpoint*. *key* is sent as
+    ``Ocp-Apim-Subscription-Key``, *headers* adds others; secrets go only to the endpoint's
+    origin. Other keyword arguments are those of :class:`Poller`. Raises as
+    :meth:`Poller.wait` does, or :class:`UnsafeURLError`.
     """
     return Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                   timeout=timeout, **options).wait()
@@ -3260,8 +3255,8 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
 
 async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
                      timeout=DEFAULT_TIMEOUT, **options) -> OperationStatus:
-    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests
-    run in its default executor) and cancelling the task stops the poll."""
+    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests run in its
+    default executor) and cancelling the task stops the poll."""
     poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                     timeout=timeout, **options)
     return await poller.wait_async()
