@@ -3337,10 +3337,9 @@ def _check_object_id(value, name="object_id"):
 
 def _send_start(client, method, url, body, content_type, *, timeout, policy=None, clock=None,
                 sleep=None, random=None, accept=(202,)):
-    """Send the request that starts an operation until an answer in *accept*
-    comes; again only when the service surely did not act on it (the request
-    never left, or a 429), with the policy's waits and the retry hooks,
-    within *timeout* seconds (:class:`PollTimeout` after)."""
+    """Send the request that starts an operation until an answer in *accept* comes; again
+    only when the service surely did not act on it (the request never left, or a 429), with
+    the policy's waits and the retry hooks, within *timeout* seconds (then PollTimeout)."""
     if _finite_delay(timeout, float("inf")) is None:
         raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
     policy = policy if policy is not None else RetryPolicy()
@@ -3408,16 +3407,15 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
                     ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                     timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
                     random=None, plugins=None, content_type=None) -> Optional[str]:
-    """Send the request that starts a long-running operation of any Azure
-    service; return the URL to poll (with the same *vocabulary*), or ``None``
-    when the service finished at once (a 200 or 201 without one).
+    """Send the request that starts a long-running operation of any Azure service; return
+    the URL to poll (with the same *vocabulary*), or ``None`` when the service finished at
+    once (a 200 or 201 without one).
 
-    *url* is absolute, or relative to *endpoint* as a browser resolves it.
-    The body is *json* (any JSON value) or *data* (bytes, sent as
-    ``application/octet-stream`` unless *content_type* says otherwise), at
-    most :data:`MAX_REQUEST_BYTES`. The URL to poll comes from the
-    vocabulary's headers, made absolute and held to the same origin rules as
-    every URL that gets a secret. Retried as :func:`take_snapshot` is.
+    *url* is absolute, or relative to *endpoint* as a browser resolves it. The body is
+    *json* (any JSON value) or *data* (bytes, sent as ``application/octet-stream`` unless
+    *content_type* says otherwise), at most :data:`MAX_REQUEST_BYTES`. The URL to poll comes
+    from the vocabulary's headers, made absolute and held to the origin rules of every URL
+    that gets a secret. Retried as :func:`take_snapshot` is.
     """
     vocab = _vocabulary_of(vocabulary)
     if json is not None and data is not None:
@@ -3484,14 +3482,13 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
                   random=None, plugins=None) -> str:
     """Start taking a snapshot of a face list or person group.
 
-    ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's
-    ``Operation-Location``, to give to :func:`poll` with the same endpoint
-    and key. *apply_scope* lists the subscription ids (UUIDs) that may apply
-    it, each once. The input is checked before anything is sent
-    (``ValueError``). Sent again only when the service surely did not act on
-    it (the request never left, or a 429), with the waits of *policy* and the
-    retry hooks, all within *timeout* seconds (:class:`PollTimeout` after).
-    *clock*, *sleep* and *random* can be injected as for :class:`Poller`.
+    ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's ``Operation-Location``,
+    to give to :func:`poll` with the same endpoint and key. *apply_scope* lists the
+    subscription ids (UUIDs) that may apply it, each once. The input is checked before
+    anything is sent (``ValueError``). Sent again only when the service surely did not act
+    on it (the request never left, or a 429), with the waits of *policy* and the retry
+    hooks, all within *timeout* seconds (:class:`PollTimeout` after). *clock*, *sleep* and
+    *random* can be injected as for :class:`Poller`.
     """
     kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
     if not isinstance(object_type, str) or object_type.lower() not in kinds:
@@ -3527,8 +3524,7 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
     """Start applying snapshot *snapshot_id* to a new object *object_id*.
 
     ``POST {endpoint}/face/v1.0/snapshots/{snapshot_id}/apply``; returns the
-    ``Operation-Location``, and retries, as :func:`take_snapshot` does.
-    """
+    ``Operation-Location``, and retries, as :func:`take_snapshot` does."""
     if not isinstance(snapshot_id, str) or not _SNAPSHOT_ID.fullmatch(snapshot_id):
         raise ValueError("snapshot_id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' "
                          "and '_', not %s" % _short_repr(snapshot_id))
@@ -3568,9 +3564,9 @@ DEFAULT_WORKERS = 8
 
 @_dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How one operation watched by a :class:`Watcher` ended: ``index`` in
-    the list given, the final (or last seen) ``status``, and ``error``:
-    ``None`` on success, else the exception :func:`poll` would have raised."""
+    """How one operation watched by a :class:`Watcher` ended: ``index`` in the list given,
+    the final (or last seen) ``status``, and ``error``: ``None`` on success, else the
+    exception :func:`poll` would have raised."""
 
     index: int
     location: str
@@ -3633,19 +3629,18 @@ class _Workers:
 
 
 class Watcher:
-    """Watch many operations at once with a few threads; outcomes come out as
-    operations end, like ``concurrent.futures.as_completed``::
+    """Watch many operations at once with a few threads; outcomes come out as operations
+    end, like ``concurrent.futures.as_completed``::
 
         for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
-    Each operation keeps its own schedule; requests run on at most
-    *max_workers* threads over shared kept-alive connections, at most
-    *max_rate* a second (every poll is billed). One *timeout* holds for all;
-    :meth:`cancel` stops all (from any thread); a failure of one does not stop
-    the others. *on_status* is called as ``on_status(index, status)``,
-    *on_step* as ``on_step(index, step)``; other keyword arguments are those
-    of :class:`Poller`.
+    Each operation keeps its own schedule; requests run on at most *max_workers* threads
+    over shared kept-alive connections, at most *max_rate* a second (every poll is billed).
+    One *timeout* holds for all; :meth:`cancel` stops all (from any thread); a failure of
+    one does not stop the others. *on_status* is called as ``on_status(index, status)``,
+    *on_step* as ``on_step(index, step)``; other keyword arguments are those of
+    :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
