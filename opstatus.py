@@ -2395,8 +2395,7 @@ class _Client:
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
                  request_timeout, max_bytes, plugins=None):
-        self.allow_http = bool(allow_http)
-        self.endpoint = endpoint
+        self.allow_http, self.endpoint = bool(allow_http), endpoint
         self.origin: Optional[Tuple[str, str, int]] = None
         if endpoint is not None:
             api_base(endpoint, allow_http=self.allow_http)  # validates it
@@ -2413,8 +2412,7 @@ class _Client:
         self.explicit_transport = transport
         # with a caller's cafile or ssl_context, transport plugins are not consulted
         self.explicit_tls = ssl_context is not None or cafile is not None
-        # the built-in transport (when no transport is given): made on first use, unless TLS
-        # options are to be checked now; a Watcher's pollers share the first one's instead
+        # the built-in transport (no transport given): made on first use, or now to check TLS
         self.builtin = transport is None
         self._http = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if self.builtin and self.explicit_tls else None
@@ -2571,8 +2569,7 @@ class _Client:
 
     def scrub_error(self, exc):
         """Take the secrets out of the text of *exc* and its chained ones, in place; returns it."""
-        seen = set()
-        link = exc
+        seen, link = set(), exc
         while link is not None and id(link) not in seen and len(seen) < 16:
             seen.add(id(link))
             try:
@@ -2962,11 +2959,8 @@ class Poller:
         """The service answered with a status: the errors in a row end."""
         if self._warned:
             self._log.info("opstatus: %s answers again", self._shown)
-        self._ever_answered = True
-        self._errors_in_row = 0
-        self._errors_since = None
-        self._warned = False
-        self._last_error = None
+        self._ever_answered, self._errors_in_row, self._errors_since = True, 0, None
+        self._warned, self._last_error = False, None
         self._hint = parse_retry_after(response.headers)
 
     def _erring(self, exc):
@@ -3127,8 +3121,7 @@ class Poller:
             for _status in self:
                 pass
         finally:
-            self._wait_limit = None
-            self._last_attempt = False
+            self._wait_limit, self._last_attempt = None, False
             self._client.close()
         return self._final()
 
@@ -3423,16 +3416,15 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
     vocab = _vocabulary_of(vocabulary)
     if json is not None and data is not None:
         raise ValueError("give json= or data=, not both")
+    body: Optional[bytes] = None
     if json is not None:
-        body: Optional[bytes] = _json.dumps(json).encode("utf-8")
+        body = _json.dumps(json).encode("utf-8")
         content_type = content_type or "application/json; charset=utf-8"
     elif data is not None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes, not %s" % type(data).__name__)
         body = bytes(data)
         content_type = content_type or "application/octet-stream"
-    else:
-        body = None
     if body is not None and len(body) > MAX_REQUEST_BYTES:
         raise ValueError("the body is %d bytes, more than the cap of %d"
                          % (len(body), MAX_REQUEST_BYTES))
@@ -3647,9 +3639,8 @@ class Watcher:
         if max_rate is not None and (isinstance(max_rate, bool) or not isinstance(
                 max_rate, (int, float)) or not 0 < max_rate < float("inf")):
             raise ValueError("max_rate must be None or a number of requests per second > 0")
-        self.max_rate = max_rate
+        self.max_rate, self.max_workers = max_rate, max_workers
         self.locations = list(locations)
-        self.max_workers = max_workers
         self._clock, self._sleep, self._on_step = clock, sleep, on_step
         self._cancelled = _threading.Event()
         self.pollers: list = []
