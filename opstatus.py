@@ -3370,16 +3370,13 @@ def _send_start(client, method, url, body, content_type, *, timeout, policy=None
             (sleep if sleep is not None else _time.sleep)(wait)
 
 
-def _start_operation(path, payload, args):
-    """POST a Face snapshot request, given the arguments of :func:`take_snapshot` or
-    :func:`apply_snapshot` (their ``locals()``); the Operation-Location of its 202."""
-    endpoint, allow_http = args["endpoint"], args["allow_http"]
+def _start_operation(endpoint, key, path, payload, *, headers, allow_http, transport,
+                     ssl_context, cafile, request_timeout, **retry):
+    """POST a Face snapshot request; the Operation-Location of its 202."""
     if endpoint is None:
         raise ValueError("endpoint is required")
-    client = _Client(endpoint, args["key"], args["headers"], allow_http, args["transport"],
-                     args["ssl_context"], args["cafile"], args["request_timeout"],
-                     MAX_RESPONSE_BYTES, args["plugins"])
-    retry = {name: args[name] for name in ("timeout", "policy", "clock", "sleep", "random")}
+    client = _Client(endpoint, key, headers, allow_http, transport, ssl_context, cafile,
+                     request_timeout, MAX_RESPONSE_BYTES, retry.pop("plugins", None))
     url = api_base(endpoint, allow_http=allow_http) + path
     try:
         response = _send_start(client, "POST", url, _json.dumps(payload).encode("utf-8"),
@@ -3504,7 +3501,11 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
         if not isinstance(user_data, str) or len(user_data) > MAX_USER_DATA:
             raise ValueError("user_data must be a str of at most %d characters" % MAX_USER_DATA)
         payload["userData"] = user_data
-    return _start_operation("/snapshots", payload, locals())
+    return _start_operation(endpoint, key, "/snapshots", payload, headers=headers,
+                            allow_http=allow_http, transport=transport, ssl_context=ssl_context,
+                            cafile=cafile, request_timeout=request_timeout, timeout=timeout,
+                            policy=policy, clock=clock, sleep=sleep, random=random,
+                            plugins=plugins)
 
 
 def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", headers=None,
@@ -3521,8 +3522,12 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
     _check_object_id(object_id)
     if mode != "CreateNew":
         raise ValueError("mode must be 'CreateNew' (the only mode the service has)")
-    return _start_operation("/snapshots/%s/apply" % snapshot_id,
-                            {"objectId": object_id, "mode": mode}, locals())
+    return _start_operation(endpoint, key, "/snapshots/%s/apply" % snapshot_id,
+                            {"objectId": object_id, "mode": mode}, headers=headers,
+                            allow_http=allow_http, transport=transport, ssl_context=ssl_context,
+                            cafile=cafile, request_timeout=request_timeout, timeout=timeout,
+                            policy=policy, clock=clock, sleep=sleep, random=random,
+                            plugins=plugins)
 
 
 ###############################################################################
