@@ -2343,7 +2343,6 @@ def _http_error(response: Response, scrub: Callable[[str], str], url: str) -> HT
     return cls(response.status, code, message, url=redact_url(url), retry_after=hint)
 
 
-
 _LAZY_LOCK = _threading.Lock()  # for what is made on first use and may be wanted by two threads
 
 
@@ -2384,8 +2383,7 @@ class _Client:
 
     def __init__(self, endpoint, key, headers, allow_http, transport, ssl_context, cafile,
                  request_timeout, max_bytes, plugins=None):
-        self.allow_http = bool(allow_http)
-        self.endpoint = endpoint
+        self.allow_http, self.endpoint = bool(allow_http), endpoint
         self.origin: Optional[Tuple[str, str, int]] = None
         if endpoint is not None:
             api_base(endpoint, allow_http=self.allow_http)  # validates it
@@ -2402,8 +2400,7 @@ class _Client:
         self.explicit_transport = transport
         # with a caller's cafile or ssl_context, transport plugins are not consulted
         self.explicit_tls = ssl_context is not None or cafile is not None
-        # the built-in transport (when no transport is given): made on first use, unless TLS
-        # options are to be checked now; a Watcher's pollers share the first one's instead
+        # the built-in transport (no transport given): made on first use, or now to check TLS
         self.builtin = transport is None
         self._http = HTTPTransport(ssl_context=ssl_context, cafile=cafile) \
             if self.builtin and self.explicit_tls else None
@@ -2490,8 +2487,8 @@ class _Client:
         return _checked_response(response, request, name)
 
     def _timed(self, request):
-        """The transport's answer; with DEBUG on ``opstatus.http``, one line
-        per exchange (method, redacted URL, status or error, ms; no header)."""
+        """The transport's answer; with DEBUG on ``opstatus.http``, one line per exchange
+        (method, redacted URL, status or error, ms; no header)."""
         if not _http_log.isEnabledFor(_logging.DEBUG):
             return self._transport(request)
         started = _time.perf_counter()
@@ -2511,8 +2508,8 @@ class _Client:
         return response
 
     def _exchange(self, request):
-        """Send *request*; once more if a plugin's ``opstatus_response_received``
-        says ``True`` (a POST only after a 401, which the service refused unread)."""
+        """Send *request*; once more if a plugin's ``opstatus_response_received`` says
+        ``True`` (a POST only after a 401, which the service refused unread)."""
         self._prepare(request)
         response = self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
@@ -2559,10 +2556,8 @@ class _Client:
         raise HTTPError(response.status, None, "too many redirects", url=redact_url(url))
 
     def scrub_error(self, exc):
-        """Take the secrets out of the text of *exc* and of the exceptions
-        chained to it (in place); returns *exc*."""
-        seen = set()
-        link = exc
+        """Take the secrets out of the text of *exc* and its chained ones, in place; returns it."""
+        seen, link = set(), exc
         while link is not None and id(link) not in seen and len(seen) < 16:
             seen.add(id(link))
             try:
@@ -2609,8 +2604,8 @@ def _call_transport(send, request, name, scrub):
 
 
 def _checked_response(response, request, name):
-    """A transport's answer held to the core's rules, checked by shape (a
-    vendored copy's plugins return the installed opstatus's Response)."""
+    """A transport's answer held to the core's rules, checked by shape (a vendored copy's
+    plugins return the installed opstatus's Response)."""
     try:
         status, headers, body = response.status, response.headers, response.body
     except AttributeError:
@@ -2693,10 +2688,10 @@ ERRORS_WARNING_AFTER = 60.0
 
 @_dataclasses.dataclass(frozen=True)
 class Step:
-    """What one :meth:`Poller.step` saw: the ``status`` read (``None`` after a
-    transient error, then in ``error``); once ``done``, ``error`` holds the
-    :class:`OperationFailed` of a failure (not raised); the ``delay`` in seconds
-    before the next step (0 once done); ``errors`` in a row so far."""
+    """What one :meth:`Poller.step` saw: the ``status`` read (``None`` after a transient
+    error, then in ``error``); once ``done``, ``error`` holds the :class:`OperationFailed` of
+    a failure (not raised); the ``delay`` in seconds before the next step (0 once done);
+    ``errors`` in a row so far."""
 
     status: Optional[OperationStatus]
     error: Optional[BaseException]
@@ -2706,9 +2701,8 @@ class Step:
 
 
 def _retry_wait(client, policy, url, exc, errors, rand, time_left, ceiling=None):
-    """The wait before another try after *exc* (the *errors*-th in a row): a
-    plugin's, else the server's hint, else the policy's backoff, clamped.
-    Raises *exc* when it is not worth another try."""
+    """The wait before another try after *exc* (the *errors*-th in a row): a plugin's, else
+    the server's hint, else the policy's backoff, clamped; raises *exc* if not worth one."""
     if policy.max_errors is not None and errors > policy.max_errors:
         raise exc  # the caller's bound holds whatever plugins say
     hooks = client.hooks
@@ -2768,21 +2762,20 @@ def _lenient_body(response):
 
 
 class Poller:
-    """Polls one operation until it ends; no threads of its own. Iterate to
-    see every status observed (the last one terminal), or call :meth:`wait`::
+    """Polls one operation until it ends, with no threads of its own. Iterate to see every
+    status observed (the last one terminal), or call :meth:`wait`::
 
         for status in Poller(location, endpoint=endpoint, key=key):
             print(status.status, status.last_action_time)
 
-    :meth:`cancel` (from any thread) stops it at the next chance. *clock*
-    (monotonic seconds), *sleep* and *random* (returning a float in [0, 1))
-    can be injected, else are looked up when used (``freezegun`` applies);
-    the time slept counts toward the deadline even if the clock stands still.
-    *plugins*: a pluggy ``PluginManager``, ``False`` (none) or ``None`` (the
-    process-wide one); an explicit *transport* or *policy* wins over plugins.
-    *vocabulary* (a :class:`Vocabulary` or a built-in's name, default
-    ``"face"``) says how the service writes its status; *max_bytes* caps a
-    response body (1 MiB for ``"face"``, else the vocabulary's cap).
+    :meth:`cancel` (from any thread) stops it at the next chance. *clock* (monotonic
+    seconds), *sleep* and *random* (a float in [0, 1)) can be injected, else are looked up
+    when used (``freezegun`` applies); time slept counts toward the deadline even if the
+    clock stands still. *plugins*: a pluggy ``PluginManager``, ``False`` (none) or ``None``
+    (the process-wide one); an explicit *transport* or *policy* wins over plugins.
+    *vocabulary* (a :class:`Vocabulary` or a built-in's name, default ``"face"``) says how
+    the service writes its status; *max_bytes* caps a response body (1 MiB for ``"face"``,
+    else the vocabulary's cap).
     """
 
     # slots: a Watcher holds thousands of pollers (a subclass may still add attributes)
@@ -2815,24 +2808,19 @@ class Poller:
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else _DEFAULT_POLICY
         self._clock, self._sleep, self._random = clock, sleep, random
-        self._on_status = on_status
-        self._cancelled = _Flag()
+        self._on_status, self._cancelled = on_status, _Flag()
         self.latest: Optional[OperationStatus] = None
         self.polls = 0  #: requests sent (each one billed by the service)
         self.errors = 0  #: transient errors met
         self.slept = 0.0  #: seconds spent waiting
-        self._start: Optional[float] = None
-        self._errors_in_row = 0
-        self._last_attempt = False  # the deadline allows no wait after the next poll
-        self._wait_limit: Optional[float] = None  # a deadline given to wait()
-        self._wait_for: Optional[float] = None
+        # _start: the deadline's clock; _wait_limit, _wait_for: a deadline given to wait();
+        # _hint: the last Retry-After; _errors_since: elapsed at the first error in a row
+        self._start = self._wait_limit = self._wait_for = self._hint = self._errors_since = None
         self._last_error: Optional[BaseException] = None
-        self._age0 = 0.0  # age of the operation when a resumed poll started
-        self._hint: Optional[float] = None
-        self._done = False
+        self._errors_in_row, self._done, self._warned = 0, False, False
+        self._last_attempt = False  # the deadline allows no wait after the next poll
         self._ever_answered = False  # an HTTP answer came since the poll began
-        self._errors_since: Optional[float] = None  # elapsed at the first error in a row
-        self._warned = False
+        self._age0 = 0.0  # age of the operation when a resumed poll started
         self._asked = 0.0  # the wait the last step asked for
         self._took = 1.0  # seconds the last request took (a guess until one is sent)
 
@@ -2874,12 +2862,11 @@ class Poller:
         return PollTimeout(message, self.latest, self.timeout, cause)
 
     def _plan_wait(self, delay, cause=None):
-        """*delay*, or less when the deadline comes first: then the wait ends
-        early enough for one last request, after which the poll times out."""
+        """*delay*, or less when the deadline comes first: then the wait ends early enough
+        for one last request, after which the poll times out."""
         left = self._time_left()
         if left is not None:
-            # kept for the last request: 3 times what the last took, so that a
-            # fast failure does not end the poll long before its deadline
+            # kept for the last request: 3 times what the last took (little when it was fast)
             reserve = min(1.0, self._client.request_timeout, left / 2.0,
                           max(0.2, 3.0 * self._took))
             if self._last_attempt or left <= 0.001:
@@ -2904,13 +2891,12 @@ class Poller:
         return self.latest is not None and self.latest.is_terminal
 
     def _attempt(self) -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]:
-        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a
-        transient error worth another try. Raises what ends the poll."""
+        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a transient error
+        worth another try. Raises what ends the poll."""
         if self._cancelled.is_set():
             raise PollCancelled("polling cancelled", self.latest)
         self.start()
         left = self._time_left()
-
         if left is not None and left <= 0.001:
             raise self._timeout(self._last_error)
         timeout = self._client.request_timeout
@@ -2960,16 +2946,13 @@ class Poller:
         """The service answered with a status: the errors in a row end."""
         if self._warned:
             self._log.info("opstatus: %s answers again", self._shown)
-        self._ever_answered = True
-        self._errors_in_row = 0
-        self._errors_since = None
-        self._warned = False
-        self._last_error = None
+        self._ever_answered, self._errors_in_row, self._errors_since = True, 0, None
+        self._warned, self._last_error = False, None
         self._hint = parse_retry_after(response.headers)
 
     def _erring(self, exc):
-        """Bookkeeping of a transient error: one WARNING once errors have lasted
-        a minute; a short bound while the address has never answered."""
+        """Bookkeeping of a transient error: one WARNING once errors have lasted a minute; a
+        short bound while the address has never answered."""
         now = self._elapsed()
         if self._errors_since is None:
             self._errors_since = now
@@ -3000,9 +2983,9 @@ class Poller:
         return self._limit() if self._start is None else self._time_left()
 
     def step(self) -> Step:
-        """Send one request; return a :class:`Step`: what it saw and when to
-        come back. Raises what ends the poll (the deadline, :meth:`cancel`,
-        an error not worth another try); the plugins hear of every end."""
+        """Send one request; return a :class:`Step`: what it saw and when to come back.
+        Raises what ends the poll (the deadline, :meth:`cancel`, an error not worth another
+        try); the plugins hear of every end."""
         if self._done:
             return Step(self.latest, None, 0.0, True)
         # the wait the last step asked for has passed, whatever the clock says
@@ -3045,7 +3028,6 @@ class Poller:
         return self.policy.clamp_hint(delay, self._time_left(),
                                       None if ceiling is None else min(hint, ceiling))
 
-
     def _notify(self, hook, **kwargs):
         if self._client.hooks is not None:
             self._client.hooks.notify(hook, self._client.scrub, **kwargs)
@@ -3056,7 +3038,6 @@ class Poller:
         if previous is None or previous.status is not status.status:
             self._log.info("opstatus: %s is %s", self._shown, status.status.value)
             self._notify("opstatus_status_changed", url=self.url, previous=previous, status=status)
-
         if self._on_status is not None:
             self._on_status(status)
 
@@ -3071,8 +3052,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def __aiter__(self):
-        """``async for status in poller``: the requests run in the event loop's
-        default executor; cancelling the task cancels the poller."""
+        """``async for status in poller``: the requests run in the event loop's default
+        executor; cancelling the task cancels the poller."""
         import asyncio
         loop = asyncio.get_event_loop()
         gate = _async_gate(loop)
@@ -3096,8 +3077,8 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self) -> OperationStatus:
-        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive
-        connections (unless this poller has TLS options or a transport)."""
+        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive connections
+        (unless this poller has TLS options or a transport)."""
         pooled = self._client.owns_transport and self._client.builtin and \
             not self._client.explicit_tls
         if pooled:
@@ -3114,9 +3095,8 @@ class Poller:
     def wait(self, timeout: Optional[float] = None) -> OperationStatus:
         """Poll to the end and return the final status if it succeeded; raise
         :class:`OperationFailed`, :class:`PollTimeout`, :class:`PollCancelled`,
-        :class:`HTTPError`, :class:`NetworkError` or :class:`StatusDocumentError`.
-        *timeout* bounds this call only: after its :class:`PollTimeout` the
-        poller can be waited on again."""
+        :class:`HTTPError`, :class:`NetworkError` or :class:`StatusDocumentError`. *timeout*
+        bounds this call only: after its :class:`PollTimeout` the poller can wait again."""
         if timeout is not None:
             if _finite_delay(timeout, float("inf")) is None:
                 raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
@@ -3128,8 +3108,7 @@ class Poller:
             for _status in self:
                 pass
         finally:
-            self._wait_limit = None
-            self._last_attempt = False
+            self._wait_limit, self._last_attempt = None, False
             self._client.close()
         return self._final()
 
@@ -3144,11 +3123,11 @@ class Poller:
     # -- resume tokens -------------------------------------------------------
 
     def resume_token(self) -> str:
-        """A small JSON token from which :meth:`from_resume_token` carries on
-        after a restart: URL, endpoint, created time, schedule state; never a
-        secret, never pickle; sealed with an HMAC keyed by the key (if any).
-        ``ValueError`` for a URL whose query may carry a credential (``sig=``,
-        ``key=``, ``token=``...) and for a vocabulary that is not built in."""
+        """A small JSON token from which :meth:`from_resume_token` carries on after a
+        restart: URL, endpoint, created time, schedule state; never a secret, never pickle;
+        sealed with an HMAC keyed by the key (if any). ``ValueError`` for a URL whose query
+        may carry a credential (``sig=``, ``key=``, ``token=``...) and for a vocabulary that
+        is not built in."""
         query = self.url.partition("?")[2]
         if "#" in self.url or _QUERY_SECRET.search(query):
             raise ValueError("the operation URL has a query string that may carry a "
@@ -3174,10 +3153,9 @@ class Poller:
     @classmethod
     def from_resume_token(cls, token: str, *, key: Optional[str] = None,
                           endpoint: Optional[str] = None, **options: Any) -> Poller:
-        """A poller that carries on from :meth:`resume_token`. The token is
-        checked (type, version, fields, seal with *key*) and its URL held to
-        the rules of a new one; an *endpoint* given must be the token's
-        origin. Raises :class:`ResumeTokenError`."""
+        """A poller that carries on from :meth:`resume_token`. The token is checked (type,
+        version, fields, seal with *key*) and its URL held to the rules of a new one; an
+        *endpoint* given must be the token's origin. Raises :class:`ResumeTokenError`."""
         doc = _read_token(token, key)
         token_endpoint = doc["endpoint"]
         if key is None and endpoint is None:
@@ -3203,9 +3181,9 @@ class Poller:
         return poller
 
     def share_connections(self, other):
-        """Use the kept-alive connections of *other* (a :class:`Poller` of the
-        same service, or an :class:`HTTPTransport`) when this poller uses the
-        built-in transport; *other* stays in charge of closing them."""
+        """Use the kept-alive connections of *other* (a :class:`Poller` of the same service,
+        or an :class:`HTTPTransport`) when this poller uses the built-in transport; *other*
+        stays in charge of closing them."""
         if isinstance(other, HTTPTransport):
             self._client.share(other)
         else:
@@ -3245,12 +3223,11 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
          **options) -> OperationStatus:
     """Poll an operation until it ends and return its final status.
 
-    *operation_location* is the ``Operation-Location`` of the 202 that
-    started it, absolute or relative to the API base of *endpoint*. *key* is
-    sent as ``Ocp-Apim-Subscription-Key``, *headers* adds others; secrets go
-    only to the endpoint's origin. Other keyword arguments are those of
-    :class:`Poller`. Raises as :meth:`Poller.wait` does, or
-    :class:`UnsafeURLError`.
+    *operation_location* is the ``Operation-Location`` of the 202 that started it, absolute
+    or relative to the API base of *endpoint*. *key* is sent as
+    ``Ocp-Apim-Subscription-Key``, *headers* adds others; secrets go only to the endpoint's
+    origin. Other keyword arguments are those of :class:`Poller`. Raises as
+    :meth:`Poller.wait` does, or :class:`UnsafeURLError`.
     """
     return Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                   timeout=timeout, **options).wait()
@@ -3258,8 +3235,8 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
 
 async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
                      timeout=DEFAULT_TIMEOUT, **options) -> OperationStatus:
-    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests
-    run in its default executor) and cancelling the task stops the poll."""
+    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests run in its
+    default executor) and cancelling the task stops the poll."""
     poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                     timeout=timeout, **options)
     return await poller.wait_async()
@@ -3340,10 +3317,9 @@ def _check_object_id(value, name="object_id"):
 
 def _send_start(client, method, url, body, content_type, *, timeout, policy=None, clock=None,
                 sleep=None, random=None, accept=(202,)):
-    """Send the request that starts an operation until an answer in *accept*
-    comes; again only when the service surely did not act on it (the request
-    never left, or a 429), with the policy's waits and the retry hooks,
-    within *timeout* seconds (:class:`PollTimeout` after)."""
+    """Send the request that starts an operation until an answer in *accept* comes; again
+    only when the service surely did not act on it (the request never left, or a 429), with
+    the policy's waits and the retry hooks, within *timeout* seconds (then PollTimeout)."""
     if _finite_delay(timeout, float("inf")) is None:
         raise ValueError("timeout must be a finite number >= 0, not %r" % (timeout,))
     policy = policy if policy is not None else RetryPolicy()
@@ -3411,30 +3387,28 @@ def start_operation(url, *, endpoint=None, key=None, method="POST", json=None, d
                     ssl_context=None, cafile=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                     timeout=DEFAULT_START_TIMEOUT, policy=None, clock=None, sleep=None,
                     random=None, plugins=None, content_type=None) -> Optional[str]:
-    """Send the request that starts a long-running operation of any Azure
-    service; return the URL to poll (with the same *vocabulary*), or ``None``
-    when the service finished at once (a 200 or 201 without one).
+    """Send the request that starts a long-running operation of any Azure service; return
+    the URL to poll (with the same *vocabulary*), or ``None`` when the service finished at
+    once (a 200 or 201 without one).
 
-    *url* is absolute, or relative to *endpoint* as a browser resolves it.
-    The body is *json* (any JSON value) or *data* (bytes, sent as
-    ``application/octet-stream`` unless *content_type* says otherwise), at
-    most :data:`MAX_REQUEST_BYTES`. The URL to poll comes from the
-    vocabulary's headers, made absolute and held to the same origin rules as
-    every URL that gets a secret. Retried as :func:`take_snapshot` is.
+    *url* is absolute, or relative to *endpoint* as a browser resolves it. The body is
+    *json* (any JSON value) or *data* (bytes, sent as ``application/octet-stream`` unless
+    *content_type* says otherwise), at most :data:`MAX_REQUEST_BYTES`. The URL to poll comes
+    from the vocabulary's headers, made absolute and held to the origin rules of every URL
+    that gets a secret. Retried as :func:`take_snapshot` is.
     """
     vocab = _vocabulary_of(vocabulary)
     if json is not None and data is not None:
         raise ValueError("give json= or data=, not both")
+    body: Optional[bytes] = None
     if json is not None:
-        body: Optional[bytes] = _json.dumps(json).encode("utf-8")
+        body = _json.dumps(json).encode("utf-8")
         content_type = content_type or "application/json; charset=utf-8"
     elif data is not None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes, not %s" % type(data).__name__)
         body = bytes(data)
         content_type = content_type or "application/octet-stream"
-    else:
-        body = None
     if body is not None and len(body) > MAX_REQUEST_BYTES:
         raise ValueError("the body is %d bytes, more than the cap of %d"
                          % (len(body), MAX_REQUEST_BYTES))
@@ -3487,14 +3461,13 @@ def take_snapshot(endpoint, key, *, object_type, object_id, apply_scope, user_da
                   random=None, plugins=None) -> str:
     """Start taking a snapshot of a face list or person group.
 
-    ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's
-    ``Operation-Location``, to give to :func:`poll` with the same endpoint
-    and key. *apply_scope* lists the subscription ids (UUIDs) that may apply
-    it, each once. The input is checked before anything is sent
-    (``ValueError``). Sent again only when the service surely did not act on
-    it (the request never left, or a 429), with the waits of *policy* and the
-    retry hooks, all within *timeout* seconds (:class:`PollTimeout` after).
-    *clock*, *sleep* and *random* can be injected as for :class:`Poller`.
+    ``POST {endpoint}/face/v1.0/snapshots``; returns the operation's ``Operation-Location``,
+    to give to :func:`poll` with the same endpoint and key. *apply_scope* lists the
+    subscription ids (UUIDs) that may apply it, each once. The input is checked before
+    anything is sent (``ValueError``). Sent again only when the service surely did not act
+    on it (the request never left, or a 429), with the waits of *policy* and the retry
+    hooks, all within *timeout* seconds (:class:`PollTimeout` after). *clock*, *sleep* and
+    *random* can be injected as for :class:`Poller`.
     """
     kinds = {k.lower(): k for k in SNAPSHOT_TYPES}
     if not isinstance(object_type, str) or object_type.lower() not in kinds:
@@ -3530,8 +3503,7 @@ def apply_snapshot(endpoint, key, snapshot_id, *, object_id, mode="CreateNew", h
     """Start applying snapshot *snapshot_id* to a new object *object_id*.
 
     ``POST {endpoint}/face/v1.0/snapshots/{snapshot_id}/apply``; returns the
-    ``Operation-Location``, and retries, as :func:`take_snapshot` does.
-    """
+    ``Operation-Location``, and retries, as :func:`take_snapshot` does."""
     if not isinstance(snapshot_id, str) or not _SNAPSHOT_ID.fullmatch(snapshot_id):
         raise ValueError("snapshot_id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' "
                          "and '_', not %s" % _short_repr(snapshot_id))
@@ -3571,9 +3543,9 @@ DEFAULT_WORKERS = 8
 
 @_dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How one operation watched by a :class:`Watcher` ended: ``index`` in
-    the list given, the final (or last seen) ``status``, and ``error``:
-    ``None`` on success, else the exception :func:`poll` would have raised."""
+    """How one operation watched by a :class:`Watcher` ended: ``index`` in the list given,
+    the final (or last seen) ``status``, and ``error``: ``None`` on success, else the
+    exception :func:`poll` would have raised."""
 
     index: int
     location: str
@@ -3636,19 +3608,18 @@ class _Workers:
 
 
 class Watcher:
-    """Watch many operations at once with a few threads; outcomes come out as
-    operations end, like ``concurrent.futures.as_completed``::
+    """Watch many operations at once with a few threads; outcomes come out as operations
+    end, like ``concurrent.futures.as_completed``::
 
         for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
-    Each operation keeps its own schedule; requests run on at most
-    *max_workers* threads over shared kept-alive connections, at most
-    *max_rate* a second (every poll is billed). One *timeout* holds for all;
-    :meth:`cancel` stops all (from any thread); a failure of one does not stop
-    the others. *on_status* is called as ``on_status(index, status)``,
-    *on_step* as ``on_step(index, step)``; other keyword arguments are those
-    of :class:`Poller`.
+    Each operation keeps its own schedule; requests run on at most *max_workers* threads
+    over shared kept-alive connections, at most *max_rate* a second (every poll is billed).
+    One *timeout* holds for all; :meth:`cancel` stops all (from any thread); a failure of
+    one does not stop the others. *on_status* is called as ``on_status(index, status)``,
+    *on_step* as ``on_step(index, step)``; other keyword arguments are those of
+    :class:`Poller`.
     """
 
     def __init__(self, locations, *, endpoint=None, key=None, headers=None,
@@ -3660,9 +3631,8 @@ class Watcher:
         if max_rate is not None and (isinstance(max_rate, bool) or not isinstance(
                 max_rate, (int, float)) or not 0 < max_rate < float("inf")):
             raise ValueError("max_rate must be None or a number of requests per second > 0")
-        self.max_rate = max_rate
+        self.max_rate, self.max_workers = max_rate, max_workers
         self.locations = list(locations)
-        self.max_workers = max_workers
         self._clock, self._sleep, self._on_step = clock, sleep, on_step
         self._cancelled = _threading.Event()
         self.pollers: list = []
