@@ -4231,18 +4231,6 @@ def _sim_server_class(host):
     return _Server
 
 
-def _sim_number(text, name, integer=False):
-    """A query parameter of ``POST /jobs`` as a non-negative number."""
-    try:
-        value = int(text) if integer else float(text)
-    except (TypeError, ValueError):
-        value = -1
-    if not 0 <= value < 1e9:
-        raise ValueError("'%s' must be a non-negative %s, not %r"
-                         % (name, "integer" if integer else "number", text))
-    return value
-
-
 def _make_sim_handler():
     from http.server import BaseHTTPRequestHandler
 
@@ -4598,14 +4586,22 @@ def _sim_job_options(options):
     ``POST /jobs`` asks for."""
     kwargs = {"outcome": options.get("outcome", "succeeded"),
               "error": options.get("error"), "result": options.get("result")}
-    if "seconds" in options:
-        kwargs["seconds"] = _sim_number(options["seconds"], "seconds")
-    if "queueSeconds" in options:
-        kwargs["queue_seconds"] = _sim_number(options["queueSeconds"], "queueSeconds")
-    if "retryAfter" in options:
-        value = options["retryAfter"]
-        kwargs["retry_after"] = None if value in (None, "", "none") else _sim_number(
-            value, "retryAfter", integer=True)
+    for field, keyword in (("seconds", "seconds"), ("queueSeconds", "queue_seconds"),
+                           ("retryAfter", "retry_after")):
+        if field not in options:
+            continue
+        text, integer = options[field], field == "retryAfter"
+        if integer and text in (None, "", "none"):
+            kwargs[keyword] = None
+            continue
+        try:
+            value = int(text) if integer else float(text)
+        except (TypeError, ValueError):
+            value = -1
+        if not 0 <= value < 1e9:
+            raise ValueError("'%s' must be a non-negative %s, not %r"
+                             % (field, "integer" if integer else "number", text))
+        kwargs[keyword] = value
     return kwargs
 
 
