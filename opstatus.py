@@ -4107,14 +4107,6 @@ class Simulator:
         return "/subscriptions/%s/providers/Microsoft.Simulator/locations/local" % (
             self.subscription,)
 
-    def _job_resource(self, job):
-        """What an ARM job made: the body its ``Location`` answers at the end."""
-        return {"id": "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
-                      "Microsoft.Simulator/jobs/%s" % (self.subscription, job.id),
-                "name": job.id, "type": "Microsoft.Simulator/jobs",
-                "properties": {"provisioningState": "Succeeded",
-                               "result": job.result if job.result is not None else {}}}
-
     def job_document(self, job: _SimJob) -> Dict[str, Any]:
         """The status document of *job* (an ``arm-location`` one answers ``azure``'s)."""
         now = self.now()
@@ -4122,8 +4114,7 @@ class Simulator:
         if job.kind == "arm-async":
             doc = {"id": "%s/operationStatuses/%s" % (self._arm_prefix(), job.id),
                    "name": job.id,
-                   "status": "InProgress" if state in ("notStarted", "running")
-                   else state.capitalize(),
+                   "status": state.capitalize() if state in _SIM_JOB_OUTCOMES else "InProgress",
                    "startTime": _wire_time(self.wall(job.created))}
             if state in _SIM_JOB_OUTCOMES:
                 doc["endTime"] = _wire_time(self.wall(job.finish))
@@ -4546,8 +4537,12 @@ def _make_sim_handler():
             if not result:
                 ended = state in _SIM_JOB_OUTCOMES
                 return 200, sim.job_document(job), () if ended else self._retry_after(job)
-            if state == "succeeded":
-                return 200, sim._job_resource(job)
+            if state == "succeeded":  # the resource the ARM job made
+                return 200, {"id": "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
+                                   "Microsoft.Simulator/jobs/%s" % (sim.subscription, job.id),
+                             "name": job.id, "type": "Microsoft.Simulator/jobs",
+                             "properties": {"provisioningState": "Succeeded",
+                                            "result": {} if job.result is None else job.result}}
             if state in _SIM_JOB_OUTCOMES:
                 return 400, {"error": dict(job.error)}
             location = ("Location", sim.job_url(job, self._base(), "arm-location"))
