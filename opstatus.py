@@ -4003,8 +4003,8 @@ class Simulator:
                 ("CSP-Billing-Usage", "CognitiveServices.Face.Transaction=1"))
 
     def _settle(self):
-        """Bring about what finished operations produced (a take's snapshot) as of when they
-        finished; looks only at those due (a heap), so as fast with 10 or 10,000 held."""
+        """Bring about what finished operations produced (a take's snapshot), as of when
+        they finished; a heap: only those due are looked at."""
         now, due = self.now(), self._due
         while due and due[0][0] <= now:
             op = _heapq.heappop(due)[2]
@@ -4169,9 +4169,8 @@ def _sim_bad(message):
 
 
 def _sim_server_class(host):
-    """An ``http.server`` class for *host* (IPv6 when it has a colon) that skips
-    ``getfqdn`` (a DNS lookup) on bind, logs a client that went away in one line, and
-    can end the connections it serves (a kept-alive one must not keep a thread waiting)."""
+    """An ``http.server`` class for *host* (IPv6 if it has a colon) that skips ``getfqdn``
+    on bind, logs a vanished client in one line, and can end the connections it serves."""
     import socket
     import socketserver
     from http.server import ThreadingHTTPServer
@@ -4236,8 +4235,7 @@ def _make_sim_handler():
             pass
 
         def __getattr__(self, name):
-            # Every method goes to the router, which answers 404 or 405 in the service's
-            # JSON shape (http.server would send an HTML 501).
+            # Every method goes to the router: a JSON 404 or 405, not http.server's HTML 501.
             if name.startswith("do_"):
                 return self._handle
             raise AttributeError(name)
@@ -4364,8 +4362,7 @@ def _make_sim_handler():
             return route(body)
 
         def _face_parts(self, path):
-            """A Face path's parts after *api_path* (or, beside the default, the 2021
-            ``-preview`` one); None for another path."""
+            """A Face path's parts after *api_path* (default's 2021 ``-preview`` too), or None."""
             api = self.sim.api_path.rstrip("/")
             for base in (api, api + "-preview") if api == FACE_API_PATH else (api,):
                 if path == base or path.startswith(base + "/"):
@@ -4462,9 +4459,8 @@ def _make_sim_handler():
                 return 200, self._snapshot_doc(snap)
             if not isinstance(body, dict):
                 return _sim_bad("Request body is invalid.")
-            error = _sim_user_data_error(body.get("userData"))
-            if error is None and "applyScope" in body:
-                error = _sim_scope_error(body["applyScope"])
+            error = _sim_user_data_error(body.get("userData")) or (
+                _sim_scope_error(body["applyScope"]) if "applyScope" in body else None)
             if error is not None:
                 return error
             for field in ("userData", "applyScope"):
