@@ -3961,8 +3961,8 @@ class Simulator:
                 ("CSP-Billing-Usage", "CognitiveServices.Face.Transaction=1"))
 
     def _settle(self):
-        """Bring about what finished operations produced (a take's snapshot) as of when they
-        finished; looks only at those due (a heap), so as fast with 10 or 10,000 held."""
+        """Bring about what finished operations produced (a take's snapshot), as of when
+        they finished; a heap: only those due are looked at."""
         now, due = self.now(), self._due
         while due and due[0][0] <= now:
             op = _heapq.heappop(due)[2]
@@ -4065,14 +4065,6 @@ class Simulator:
         return "/subscriptions/%s/providers/Microsoft.Simulator/locations/local" % (
             self.subscription,)
 
-    def _job_resource(self, job):
-        """What an ARM job made: the body its ``Location`` answers at the end."""
-        return {"id": "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
-                      "Microsoft.Simulator/jobs/%s" % (self.subscription, job.id),
-                "name": job.id, "type": "Microsoft.Simulator/jobs",
-                "properties": {"provisioningState": "Succeeded",
-                               "result": job.result if job.result is not None else {}}}
-
     def job_document(self, job: _SimJob) -> Dict[str, Any]:
         """The status document of *job* (an ``arm-location`` one answers ``azure``'s)."""
         now = self.now()
@@ -4080,8 +4072,7 @@ class Simulator:
         if job.kind == "arm-async":
             doc = {"id": "%s/operationStatuses/%s" % (self._arm_prefix(), job.id),
                    "name": job.id,
-                   "status": "InProgress" if state in ("notStarted", "running")
-                   else state.capitalize(),
+                   "status": state.capitalize() if state in _SIM_JOB_OUTCOMES else "InProgress",
                    "startTime": _wire_time(self.wall(job.created))}
             if state in _SIM_JOB_OUTCOMES:
                 doc["endTime"] = _wire_time(self.wall(job.finish))
@@ -4136,9 +4127,8 @@ def _sim_bad(message):
 
 
 def _sim_server_class(host):
-    """An ``http.server`` class for *host* (IPv6 when it has a colon) that skips
-    ``getfqdn`` (a DNS lookup) on bind, logs a client that went away in one line, and
-    can end the connections it serves (a kept-alive one must not keep a thread waiting)."""
+    """An ``http.server`` class for *host* (IPv6 if it has a colon) that skips ``getfqdn``
+    on bind, logs a vanished client in one line, and can end the connections it serves."""
     import socket
     import socketserver
     from http.server import ThreadingHTTPServer
@@ -4189,18 +4179,6 @@ def _sim_server_class(host):
     return _Server
 
 
-def _sim_number(text, name, integer=False):
-    """A query parameter of ``POST /jobs`` as a non-negative number."""
-    try:
-        value = int(text) if integer else float(text)
-    except (TypeError, ValueError):
-        value = -1
-    if not 0 <= value < 1e9:
-        raise ValueError("'%s' must be a non-negative %s, not %r"
-                         % (name, "integer" if integer else "number", text))
-    return value
-
-
 def _make_sim_handler():
     from http.server import BaseHTTPRequestHandler
 
@@ -4215,8 +4193,7 @@ def _make_sim_handler():
             pass
 
         def __getattr__(self, name):
-            # Every method goes to the router, which answers 404 or 405 in the service's
-            # JSON shape (http.server would send an HTML 501).
+            # Every method goes to the router: a JSON 404 or 405, not http.server's HTML 501.
             if name.startswith("do_"):
                 return self._handle
             raise AttributeError(name)
@@ -4343,8 +4320,7 @@ def _make_sim_handler():
             return route(body)
 
         def _face_parts(self, path):
-            """A Face path's parts after *api_path* (or, beside the default, the 2021
-            ``-preview`` one); None for another path."""
+            """A Face path's parts after *api_path* (default's 2021 ``-preview`` too), or None."""
             api = self.sim.api_path.rstrip("/")
             for base in (api, api + "-preview") if api == FACE_API_PATH else (api,):
                 if path == base or path.startswith(base + "/"):
@@ -4441,9 +4417,8 @@ def _make_sim_handler():
                 return 200, self._snapshot_doc(snap)
             if not isinstance(body, dict):
                 return _sim_bad("Request body is invalid.")
-            error = _sim_user_data_error(body.get("userData"))
-            if error is None and "applyScope" in body:
-                error = _sim_scope_error(body["applyScope"])
+            error = _sim_user_data_error(body.get("userData")) or (
+                _sim_scope_error(body["applyScope"]) if "applyScope" in body else None)
             if error is not None:
                 return error
             for field in ("userData", "applyScope"):
@@ -4516,8 +4491,12 @@ def _make_sim_handler():
             if not result:
                 ended = state in _SIM_JOB_OUTCOMES
                 return 200, sim.job_document(job), () if ended else self._retry_after(job)
-            if state == "succeeded":
-                return 200, sim._job_resource(job)
+            if state == "succeeded":  # the resource the ARM job made
+                return 200, {"id": "/subscriptions/%s/resourceGroups/opstatus-simulator/providers/"
+                                   "Microsoft.Simulator/jobs/%s" % (sim.subscription, job.id),
+                             "name": job.id, "type": "Microsoft.Simulator/jobs",
+                             "properties": {"provisioningState": "Succeeded",
+                                            "result": {} if job.result is None else job.result}}
             if state in _SIM_JOB_OUTCOMES:
                 return 400, {"error": dict(job.error)}
             location = ("Location", sim.job_url(job, self._base(), "arm-location"))
@@ -4556,14 +4535,22 @@ def _sim_job_options(options):
     ``POST /jobs`` asks for."""
     kwargs = {"outcome": options.get("outcome", "succeeded"),
               "error": options.get("error"), "result": options.get("result")}
-    if "seconds" in options:
-        kwargs["seconds"] = _sim_number(options["seconds"], "seconds")
-    if "queueSeconds" in options:
-        kwargs["queue_seconds"] = _sim_number(options["queueSeconds"], "queueSeconds")
-    if "retryAfter" in options:
-        value = options["retryAfter"]
-        kwargs["retry_after"] = None if value in (None, "", "none") else _sim_number(
-            value, "retryAfter", integer=True)
+    for field, keyword in (("seconds", "seconds"), ("queueSeconds", "queue_seconds"),
+                           ("retryAfter", "retry_after")):
+        if field not in options:
+            continue
+        text, integer = options[field], field == "retryAfter"
+        if integer and text in (None, "", "none"):
+            kwargs[keyword] = None
+            continue
+        try:
+            value = int(text) if integer else float(text)
+        except (TypeError, ValueError):
+            value = -1
+        if not 0 <= value < 1e9:
+            raise ValueError("'%s' must be a non-negative %s, not %r"
+                             % (field, "integer" if integer else "number", text))
+        kwargs[keyword] = value
     return kwargs
 
 
