@@ -5150,19 +5150,13 @@ class _Display(_Live):
             self.due = None
 
 
-def _watch_one(location, endpoint, key, args, con):
-    """Poll one operation with the command's options; returns the exit status."""
-    return _watch_poller(lambda **options: Poller(location, endpoint=endpoint, key=key,
-                                                  **options), args, con)
-
-
-def _watch_poller(make, args, con):
-    """Step the operation of ``make(**options)`` (a new Poller) to its end,
-    showing each status and retried error; raises what ended it otherwise."""
+def _watch_poller(location, endpoint, key, args, con, make=Poller):
+    """Step the operation of ``make(location, ...)`` (a new Poller) to its end,
+    showing each status and retried error; the exit status, or raises what ended it."""
     display = _Display(con, json_mode=args.json, tty=_isatty(con.out),
                        final_only=args.command == "start")
     save = getattr(args, "save_token", None)
-    poller = make(**_poller_options(args))
+    poller = make(location, endpoint=endpoint, key=key, **_poller_options(args))
     con.vocabulary = poller.vocabulary
     display.where = redact_url(poller.url)
     if display.tty:
@@ -5262,20 +5256,19 @@ def _cmd_watch(args, con):
     if args.resume:
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
-        token = _read_resume(args.resume)
-        def resumed(**options):
+        def resumed(token, **options):
             try:
-                return Poller.from_resume_token(token, key=key, endpoint=endpoint, **options)
+                return Poller.from_resume_token(token, **options)
             except ResumeTokenError as exc:
                 raise _UsageError(str(exc))
-        return _watch_poller(resumed, args, con)
+        return _watch_poller(_read_resume(args.resume), endpoint, key, args, con, make=resumed)
     if not args.operation:
         raise _UsageError("give an OPERATION_LOCATION (or --resume TOKEN_OR_FILE)")
     locations = [_operation_argument(text) for text in args.operation]
     for location in locations:
         _check_location(location, endpoint, args, con)
     if len(locations) == 1:
-        return _watch_one(locations[0], endpoint, key, args, con)
+        return _watch_poller(locations[0], endpoint, key, args, con)
     if args.save_token:
         raise _UsageError("--save-token keeps the token of one operation: give only one")
     con.vocabulary = vocabulary(args.vocabulary or "face")
@@ -5296,18 +5289,16 @@ class _Board(_Live):
         self._shown = 0  # rows on the screen
         self._whole = False
 
-    def text(self, index):
-        if self.final[index] is not None:
-            return self.final[index]
-        now = _cli_time.monotonic()
-        text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
-        if self.trouble[index] is not None:
-            error, errors, due = self.trouble[index]
-            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors, max(0.0, due - now))
-        return text
-
     def row(self, index):
-        return "%-*s  %s" % (self.width, self.labels[index], self.text(index))
+        text = self.final[index]
+        if text is None:
+            now = _cli_time.monotonic()
+            text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
+            if self.trouble[index] is not None:
+                error, errors, due = self.trouble[index]
+                text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors,
+                                                         max(0.0, due - now))
+        return "%-*s  %s" % (self.width, self.labels[index], text)
 
     def draw(self):
         if not self.tty:
@@ -5439,7 +5430,7 @@ def _cmd_snapshot(args, con):
     if con.verbose:
         con.say("%s started; the service answered Operation-Location: %s" % (what, location))
     if args.wait:
-        return _watch_one(url, endpoint, key, args, con)
+        return _watch_poller(url, endpoint, key, args, con)
     if _isatty(con.err):
         con.say("%s started; follow it with: opstatus watch%s %s"
                 % (what, _again_options(args), _shlex.quote(url)))
@@ -5462,7 +5453,7 @@ def _cmd_start(args, con):
         con.say("the service answered without an operation URL: the operation is done")
         return EXIT_OK
     if args.wait:
-        return _watch_one(url, None, key, args, con)
+        return _watch_poller(url, None, key, args, con)
     con.write((con.json({"operationUrl": url}) if args.json else con.mask(url)) + "\n")
     return EXIT_OK
 
