@@ -5609,46 +5609,45 @@ def _vocabulary_name(text):
 #: Each command: its name, function, one-line help, description and examples.
 _COMMAND_TEXTS = (
     ("demo", _cmd_demo, "run take -> poll -> apply -> poll against the built-in simulator",
-     "Take a snapshot of a sample PersonGroup on the built-in Face simulator, apply it to a "
-     "new PersonGroup, and print the timeline of both. Creates nothing outside the process.",
+     "Take a snapshot of a sample PersonGroup on the built-in Face simulator, apply it to a new "
+     "PersonGroup, and print the timeline of both. Creates nothing outside the process.",
      "  opstatus demo --dialect 2019\n"
      "  opstatus demo --fail    # a failed operation and the error you would see"),
     ("watch", _cmd_watch, "poll operations until they end",
      "Poll operations, each given by its URL, /operations/ID, bare ID, or the line "
-     "'Operation-Location: ...' of a service's answer, until they end. On a terminal a "
-     "line shows each, with any error being retried; otherwise each change is a line on "
-     "stdout, each retried error one on stderr (the same at most once a minute).\n\n"
-     + _EPILOG_ENV,
+     "'Operation-Location: ...' of a service's answer, until they end. On a terminal a line "
+     "shows each, with any error being retried; otherwise each change is a line on stdout, "
+     "each retried error one on stderr (the same at most once a minute).\n\n" + _EPILOG_ENV,
      "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 --apply-scope "
      "UUID)\"\n  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
      "  opstatus watch --save-token op.json /operations/6f1b...   # after a restart:\n"
      "  opstatus watch --resume op.json"),
     ("start", _cmd_start, "start an operation of any Azure service; print its URL",
-     "Send the request that starts a long-running operation and print the URL to poll "
-     "alone on stdout (for opstatus watch); with --wait, follow it like watch. A relative "
-     "URL is resolved against the endpoint's origin.\n\n" + _EPILOG_ENV,
+     "Send the request that starts a long-running operation and print the URL to poll alone "
+     "on stdout (for opstatus watch); with --wait, follow it like watch. A relative URL is "
+     "resolved against the endpoint's origin.\n\n" + _EPILOG_ENV,
      "  opstatus start /vision/v3.2/read/analyze --data request.json --wait --json | "
      "jq .document\n"
      "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json"),
     ("take", _cmd_snapshot, "start taking a snapshot; print the operation's URL",
-     "POST /snapshots: start taking a snapshot of a face list or person group; print the "
-     "URL of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "POST /snapshots: start taking a snapshot of a face list or person group; print the URL "
+     "of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus take --type PersonGroup --object-id group1 --apply-scope UUID --wait"),
     ("apply", _cmd_snapshot, "start applying a snapshot; print the operation's URL",
-     "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of "
-     "the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of the "
+     "operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait"),
     ("serve", _cmd_serve, "run the Face snapshot simulator in the foreground",
-     "Run the built-in simulator of the Face snapshot API on loopback and print its "
-     "endpoint and key. A take needs its object to exist (--object, or "
-     "--no-require-objects). It also plays POST /jobs?kind=azure|arm-async|arm-location"
-     "&outcome=succeeded|failed|canceled&seconds=S and POST /vision/v3.2/read/analyze.",
+     "Run the built-in simulator of the Face snapshot API on loopback and print its endpoint "
+     "and key. A take needs its object to exist (--object, or --no-require-objects). It also "
+     "plays POST /jobs?kind=azure|arm-async|arm-location&outcome=succeeded|failed|canceled"
+     "&seconds=S and POST /vision/v3.2/read/analyze.",
      "  opstatus serve --port 8080 --object PersonGroup:group1\n"
      "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3"),
     ("plugins", _cmd_plugins, "list the plugins loaded, with version, origin and hooks",
-     "List the plugins (entry points of the group 'opstatus', those registered from code, "
-     "the built-in one) and their hooks. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload "
-     "off; OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
+     "List the plugins (entry points of the group 'opstatus', those registered from code, the "
+     "built-in one) and their hooks. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; "
+     "OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
      "  opstatus plugins --json"),
     ("parse", _cmd_parse, "read an operation status document and print it",
      "Read an operation status document (JSON) and print it, or the error that makes it "
