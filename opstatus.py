@@ -5184,8 +5184,8 @@ def _watch_poller(location, endpoint, key, args, con, make=Poller):
     final = step.status
     ref = final.resource
     if args.json:
-        pass
-    elif ref is not None and ref.kind == "snapshot":
+        return EXIT_OK
+    if ref is not None and ref.kind == "snapshot":
         con.write("snapshot id: %s\n" % con.safe(ref.id))
     elif ref is not None:
         con.write("target: %s\n" % con.safe(ref.path))
@@ -5423,10 +5423,8 @@ def _cmd_snapshot(args, con):
         location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
                                   **_request_options(args))
     url = resolve_operation_url(location, endpoint, allow_http=args.allow_http)
-    if args.json:
-        con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
-    else:
-        con.write(con.mask(url) + "\n")
+    doc = {"operationLocation": location, "operationUrl": url}
+    con.write((con.json(doc) if args.json else con.mask(url)) + "\n")
     if con.verbose:
         con.say("%s started; the service answered Operation-Location: %s" % (what, location))
     if args.wait:
@@ -5515,8 +5513,7 @@ def _demo_poll(sim, location, out):
         seen.append(st.status)
         took = ""
         if st.is_terminal and st.duration is not None:
-            took = "  (service: %.2f s from created to last action)" % (
-                st.duration.total_seconds())
+            took = "  (service: %.2f s from created to last action)" % st.duration.total_seconds()
         out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
             _time.monotonic() - t0, st.status.value,
             _terminal_time(st.last_action_time or st.created_time), took))
