@@ -5095,19 +5095,13 @@ class _Display(_Live):
             self.due = None
 
 
-def _watch_one(location, endpoint, key, args, con):
-    """Poll one operation with the command's options; returns the exit status."""
-    return _watch_poller(lambda **options: Poller(location, endpoint=endpoint, key=key,
-                                                  **options), args, con)
-
-
-def _watch_poller(make, args, con):
-    """Step the operation of ``make(**options)`` (a new Poller) to its end,
-    showing each status and retried error; raises what ended it otherwise."""
+def _watch_poller(location, endpoint, key, args, con, make=Poller):
+    """Step the operation of ``make(location, ...)`` (a new Poller) to its end,
+    showing each status and retried error; the exit status, or raises what ended it."""
     display = _Display(con, json_mode=args.json, tty=_isatty(con.out),
                        final_only=args.command == "start")
     save = getattr(args, "save_token", None)
-    poller = make(**_poller_options(args))
+    poller = make(location, endpoint=endpoint, key=key, **_poller_options(args))
     con.vocabulary = poller.vocabulary
     display.where = redact_url(poller.url)
     if display.tty:
@@ -5135,8 +5129,8 @@ def _watch_poller(make, args, con):
     final = step.status
     ref = final.resource
     if args.json:
-        pass
-    elif ref is not None and ref.kind == "snapshot":
+        return EXIT_OK
+    if ref is not None and ref.kind == "snapshot":
         con.write("snapshot id: %s\n" % con.safe(ref.id))
     elif ref is not None:
         con.write("target: %s\n" % con.safe(ref.path))
@@ -5207,20 +5201,19 @@ def _cmd_watch(args, con):
     if args.resume:
         if args.operation:
             raise _UsageError("give either --resume or OPERATION_LOCATION, not both")
-        token = _read_resume(args.resume)
-        def resumed(**options):
+        def resumed(token, **options):
             try:
-                return Poller.from_resume_token(token, key=key, endpoint=endpoint, **options)
+                return Poller.from_resume_token(token, **options)
             except ResumeTokenError as exc:
                 raise _UsageError(str(exc))
-        return _watch_poller(resumed, args, con)
+        return _watch_poller(_read_resume(args.resume), endpoint, key, args, con, make=resumed)
     if not args.operation:
         raise _UsageError("give an OPERATION_LOCATION (or --resume TOKEN_OR_FILE)")
     locations = [_operation_argument(text) for text in args.operation]
     for location in locations:
         _check_location(location, endpoint, args, con)
     if len(locations) == 1:
-        return _watch_one(locations[0], endpoint, key, args, con)
+        return _watch_poller(locations[0], endpoint, key, args, con)
     if args.save_token:
         raise _UsageError("--save-token keeps the token of one operation: give only one")
     con.vocabulary = vocabulary(args.vocabulary or "face")
@@ -5241,18 +5234,16 @@ class _Board(_Live):
         self._shown = 0  # rows on the screen
         self._whole = False
 
-    def text(self, index):
-        if self.final[index] is not None:
-            return self.final[index]
-        now = _cli_time.monotonic()
-        text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
-        if self.trouble[index] is not None:
-            error, errors, due = self.trouble[index]
-            text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors, max(0.0, due - now))
-        return text
-
     def row(self, index):
-        return "%-*s  %s" % (self.width, self.labels[index], self.text(index))
+        text = self.final[index]
+        if text is None:
+            now = _cli_time.monotonic()
+            text = "%-10s  %6.1fs" % (self.state[index], now - self.started)
+            if self.trouble[index] is not None:
+                error, errors, due = self.trouble[index]
+                text += "  %s %s retry %d in %.1f s" % (error, self.dash, errors,
+                                                         max(0.0, due - now))
+        return "%-*s  %s" % (self.width, self.labels[index], text)
 
     def draw(self):
         if not self.tty:
@@ -5377,14 +5368,12 @@ def _cmd_snapshot(args, con):
         location = apply_snapshot(endpoint, key, args.snapshot_id, object_id=args.object_id,
                                   **_request_options(args))
     url = resolve_operation_url(location, endpoint, allow_http=args.allow_http)
-    if args.json:
-        con.write(con.json({"operationLocation": location, "operationUrl": url}) + "\n")
-    else:
-        con.write(con.mask(url) + "\n")
+    doc = {"operationLocation": location, "operationUrl": url}
+    con.write((con.json(doc) if args.json else con.mask(url)) + "\n")
     if con.verbose:
         con.say("%s started; the service answered Operation-Location: %s" % (what, location))
     if args.wait:
-        return _watch_one(url, endpoint, key, args, con)
+        return _watch_poller(url, endpoint, key, args, con)
     if _isatty(con.err):
         con.say("%s started; follow it with: opstatus watch%s %s"
                 % (what, _again_options(args), _shlex.quote(url)))
@@ -5407,7 +5396,7 @@ def _cmd_start(args, con):
         con.say("the service answered without an operation URL: the operation is done")
         return EXIT_OK
     if args.wait:
-        return _watch_one(url, None, key, args, con)
+        return _watch_poller(url, None, key, args, con)
     con.write((con.json({"operationUrl": url}) if args.json else con.mask(url)) + "\n")
     return EXIT_OK
 
@@ -5469,8 +5458,7 @@ def _demo_poll(sim, location, out):
         seen.append(st.status)
         took = ""
         if st.is_terminal and st.duration is not None:
-            took = "  (service: %.2f s from created to last action)" % (
-                st.duration.total_seconds())
+            took = "  (service: %.2f s from created to last action)" % st.duration.total_seconds()
         out.write("  %+7.2fs  %-10s  last action %s%s\n" % (
             _time.monotonic() - t0, st.status.value,
             _terminal_time(st.last_action_time or st.created_time), took))
@@ -5563,46 +5551,45 @@ def _vocabulary_name(text):
 #: Each command: its name, function, one-line help, description and examples.
 _COMMAND_TEXTS = (
     ("demo", _cmd_demo, "run take -> poll -> apply -> poll against the built-in simulator",
-     "Take a snapshot of a sample PersonGroup on the built-in Face simulator, apply it to a "
-     "new PersonGroup, and print the timeline of both. Creates nothing outside the process.",
+     "Take a snapshot of a sample PersonGroup on the built-in Face simulator, apply it to a new "
+     "PersonGroup, and print the timeline of both. Creates nothing outside the process.",
      "  opstatus demo --dialect 2019\n"
      "  opstatus demo --fail    # a failed operation and the error you would see"),
     ("watch", _cmd_watch, "poll operations until they end",
      "Poll operations, each given by its URL, /operations/ID, bare ID, or the line "
-     "'Operation-Location: ...' of a service's answer, until they end. On a terminal a "
-     "line shows each, with any error being retried; otherwise each change is a line on "
-     "stdout, each retried error one on stderr (the same at most once a minute).\n\n"
-     + _EPILOG_ENV,
+     "'Operation-Location: ...' of a service's answer, until they end. On a terminal a line "
+     "shows each, with any error being retried; otherwise each change is a line on stdout, "
+     "each retried error one on stderr (the same at most once a minute).\n\n" + _EPILOG_ENV,
      "  opstatus watch \"$(opstatus take --type PersonGroup --object-id g1 --apply-scope "
      "UUID)\"\n  opstatus watch --json --timeout 600 /operations/6f1b... | tail -n1\n"
      "  opstatus watch --save-token op.json /operations/6f1b...   # after a restart:\n"
      "  opstatus watch --resume op.json"),
     ("start", _cmd_start, "start an operation of any Azure service; print its URL",
-     "Send the request that starts a long-running operation and print the URL to poll "
-     "alone on stdout (for opstatus watch); with --wait, follow it like watch. A relative "
-     "URL is resolved against the endpoint's origin.\n\n" + _EPILOG_ENV,
+     "Send the request that starts a long-running operation and print the URL to poll alone "
+     "on stdout (for opstatus watch); with --wait, follow it like watch. A relative URL is "
+     "resolved against the endpoint's origin.\n\n" + _EPILOG_ENV,
      "  opstatus start /vision/v3.2/read/analyze --data request.json --wait --json | "
      "jq .document\n"
      "  opstatus start --vocabulary arm --method PUT \"$RESOURCE_URL\" --data body.json"),
     ("take", _cmd_snapshot, "start taking a snapshot; print the operation's URL",
-     "POST /snapshots: start taking a snapshot of a face list or person group; print the "
-     "URL of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "POST /snapshots: start taking a snapshot of a face list or person group; print the URL "
+     "of the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus take --type PersonGroup --object-id group1 --apply-scope UUID --wait"),
     ("apply", _cmd_snapshot, "start applying a snapshot; print the operation's URL",
-     "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of "
-     "the operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
+     "POST /snapshots/{id}/apply: create a new object from a snapshot; print the URL of the "
+     "operation alone on stdout (--json: a document).\n\n" + _EPILOG_ENV,
      "  opstatus apply SNAPSHOT_ID --object-id group1-copy --wait"),
     ("serve", _cmd_serve, "run the Face snapshot simulator in the foreground",
-     "Run the built-in simulator of the Face snapshot API on loopback and print its "
-     "endpoint and key. A take needs its object to exist (--object, or "
-     "--no-require-objects). It also plays POST /jobs?kind=azure|arm-async|arm-location"
-     "&outcome=succeeded|failed|canceled&seconds=S and POST /vision/v3.2/read/analyze.",
+     "Run the built-in simulator of the Face snapshot API on loopback and print its endpoint "
+     "and key. A take needs its object to exist (--object, or --no-require-objects). It also "
+     "plays POST /jobs?kind=azure|arm-async|arm-location&outcome=succeeded|failed|canceled"
+     "&seconds=S and POST /vision/v3.2/read/analyze.",
      "  opstatus serve --port 8080 --object PersonGroup:group1\n"
      "  opstatus serve --dialect 2019 --fail 'source modified' --rate-limit 3"),
     ("plugins", _cmd_plugins, "list the plugins loaded, with version, origin and hooks",
-     "List the plugins (entry points of the group 'opstatus', those registered from code, "
-     "the built-in one) and their hooks. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload "
-     "off; OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
+     "List the plugins (entry points of the group 'opstatus', those registered from code, the "
+     "built-in one) and their hooks. OPSTATUS_DISABLE_PLUGIN_AUTOLOAD=1 turns autoload off; "
+     "OPSTATUS_DISABLED_PLUGINS=a,b blocks the named ones.",
      "  opstatus plugins --json"),
     ("parse", _cmd_parse, "read an operation status document and print it",
      "Read an operation status document (JSON) and print it, or the error that makes it "
