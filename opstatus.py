@@ -3557,56 +3557,6 @@ class Outcome:
         return self.error is None
 
 
-class _Workers:
-    """At most *size* threads, started as needed, that run ``(index, step)`` tasks and put
-    ``(index, result, exception)`` on :attr:`results` (lighter than ``concurrent.futures``:
-    no future per task, no waiter per wait)."""
-
-    def __init__(self, size, name):
-        import queue
-        self.size, self.name, self.threads = size, name, []
-        self.tasks, self.results = queue.SimpleQueue(), queue.SimpleQueue()
-
-    def submit(self, index, step, running):
-        """Queue *step*; *running*: the tasks queued and not yet answered, this one too."""
-        if len(self.threads) < min(running, self.size):
-            thread = _threading.Thread(target=self._work, daemon=True,
-                                       name="%s_%d" % (self.name, len(self.threads)))
-            thread.start()
-            self.threads.append(thread)
-        self.tasks.put((index, step))
-
-    def _work(self):
-        while True:
-            task = self.tasks.get()
-            if task is None:
-                return
-            index, step = task
-            try:
-                answer = (index, step(), None)
-            except BaseException as exc:  # handed to the watching thread
-                answer = (index, None, exc)
-            self.results.put(answer)
-
-    def answers(self, timeout):
-        """The answers in: wait up to *timeout* (``None``: for ever) for the first one."""
-        import queue
-        done = []
-        try:
-            done.append(self.results.get(timeout=timeout))
-            while True:  # and every other one that came meanwhile
-                done.append(self.results.get_nowait())
-        except queue.Empty:
-            return done
-
-    def shutdown(self):
-        """Let each thread end its task, then end it; wait for all."""
-        for _thread in self.threads:
-            self.tasks.put(None)
-        for thread in self.threads:
-            thread.join()
-
-
 class Watcher:
     """Watch many operations at once with a few threads; outcomes come out as operations
     end, like ``concurrent.futures.as_completed``::
@@ -3660,13 +3610,15 @@ class Watcher:
         return Outcome(index, self.locations[index], self.pollers[index].latest, error)
 
     def __iter__(self) -> Iterator[Outcome]:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
         now = self._now()
         for poller in self.pollers:
             poller.start()  # one deadline for all
         heap = [(now, i) for i in range(len(self.pollers))]
-        running: set = set()  # the indexes whose step a worker has
+        running: Dict[Any, int] = {}  # future -> index
         self._next_send = now
-        pool = _Workers(self.max_workers, "opstatus-watch")
+        pool = ThreadPoolExecutor(max_workers=self.max_workers,
+                                  thread_name_prefix="opstatus-watch")
         try:
             while heap or running:
                 if self._cancelled.is_set():
@@ -3685,15 +3637,15 @@ class Watcher:
                 if not running:
                     _pause(idle, self._sleep, self._cancelled)
                     continue
-                for index, step, error in pool.answers(idle):
-                    running.discard(index)
-                    outcome = self._settle(index, step, error, heap)
+                done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = self._settle(future, running.pop(future), heap)
                     if outcome is not None:
                         yield outcome
         finally:
             if heap or running:
                 self.cancel()
-            pool.shutdown()
+            pool.shutdown(wait=True)
             if self.pollers:
                 self.pollers[0].close()  # the connections all of them shared
 
@@ -3715,16 +3667,14 @@ class Watcher:
         while (heap and heap[0][0] <= now and len(running) < self.max_workers
                and self._next_send <= now):
             index = _heapq.heappop(heap)[1]
-            running.add(index)
-            pool.submit(index, self.pollers[index].step, len(running))
+            running[pool.submit(self.pollers[index].step)] = index
             if spacing:
                 self._next_send = max(self._next_send, now - spacing) + spacing
 
-    def _settle(self, index, step, error, heap):
+    def _settle(self, future, index, heap):
         """The outcome of a finished step, or None once it is scheduled again."""
         try:
-            if error is not None:
-                raise error
+            step = future.result()
             if self._on_step is not None:
                 self._on_step(index, step)
         except Exception as exc:  # OpStatusError; and a bug must not stop the others
