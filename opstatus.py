@@ -2433,6 +2433,8 @@ class _Client:
                 self.headers = other.headers
             if other.origin == self.origin:
                 self.origin = other.origin
+            if other.scrub._secrets == self.scrub._secrets:  # a secret added later: both hide it
+                self.scrub = other.scrub
             if self.hooks is not None and other.hooks is not None and \
                     other.hooks.pm is self.hooks.pm:
                 self.hooks = other.hooks

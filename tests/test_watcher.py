@@ -525,7 +525,7 @@ def test_the_pollers_of_a_watcher_are_light(monkeypatch):
     assert all(p._cancelled._event is None for p in watcher.pollers)
     first = watcher.pollers[0]._client
     assert all(p._client.headers is first.headers and p._client.origin is first.origin
-               for p in watcher.pollers)
+               and p._client.scrub is first.scrub for p in watcher.pollers)
     watcher.pollers[0].close()
 
 
