@@ -480,3 +480,15 @@ def test_the_gate_goes_with_its_event_loop():
     for _ in range(3):  # PyPy's collector frees the loop on its second pass
         gc.collect()
     assert refs[0]() is None
+
+
+def test_a_loop_that_takes_no_attribute_gets_no_gate():
+    # An event loop written in C (uvloop) may refuse the gate's attribute: polls then go
+    # to the executor ungated, as before the gate, rather than failing.
+    gate = opstatus._async_gate(object())
+
+    async def through():
+        async with gate:
+            return "through"
+    assert asyncio.run(through()) == "through"
+    assert not isinstance(gate, asyncio.Semaphore)
