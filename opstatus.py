@@ -1656,93 +1656,189 @@ class Response:
 
 
 class _DeadlineReader(_io.RawIOBase):
-    """A socket reader whose every read gets only the time left before the deadline, so that
-    a server dripping one byte at a time cannot stretch a request beyond its timeout."""
+    """The socket reader of one connection: every read gets only the time left before the
+    exchange's deadline, so that a server dripping one byte at a time cannot stretch a
+    request beyond its timeout."""
 
-    def __init__(self, owner):
-        self._owner = owner
-        owner._readers += 1
+    def __init__(self, conn):
+        self._conn = conn
 
     def readable(self):
         return True
 
     def readinto(self, buffer):
-        owner = self._owner
-        if owner.probing:  # a look at what is buffered beyond the answer: no system call
+        conn = self._conn
+        if conn.probing:  # a look at what is buffered beyond the answer: no system call
             return None
-        owner.limit()
-        return owner._sock.recv_into(buffer)
-
-    def close(self):
-        if not self.closed:
-            super().close()
-            self._owner._reader_closed()
+        conn.limit()
+        return conn.sock.recv_into(buffer)
 
 
-class _ProbingBuffer(_io.BufferedReader):
-    """The reader of one answer. Anything still buffered when http.client closes it belongs
-    to no request, and marks the connection as not reusable (bytes still in the socket are
-    found before its next use: :func:`_readable_now`)."""
+class _Connection:
+    """A kept-alive HTTP/1.1 connection of the built-in transport."""
 
-    def close(self):
-        if not self.closed:
-            owner = self.raw._owner
-            owner.probing = True
-            try:
-                if self.peek(1):
-                    owner.dirty = True
-            except (OSError, ValueError):
-                owner.dirty = True
-            finally:
-                owner.probing = False
-        super().close()
+    __slots__ = ("sock", "reader", "deadline", "probing", "__weakref__")
 
-
-class _DeadlineSocket:
-    """Wraps a connected socket so that http.client's reads obey a deadline. As with a real
-    socket's ``makefile``, closing it while a response is being read waits for the reader."""
-
-    def __init__(self, sock, clock):
-        self._sock, self._clock, self._readers, self._closing = sock, clock, 0, False
-        self.deadline = clock() + DEFAULT_REQUEST_TIMEOUT
-        self.probing = False
-        self.dirty = False  # bytes came after an answer: no other request may use it
-
-    def makefile(self, mode="rb", *args, **kwargs):
-        return _ProbingBuffer(_DeadlineReader(self))
-
-    def pending(self):
-        """Decrypted bytes a TLS socket holds (0 for a plain one)."""
-        pending = getattr(self._sock, "pending", None)
-        return 0 if pending is None else pending()
-
-    def _reader_closed(self):
-        self._readers -= 1
-        if self._closing:
-            self.close()
-
-    def close(self):
-        self._closing = True
-        if self._readers <= 0:
-            self._sock.close()
+    def __init__(self, sock):
+        self.sock, self.deadline, self.probing = sock, 0.0, False
+        self.reader = _io.BufferedReader(_DeadlineReader(self), 65536)
 
     def limit(self):
         """Let no wait of the socket pass the deadline. The timeout in force is kept while
         within 0.05 s of the time left (setting one costs system calls)."""
-        left = self.deadline - self._clock()
+        left = self.deadline - _time.monotonic()
         if left <= 0:
             import socket
             raise socket.timeout("timed out (request deadline)")
-        current = self._sock.gettimeout()
+        current = self.sock.gettimeout()
         if current is None or current <= 0 or abs(current - left) > 0.05:
-            self._sock.settimeout(left)
+            self.sock.settimeout(left)
 
-    def sendall(self, data):
-        self.limit()
-        return self._sock.sendall(data)
+    def leftover(self):
+        """Whether bytes are buffered beyond the answer read (no system call)."""
+        self.probing = True
+        try:
+            return bool(self.reader.peek(1))
+        except (OSError, ValueError):
+            return True
+        finally:
+            self.probing = False
 
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
+    def close(self):
+        self.sock.close()
+
+
+class _BadAnswer(Exception):
+    """The server's answer broke HTTP/1.1's framing (the connection is not used again)."""
+
+
+class _Closed(Exception):
+    """The server closed the connection before the first byte of its answer."""
+
+
+#: Interim (1xx) answers skipped before the final one of one request.
+MAX_INTERIM_RESPONSES = 16
+_MAX_LINE, _MAX_HEADERS = 65536, 100  # as http.client's
+_NO_BODY = frozenset((101, 204, 304))
+
+
+def _read_line(reader, what):
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _BadAnswer("%s longer than %d bytes" % (what, _MAX_LINE))
+    return line
+
+
+def _read_head(reader):
+    """The status, headers and whether HTTP/1.0 of the next final (not 1xx) answer; 1xx
+    answers (101 aside) are skipped, so that none is taken for the answer of a request."""
+    for _ in range(MAX_INTERIM_RESPONSES + 1):
+        line = _read_line(reader, "status line")
+        if not line:
+            raise _Closed()
+        parts = line.split(None, 2)
+        if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or \
+                len(parts[1]) != 3 or not parts[1].isdigit():
+            raise _BadAnswer("not an HTTP/1.x status line: %s" % _short_repr(line[:80]))
+        status, headers = int(parts[1]), {}  # type: Tuple[int, Dict[str, str]]
+        name = None
+        for _ in range(_MAX_HEADERS + 1):
+            line = _read_line(reader, "header line")
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise _BadAnswer("the connection closed within the headers")
+            if line[:1] in (b" ", b"\t"):  # obsolete line folding: part of the last value
+                if name is None:
+                    raise _BadAnswer("a folded line before any header")
+                headers[name] += " " + line.strip().decode("latin-1")
+                continue
+            key, colon, value = line.partition(b":")
+            name = key.decode("latin-1").lower()
+            if not colon or not _TOKEN.fullmatch(name):
+                raise _BadAnswer("malformed header line: %s" % _short_repr(line[:80]))
+            value = value.strip().decode("latin-1")
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        else:
+            raise _BadAnswer("more than %d headers" % _MAX_HEADERS)
+        if not 100 <= status < 200 or status == 101:
+            return status, headers, parts[0] == b"HTTP/1.0"
+    raise _BadAnswer("more than %d interim (1xx) answers" % MAX_INTERIM_RESPONSES)
+
+
+def _read_body(reader, status, headers, limit):
+    """The body (at most *limit* bytes) and whether its end was framed (the connection may
+    be used again)."""
+    if status in _NO_BODY:
+        return b"", status != 101  # after a 101 the connection speaks another protocol
+    coding = headers.get("transfer-encoding")
+    if coding is not None:
+        if coding.rsplit(",", 1)[-1].strip().lower() != "chunked":
+            return _read_to_close(reader, limit), False
+        # with a Content-Length too, its framing is in doubt: not used again
+        return _read_chunked(reader, limit), "content-length" not in headers
+    length = headers.get("content-length")
+    if length is None:
+        return _read_to_close(reader, limit), False
+    values = {v.strip() for v in length.split(",")}
+    announced = values.pop()
+    if values or not announced.isdigit() or not announced.isascii():
+        raise _BadAnswer("invalid Content-Length: %s" % _short_repr(length[:40]))
+    size = int(announced) if len(announced) <= 18 else limit + 1  # no 4,300-digit int()
+    if size > limit:
+        raise ResponseTooLarge("response announces %d bytes, more than the cap of %d"
+                               % (size, limit))
+    body = reader.read(size) if size else b""
+    if len(body) < size:
+        raise _BadAnswer("the body was cut short: %d of %d bytes, then the connection closed"
+                         % (len(body), size))
+    return body, True
+
+
+def _read_to_close(reader, limit):
+    chunks, total = [], 0
+    while True:  # in pieces, so that an oversized body is never held whole
+        chunk = reader.read1(min(65536, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
+        chunks.append(chunk)
+
+
+def _read_chunked(reader, limit):
+    chunks, total = [], 0
+    while True:
+        line = _read_line(reader, "chunk size line")
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            if not size_text or size_text.lstrip(b"0123456789abcdefABCDEF"):
+                raise ValueError
+            size = int(size_text, 16)
+        except ValueError:
+            if not line:
+                raise _BadAnswer("the chunked body was cut short after %d bytes" % total)
+            raise _BadAnswer("invalid chunk size: %s" % _short_repr(line[:40])) from None
+        if size == 0:
+            break
+        total += size
+        if total > limit:
+            raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
+        chunk = reader.read(size)
+        if len(chunk) < size:
+            raise _BadAnswer("the chunked body was cut short after %d bytes"
+                             % (total - size + len(chunk)))
+        if reader.read(2) != b"\r\n":
+            raise _BadAnswer("a chunk of %d bytes is not followed by CRLF" % size)
+        chunks.append(chunk)
+    for _ in range(_MAX_HEADERS + 1):  # trailers: read and dropped
+        line = _read_line(reader, "trailer line")
+        if line in (b"\r\n", b"\n"):
+            return b"".join(chunks)
+        if not line:
+            raise _BadAnswer("the connection closed within the trailers")
+    raise _BadAnswer("more than %d trailer lines" % _MAX_HEADERS)
 
 
 def _verifies(context):
@@ -1751,9 +1847,10 @@ def _verifies(context):
 
 
 class HTTPTransport:
-    """The built-in transport: ``http.client`` with connections kept alive per origin, no
-    proxy, no redirects followed, TLS always verified (*ssl_context*, which must verify, or
-    *cafile* select the trusted certificates). Safe to share between threads."""
+    """The built-in transport: HTTP/1.1 on the standard library's sockets, with connections
+    kept alive per origin, no proxy, no redirects followed, TLS always verified
+    (*ssl_context*, which must verify, or *cafile* select the trusted certificates). Safe to
+    share between threads."""
 
     def __init__(self, *, ssl_context=None, cafile=None):
         if ssl_context is not None and not _verifies(ssl_context):
@@ -1763,7 +1860,8 @@ class HTTPTransport:
             raise ValueError("cafile %r is not a file" % (cafile,))
         self._ssl_context, self._cafile = ssl_context, cafile
         self._idle: Dict[Tuple[str, str, int], list] = {}
-        self._targets: Dict[str, Tuple[Tuple[str, str, int], str]] = {}
+        self._targets: Dict[str, Tuple[Tuple[str, str, int], str, str]] = {}
+        self._blocks: Dict[tuple, bytes] = {}  # checked header lines, by the headers' items
         self._lock = _threading.Lock()
         self._generation = 0  # bumped by close(): connections in flight then are not kept
 
@@ -1779,16 +1877,22 @@ class HTTPTransport:
                                  "names: refused")
         return self._ssl_context
 
-    def _connect(self, origin, timeout):
-        import http.client
+    def _connect(self, origin, deadline, url):
+        import socket
         scheme, host, port = origin
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout,
-                                               context=self._context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn.response_class = _final_response_class()
-        return conn
+        context = self._context() if scheme == "https" else None
+        try:
+            sock = socket.create_connection((host, port), max(0.001, deadline - _time.monotonic()))
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if context is not None:
+                    sock = context.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        except Exception as exc:
+            raise _network_error(exc, sent=False, url=url) from None
+        return _Connection(sock)
 
     def _idle_connection(self, origin):
         """A kept-alive connection to *origin* that is provably idle, or None. One with
@@ -1801,6 +1905,36 @@ class HTTPTransport:
                 return conn
             conn.close()
 
+    def _head(self, request, path, authority):
+        """The request's head: the header lines checked once for each set of headers; the
+        framing (Host unless given, Content-Length) is the transport's own."""
+        if not isinstance(request.method, str) or not _TOKEN.fullmatch(request.method):
+            raise UnsafeURLError("HTTP method %s is not a valid token"
+                                 % _short_repr(request.method, 40))
+        items = tuple(request.headers.items())
+        try:
+            block = self._blocks.get(items)
+        except TypeError:  # an unhashable value, which _check_headers names
+            block = None
+        if block is None:
+            checked = _check_headers(request.headers)
+            names = {name.lower() for name in checked}
+            lines = [] if "host" in names else ["Host: " + authority]
+            if "accept-encoding" not in names:
+                lines.append("Accept-Encoding: identity")
+            lines.extend("%s: %s" % (k, v) for k, v in checked.items()
+                         if k.lower() not in ("content-length", "transfer-encoding"))
+            block = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+            if len(self._blocks) >= 64:
+                self._blocks.clear()
+            self._blocks[items] = block
+        head = ("%s %s HTTP/1.1\r\n" % (request.method, path)).encode("ascii") + block
+        body = request.body
+        if body is None and request.method not in ("POST", "PUT", "PATCH"):
+            return head + b"\r\n"
+        body = bytes(body or b"")
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
     def send(self, request: Request) -> Response:
         """Send *request*: the :class:`Response`, or :class:`NetworkError` or
         :class:`ResponseTooLarge`. When a kept-alive connection turns out closed, a GET goes
@@ -1811,87 +1945,62 @@ class HTTPTransport:
             path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
             if len(self._targets) >= 1024:
                 self._targets.clear()
-            target = self._targets[request.url] = (_origin(parts), path)
-        origin, path = target
+            target = self._targets[request.url] = (_origin(parts), path, parts.netloc)
+        origin, path, authority = target
+        message = self._head(request, path, authority)
         deadline = _time.monotonic() + max(0.001, request.timeout)
         generation = self._generation
         conn = self._idle_connection(origin)
         if conn is not None:
             try:
-                return self._exchange(conn, origin, path, request, deadline, generation, True)
+                return self._exchange(conn, origin, message, request, deadline, generation,
+                                      True)
             except _StaleConnection as stale:
                 exc, sent = stale.args
                 if sent and request.method != "GET":
                     raise _network_error(exc, sent=True, url=request.url) from None
-        conn = self._connect(origin, max(0.001, deadline - _time.monotonic()))
-        try:
-            conn.connect()
-        except Exception as exc:
-            conn.close()
-            raise _network_error(exc, sent=False, url=request.url) from None
-        conn.sock = _DeadlineSocket(conn.sock, _time.monotonic)
-        return self._exchange(conn, origin, path, request, deadline, generation, False)
+        conn = self._connect(origin, deadline, request.url)
+        return self._exchange(conn, origin, message, request, deadline, generation, False)
 
-    def _exchange(self, conn, origin, path, request, deadline, generation, reused):
-        conn.sock.deadline = deadline
-        sent = False
+    def _exchange(self, conn, origin, message, request, deadline, generation, reused):
+        conn.deadline, sent = deadline, False
         try:
-            conn.request(request.method, path, body=request.body, headers=request.headers)
+            conn.limit()
+            conn.sock.sendall(message)
             sent = True
-            raw = conn.getresponse()
-            return self._read(raw, conn, origin, request, generation)
-        except (NetworkError, ResponseTooLarge):
+            status, headers, http10 = _read_head(conn.reader)
+            body, framed = _read_body(conn.reader, status, headers, request.max_bytes)
+        except ResponseTooLarge:
             conn.close()
             raise
-        except Exception as exc:
+        except _Closed:
             conn.close()
-            import http.client
-            if not isinstance(exc, (OSError, http.client.HTTPException)):
-                raise
-            # http.client.RemoteDisconnected is a ConnectionResetError
+            if reused:
+                raise _StaleConnection(ConnectionResetError("closed"), True) from None
+            raise NetworkError("server closed the connection without answering (%s)"
+                               % redact_url(request.url), sent=True,
+                               url=redact_url(request.url)) from None
+        except _BadAnswer as exc:
+            conn.close()
+            raise NetworkError("%s (%s)" % (exc, redact_url(request.url)), sent=True,
+                               url=redact_url(request.url)) from None
+        except (OSError, ValueError) as exc:  # ValueError: the socket closed under the reader
+            conn.close()
             if reused and isinstance(exc, (ConnectionResetError, BrokenPipeError,
                                            ConnectionAbortedError)):
                 raise _StaleConnection(exc, sent) from None
             raise _network_error(exc, sent=True, url=request.url) from None
-
-    def _read(self, raw, conn, origin, request, generation):
-        limit = request.max_bytes
-        headers: Dict[str, str] = {}
-        for name, value in raw.getheaders():
-            name = name.lower()
-            headers[name] = headers[name] + ", " + value if name in headers else value
-        try:
-            announced = int(headers.get("content-length", "").strip())
-        except ValueError:  # none, or not a number (two of them: joined)
-            announced = None
-        if announced is not None and announced > limit:
-            raise ResponseTooLarge(
-                "response announces %d bytes, more than the cap of %d" % (announced, limit))
-        chunks, total = [], 0
-        while True:  # in pieces, so that an oversized body is never held whole
-            chunk = raw.read(min(65536, limit + 1 - total))
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise ResponseTooLarge("response body exceeds the cap of %d bytes" % limit)
-            chunks.append(chunk)
-        if raw.length:  # http.client counts down Content-Length: bytes are missing
-            raise NetworkError(
-                "the body was cut short: %d of %d bytes, then the connection closed (%s)"
-                % (total, total + raw.length, redact_url(request.url)),
-                sent=True, url=redact_url(request.url))
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        # Only a connection whose exchange ended cleanly goes back: the whole body read, a
-        # final (not 1xx) answer, no close announced.
-        if raw.status >= 200 and not raw.will_close and raw.isclosed() and not conn.sock.dirty:
+        # Only a connection whose exchange ended cleanly goes back: the body framed and read
+        # whole, a final answer, no close announced, nothing more buffered.
+        if framed and status >= 200 and not http10 and \
+                "close" not in headers.get("connection", "").lower() and not conn.leftover():
             with self._lock:
                 if generation == self._generation:
                     self._idle.setdefault(origin, []).append(conn)
                     conn = None
         if conn is not None:
             conn.close()
-        return Response(raw.status, headers, body, request.url)
+        return Response(status, headers, body, request.url)
 
     def close(self):
         """Close the idle connections."""
@@ -1907,34 +2016,6 @@ class HTTPTransport:
 
     def __exit__(self, *exc_info):
         self.close()
-
-
-#: Interim (1xx) answers skipped before the final one of one request.
-MAX_INTERIM_RESPONSES = 16
-_FINAL_RESPONSE = None
-
-
-def _final_response_class():
-    """``http.client.HTTPResponse`` that skips every interim 1xx answer (101 aside), as it
-    skips ``100 Continue``: stock http.client would return a ``102`` or ``103`` as final and
-    leave the real answer on the connection, for the next request to read."""
-    global _FINAL_RESPONSE
-    if _FINAL_RESPONSE is None:
-        import http.client
-        class _FinalResponse(http.client.HTTPResponse):
-            _interim = 0
-
-            def _read_status(self):
-                version, status, reason = super()._read_status()
-                if 100 <= status < 200 and status != 101:
-                    self._interim += 1
-                    if self._interim > MAX_INTERIM_RESPONSES:
-                        raise http.client.HTTPException(
-                            "more than %d interim (1xx) answers" % MAX_INTERIM_RESPONSES)
-                    return version, 100, reason  # begin() skips its headers, reads on
-                return version, status, reason
-        _FINAL_RESPONSE = _FinalResponse
-    return _FINAL_RESPONSE
 
 
 def _readable_now(sock):
@@ -4863,7 +4944,7 @@ def _plugin_rows(pm):
 
 def _say_setup(con, args):
     """-v: the plugins, and what sends the requests (in the order the core tries them)."""
-    pm, transport = None, "built-in (http.client)"
+    pm, transport = None, "built-in (HTTP/1.1 over sockets)"
     if _import_pluggy() is None:
         con.say("plugins: none (pluggy is not installed)")
     else:

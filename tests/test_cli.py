@@ -1466,7 +1466,7 @@ def test_verbose_shows_transport_plugins_and_each_exchange(cli, sim, use):
         assert err[0] == "opstatus: plugins: opstatus.builtin %s" % opstatus.__version__
     else:
         assert "pluggy is not installed" in err[0]
-    assert err[1] == "opstatus: transport: built-in (http.client)"
+    assert err[1] == "opstatus: transport: built-in (HTTP/1.1 over sockets)"
     exchanges = [line for line in err if " -> " in line]
     assert len(exchanges) == len(gets(sim)), result
     pattern = r"opstatus: GET http://127\.0\.0\.1:\d+/face/v1\.0%s -> (\d+) \(\d+ ms\)\Z"
@@ -1505,7 +1505,7 @@ def test_verbose_names_a_transport_plugin(cli, sim, use):
     result = cli("watch", "-v", start_take(sim))
     assert result.returncode == 0, result
     name = "%s.Passing" % __name__
-    assert "opstatus: transport: plugin %s (then the built-in (http.client) for requests " \
+    assert "opstatus: transport: plugin %s (then the built-in (HTTP/1.1 over sockets) for requests " \
            "it passes on)" % name in result.err_lines, result
     assert name in result.err_lines[0]
     result = cli("watch", "-v", "--cafile", __file__, start_take(sim))
@@ -1789,7 +1789,7 @@ def test_plugins_without_pluggy_says_so(cli, monkeypatch):
     assert "pluggy is not installed" in result.out and "pip install pluggy" in result.out
     result = cli("watch", "-v", "x")  # no key: the setup is told, then the error
     assert result.err_lines[:2] == ["opstatus: plugins: none (pluggy is not installed)",
-                                    "opstatus: transport: built-in (http.client)"], result
+                                    "opstatus: transport: built-in (HTTP/1.1 over sockets)"], result
 
 
 ###############################################################################

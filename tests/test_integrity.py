@@ -47,6 +47,7 @@ class KeepAliveServer:
     def __init__(self, respond):
         self.respond = respond
         self.requests = []  # (connection number, path)
+        self.heads = []  # each request's head, as sent
         self.connections = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -97,6 +98,7 @@ class KeepAliveServer:
                     data += conn.recv(65536)
                 data = data[length:]
                 path = head.split(b" ")[1].decode()
+                self.heads.append(head)
                 self.requests.append((number, path))
                 out = self.respond(path, number)
                 if out is None:
@@ -563,3 +565,143 @@ def test_exception_texts_escape_what_the_service_wrote():
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
         assert "\\x1b]0;PWNED\\x07" in text
     assert opstatus.OperationFailed(st).message == evil
+
+
+# -- issue 15: the built-in transport reads HTTP/1.1 itself, strictly ---------------
+
+def _send(transport, server, path, method="GET", body=None, headers=None):
+    return transport.send(opstatus.Request(method, server.origin + path, headers=headers,
+                                           body=body, timeout=5))
+
+
+@pytest.mark.parametrize("reply, problem", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello", "invalid Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\nhello", "invalid Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello", "invalid Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length\r\n\r\n", "malformed header line"),
+    (b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n", "malformed header line"),
+    (b"HTTP/1.1 200 OK\r\n folded: x\r\nContent-Length: 0\r\n\r\n", "folded line before"),
+    (b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", "not an HTTP/1.x status line"),
+    (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "not an HTTP/1.x status line"),
+    (b"ICY 200 OK\r\n\r\n", "not an HTTP/1.x status line"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", "more than 100 headers"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", "longer than 65536"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+     "not followed by CRLF"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", "invalid chunk size"),
+])
+def test_a_misframed_answer_is_a_network_error_that_names_it(keepalive, reply, problem):
+    server = keepalive(lambda path, number: reply if path == "/bad" else answer(b"{}"))
+    with opstatus.HTTPTransport() as transport:
+        with pytest.raises(opstatus.NetworkError) as info:
+            _send(transport, server, "/bad")
+        assert problem in str(info.value) and server.origin in str(info.value)
+        assert _send(transport, server, "/next").status == 200  # on a new connection
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 60 + b"\r\n",
+])
+def test_a_huge_length_is_refused_before_any_byte_is_read(keepalive, reply):
+    server = keepalive(lambda path, number: reply)
+    with opstatus.HTTPTransport() as transport:
+        with pytest.raises(opstatus.ResponseTooLarge, match="cap of"):
+            _send(transport, server, "/big")
+
+
+def test_a_body_cut_short_inside_a_chunk_names_the_bytes_read():
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\nhello"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def serve():
+        conn, _ = sock.accept()
+        conn.recv(65536)
+        conn.sendall(reply)
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with opstatus.HTTPTransport() as transport:
+            with pytest.raises(opstatus.NetworkError, match="cut short after 8 bytes"):
+                transport.send(opstatus.Request(
+                    "GET", "http://127.0.0.1:%d/x" % sock.getsockname()[1], timeout=5))
+    finally:
+        t.join(5)
+        sock.close()
+
+
+def _two_on_one_transport(keepalive, first):
+    server = keepalive(lambda path, number: first if path == "/first" else answer(b"{}"))
+    with opstatus.HTTPTransport() as transport:
+        response = _send(transport, server, "/first")
+        assert _send(transport, server, "/second").status == 200
+    return server, response
+
+
+@pytest.mark.parametrize("first, reused", [
+    (answer(b'{"a": 1}'), True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n{}", True),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: 1\r\n\r\n",
+     True),
+    (answer(b"{}", headers=[("Connection", "close")]), False),
+    (answer(b"{}").replace(b"HTTP/1.1", b"HTTP/1.0"), False),
+    # both framings: the chunked one is read, and the connection is not trusted again
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"2\r\n{}\r\n0\r\n\r\n", False),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", True),
+])
+def test_a_connection_is_used_again_only_after_a_cleanly_framed_answer(keepalive, first,
+                                                                       reused):
+    server, response = _two_on_one_transport(keepalive, first)
+    assert response.status in (200, 204)
+    assert server.connections == (1 if reused else 2)
+
+
+def test_folded_and_repeated_headers_are_joined(keepalive):
+    reply = (b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nX-Twice: 1\r\nx-twice: 2\r\n"
+             b"Content-Length: 2\r\n\r\n{}")
+    _server, response = _two_on_one_transport(keepalive, reply)
+    assert response.headers["x-fold"] == "a b" and response.headers["x-twice"] == "1, 2"
+    assert response.body == b"{}"
+
+
+def test_the_request_head_carries_the_transport_s_own_framing(keepalive):
+    server = keepalive(lambda path, number: answer(b"{}"))
+    with opstatus.HTTPTransport() as transport:
+        _send(transport, server, "/get?x=1", headers={"Accept": "application/json"})
+        _send(transport, server, "/post", method="POST", body=b'{"a":1}',
+              headers={"Content-Length": "1", "Transfer-Encoding": "chunked"})
+        _send(transport, server, "/empty-post", method="POST")
+        _send(transport, server, "/host", headers={"Host": "example.test"})
+    get, post, empty, host = [h.decode("latin-1").split("\r\n") for h in server.heads]
+    assert get[0] == "GET /get?x=1 HTTP/1.1"
+    assert sorted(get[1:]) == ["Accept-Encoding: identity", "Accept: application/json",
+                               "Host: 127.0.0.1:%d" % server.port]
+    assert post[0] == "POST /post HTTP/1.1" and "Content-Length: 7" in post
+    assert not any(line.lower().startswith(("transfer-encoding", "content-length: 1"))
+                   for line in post)
+    assert "Content-Length: 0" in empty
+    assert "Host: example.test" in host and len([h for h in host if h.startswith("Host")]) == 1
+    assert server.requests[1:] == [(1, "/post"), (1, "/empty-post"), (1, "/host")]
+
+
+@pytest.mark.parametrize("method, headers, problem", [
+    ("GE T", {}, "HTTP method"),
+    ("GET\r\nX-Evil: 1", {}, "HTTP method"),
+    ("GET", {"X-List": ["unhashable"]}, "must have a str value"),
+    ("GET", {"X-Evil": "a\r\nInjected: 1"}, "control characters"),
+    ("GET", {"Bad Name": "a"}, "not a valid token"),
+])
+def test_a_request_that_would_break_its_framing_is_refused_unsent(keepalive, method, headers,
+                                                                    problem):
+    server = keepalive(lambda path, number: answer(b"{}"))
+    with opstatus.HTTPTransport() as transport:
+        with pytest.raises(opstatus.UnsafeURLError, match=problem):
+            _send(transport, server, "/x", method=method, headers=headers)
+    assert server.requests == []
