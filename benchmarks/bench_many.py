@@ -337,7 +337,7 @@ def _follow_watcher(spec, locations, profiles):
     done, finish, ok = {}, {}, 0
     c0 = time.process_time()
     watcher = opstatus.Watcher(locations, endpoint=spec["endpoint"], key=spec["key"],
-                               allow_http=True, timeout=FOLLOW_LIMIT, max_workers=int(os.environ.get("BW", "8")))
+                               allow_http=True, timeout=FOLLOW_LIMIT)
     setup = time.process_time() - c0
     if profiles is not None:
         profiles.main.enable()
@@ -363,7 +363,7 @@ def _follow_poll_async(spec, locations, profiles):
 
     async def one(i, location):
         status = await opstatus.poll_async(location, endpoint=spec["endpoint"], key=spec["key"],
-                                           allow_http=True, timeout=FOLLOW_LIMIT, max_workers=int(os.environ.get("BW", "8")))
+                                           allow_http=True, timeout=FOLLOW_LIMIT)
         done[i] = time.time()
         if status.last_action_time is not None:
             finish[i] = status.last_action_time.timestamp()
