@@ -2591,24 +2591,44 @@ class _Client:
         return response
 
     def _exchange(self, request):
-        """Send *request*; once more if a plugin's ``opstatus_response_received`` says
-        ``True`` (a POST only after a 401, which the service refused unread)."""
+        """Send *request* (yielded: the driver answers with the transport's response); once
+        more if a plugin's ``opstatus_response_received`` says ``True`` (a POST only after a
+        401, which the service refused unread)."""
         self._prepare(request)
-        response = self._timed(request)
+        response = yield request
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
             return response
         answers = self.hooks.call("opstatus_response_received", self.scrub, request=request,
                                   response=response)
         if True in answers and (request.method == "GET" or response.status == 401):
             self._prepare(request)
-            response = self._timed(request)
+            response = yield request
             self.hooks.call("opstatus_response_received", self.scrub, request=request,
                             response=response)
         return response
 
+    def drive(self, exchange):
+        """Run the generator *exchange* to its end here, answering each request it yields
+        with the transport's response (or throwing in the transport's error)."""
+        try:
+            request = next(exchange)
+            while True:
+                try:
+                    response = self._timed(request)
+                except Exception as exc:
+                    request = exchange.throw(exc)
+                else:
+                    request = exchange.send(response)
+        except StopIteration as stop:
+            return stop.value
+
     def send(self, method: str, url: str, body: Optional[bytes] = None,
              timeout: Optional[float] = None, content_type: Optional[str] = None) -> Response:
         """One exchange, following at most 5 same-origin redirects."""
+        return self.drive(self.exchanges(method, url, body, timeout, content_type))
+
+    def exchanges(self, method, url, body=None, timeout=None, content_type=None):
+        """:meth:`send` as a generator of the requests to send (see :meth:`drive`)."""
         headers = dict(self.headers)
         headers.setdefault("Accept", "application/json")
         headers.setdefault("User-Agent", "opstatus/" + __version__)
@@ -2625,7 +2645,7 @@ class _Client:
                                    sent=True, url=redact_url(url))
             request = Request(method, url, headers, body, timeout=left,  # it copies them
                               max_bytes=self.max_bytes)
-            response = self._exchange(request)
+            response = yield from self._exchange(request)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 target = response.headers["location"].strip()
                 if _BAD_URL_CHARS.search(target):
@@ -2973,9 +2993,10 @@ class Poller:
     def done(self) -> bool:
         return self.latest is not None and self.latest.is_terminal
 
-    def _attempt(self) -> Tuple[Optional[OperationStatus], float, Optional[BaseException]]:
-        """One GET: ``(status, 0, None)``, or ``(None, delay, error)`` for a transient error
-        worth another try. Raises what ends the poll."""
+    def _attempt(self):
+        """One GET (a generator of its requests, see :meth:`_Client.drive`): returns
+        ``(status, 0, None)``, or ``(None, delay, error)`` for a transient error worth another
+        try. Raises what ends the poll."""
         if self._cancelled.is_set():
             raise PollCancelled("polling cancelled", self.latest)
         self.start()
@@ -2988,7 +3009,7 @@ class Poller:
         sent_at = _time.monotonic()  # a request takes real time, whatever the clock
         try:
             self.polls += 1
-            response = self._client.send("GET", self.url, timeout=timeout)
+            response = yield from self._client.exchanges("GET", self.url, timeout=timeout)
             self._log.debug("opstatus: GET %s -> %d (poll %d)", self._shown, response.status,
                             self.polls)
             status = _read_answer(response, self.vocabulary, self._client.scrub, self.url,
@@ -3069,13 +3090,18 @@ class Poller:
         """Send one request; return a :class:`Step`: what it saw and when to come back.
         Raises what ends the poll (the deadline, :meth:`cancel`, an error not worth another
         try); the plugins hear of every end."""
+        return self._client.drive(self.step_requests())
+
+    def step_requests(self):
+        """:meth:`step` as a generator of the requests to send; a driver other than
+        :meth:`step` (a Watcher's) sends them and answers with each response."""
         if self._done:
             return Step(self.latest, None, 0.0, True)
         # the wait the last step asked for has passed, whatever the clock says
         self.slept += self._asked
         self._asked = 0.0
         try:
-            status, delay, error = self._attempt()
+            status, delay, error = yield from self._attempt()
             if status is not None and status.is_terminal:
                 self._done = True
                 failure = self._failure(status) if status.failed or status.canceled else None
