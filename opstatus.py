@@ -1766,6 +1766,14 @@ def _read_head(reader):
     raise _BadAnswer("more than %d interim (1xx) answers" % MAX_INTERIM_RESPONSES)
 
 
+def _reusable(framed, status, headers, http10):
+    """Whether a connection may carry another request after this answer: its body framed
+    and read whole, a final answer, no close announced (nothing more buffered either: the
+    caller's check)."""
+    return framed and status >= 200 and not http10 and \
+        "close" not in headers.get("connection", "").lower()
+
+
 def _read_body(reader, status, headers, limit):
     """The body (at most *limit* bytes) and whether its end was framed (the connection may
     be used again)."""
@@ -1935,10 +1943,8 @@ class HTTPTransport:
         body = bytes(body or b"")
         return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
-    def send(self, request: Request) -> Response:
-        """Send *request*: the :class:`Response`, or :class:`NetworkError` or
-        :class:`ResponseTooLarge`. When a kept-alive connection turns out closed, a GET goes
-        again on a new one; another method only if it was not sent whole."""
+    def _message(self, request):
+        """The origin *request* goes to, and its bytes."""
         target = self._targets.get(request.url)
         if target is None:  # a poll sends one URL again and again: split it once
             parts = _split_url(request.url, allow_http=True)
@@ -1947,7 +1953,13 @@ class HTTPTransport:
                 self._targets.clear()
             target = self._targets[request.url] = (_origin(parts), path, parts.netloc)
         origin, path, authority = target
-        message = self._head(request, path, authority)
+        return origin, self._head(request, path, authority)
+
+    def send(self, request: Request) -> Response:
+        """Send *request*: the :class:`Response`, or :class:`NetworkError` or
+        :class:`ResponseTooLarge`. When a kept-alive connection turns out closed, a GET goes
+        again on a new one; another method only if it was not sent whole."""
+        origin, message = self._message(request)
         deadline = _time.monotonic() + max(0.001, request.timeout)
         generation = self._generation
         conn = self._idle_connection(origin)
@@ -1990,10 +2002,7 @@ class HTTPTransport:
                                            ConnectionAbortedError)):
                 raise _StaleConnection(exc, sent) from None
             raise _network_error(exc, sent=True, url=request.url) from None
-        # Only a connection whose exchange ended cleanly goes back: the body framed and read
-        # whole, a final answer, no close announced, nothing more buffered.
-        if framed and status >= 200 and not http10 and \
-                "close" not in headers.get("connection", "").lower() and not conn.leftover():
+        if _reusable(framed, status, headers, http10) and not conn.leftover():
             with self._lock:
                 if generation == self._generation:
                     self._idle.setdefault(origin, []).append(conn)
@@ -2550,6 +2559,17 @@ class _Client:
         if request.url != url:
             self._check_origin(request.url)
 
+    def direct(self) -> Optional[HTTPTransport]:
+        """The HTTPTransport every request goes straight to (no transport plugin, no
+        transport of another kind), or None."""
+        if type(self.explicit_transport) is HTTPTransport:
+            return self.explicit_transport
+        if self.explicit_transport is not None or (
+                self.hooks is not None and not self.explicit_tls
+                and self.hooks.has("opstatus_send_request")):
+            return None
+        return self.transport
+
     def _transport(self, request):
         if type(self.explicit_transport) is HTTPTransport:
             # shared between clients; it keeps the deadline itself
@@ -2570,13 +2590,14 @@ class _Client:
         return _checked_response(response, request, name)
 
     def _timed(self, request):
-        """The transport's answer; with DEBUG on ``opstatus.http``, one line per exchange
-        (method, redacted URL, status or error, ms; no header)."""
+        """*request* yielded to the driver, its answer returned; with DEBUG on
+        ``opstatus.http``, one line per exchange (method, redacted URL, status or error, ms;
+        no header)."""
         if not _http_log.isEnabledFor(_logging.DEBUG):
-            return self._transport(request)
+            return (yield request)
         started = _time.perf_counter()
         try:
-            response = self._transport(request)
+            response = yield request
         except Exception as exc:
             url = redact_url(request.url)
             text = str(exc)
@@ -2595,14 +2616,14 @@ class _Client:
         more if a plugin's ``opstatus_response_received`` says ``True`` (a POST only after a
         401, which the service refused unread)."""
         self._prepare(request)
-        response = yield request
+        response = yield from self._timed(request)
         if self.hooks is None or not self.hooks.has("opstatus_response_received"):
             return response
         answers = self.hooks.call("opstatus_response_received", self.scrub, request=request,
                                   response=response)
         if True in answers and (request.method == "GET" or response.status == 401):
             self._prepare(request)
-            response = yield request
+            response = yield from self._timed(request)
             self.hooks.call("opstatus_response_received", self.scrub, request=request,
                             response=response)
         return response
@@ -2614,7 +2635,7 @@ class _Client:
             request = next(exchange)
             while True:
                 try:
-                    response = self._timed(request)
+                    response = self._transport(request)
                 except Exception as exc:
                     request = exchange.throw(exc)
                 else:
@@ -3298,6 +3319,12 @@ class Poller:
         else:
             self._client.share(other._client.transport, other._client)
 
+    @property
+    def direct_transport(self) -> Optional[HTTPTransport]:
+        """The :class:`HTTPTransport` every request goes straight to (none given of another
+        kind, no transport plugin), or ``None``."""
+        return self._client.direct()
+
     def close(self):
         """Release the connections of the built-in transport."""
         self._client.close()
@@ -3650,6 +3677,289 @@ __all__ += ["Outcome", "Watcher", "Simulator", "main"]
 DEFAULT_WORKERS = 8
 
 
+class _NeedMore(Exception):
+    """The answer is not whole yet."""
+
+
+class _Received:
+    """What a non-blocking connection received, read as the blocking reader is (readline,
+    read, read1): a read past what is there raises :class:`_NeedMore` (the parse starts again
+    once more came), or stops at the end of the stream."""
+
+    __slots__ = ("data", "pos", "eof")
+
+    def __init__(self):
+        self.data, self.pos, self.eof = bytearray(), 0, False
+
+    def readline(self, limit):
+        data, pos = self.data, self.pos
+        end = data.find(b"\n", pos, pos + limit)
+        if end < 0:
+            if len(data) - pos < limit and not self.eof:
+                raise _NeedMore()
+            end = min(len(data), pos + limit) - 1
+        self.pos = end + 1
+        return bytes(data[pos:end + 1])
+
+    def read(self, size):
+        pos = self.pos
+        if len(self.data) - pos < size and not self.eof:
+            raise _NeedMore()
+        self.pos = min(len(self.data), pos + size)
+        return bytes(self.data[pos:self.pos])
+
+    def read1(self, size):
+        if self.pos >= len(self.data) and not self.eof:
+            raise _NeedMore()
+        return self.read(min(size, len(self.data) - self.pos))
+
+
+class _Wire:
+    """A non-blocking connection of a :class:`_Mux` and the exchange on it."""
+
+    __slots__ = ("sock", "origin", "received", "out", "key", "request", "message", "deadline",
+                 "reused")
+
+    def __init__(self, sock, origin):
+        self.sock, self.origin, self.received, self.out = sock, origin, _Received(), b""
+        self.key = self.request = self.message = None
+        self.deadline, self.reused = 0.0, False
+
+
+class _Mux:
+    """Sends requests through an :class:`HTTPTransport`'s rules over non-blocking kept-alive
+    connections, in the calling thread: :meth:`send` starts one, :meth:`wait` returns the
+    ``(key, response, error)`` of those that ended (no thread per request)."""
+
+    def __init__(self, transport):
+        import selectors
+        self.transport, self._selectors = transport, selectors
+        self.selector = selectors.DefaultSelector()
+        self.idle: Dict[Tuple[str, str, int], list] = {}
+        self.busy: Dict[_Wire, None] = {}
+        self.ended: list = []
+
+    def send(self, key, request):
+        """Start sending *request*; its end comes out of :meth:`wait` with *key*."""
+        try:
+            origin, message = self.transport._message(request)
+        except Exception as exc:
+            self.ended.append((key, None, exc))
+            return
+        self._start(key, request, origin, message, _time.monotonic() + max(0.001,
+                                                                           request.timeout))
+
+    def _start(self, key, request, origin, message, deadline):
+        wire = None
+        pool = self.idle.get(origin)
+        while pool and wire is None:
+            wire = pool.pop()
+            if _readable_now(wire.sock):  # the server closed it, or sent what none asked for
+                self._close(wire)
+                wire = None
+        if wire is None:
+            try:
+                sock = self.transport._connect(origin, deadline, request.url).sock
+                sock.setblocking(False)
+            except Exception as exc:
+                self.ended.append((key, None, exc))
+                return
+            wire = _Wire(sock, origin)
+            wire.reused = False
+        else:
+            wire.reused = True
+        wire.key, wire.request, wire.message, wire.deadline = key, request, message, deadline
+        wire.received, wire.out = _Received(), message
+        self.busy[wire] = None
+        self.selector.register(wire.sock, self._selectors.EVENT_WRITE, wire)
+        self._write(wire)
+
+    def _write(self, wire):
+        import ssl
+        try:
+            sent = wire.sock.send(wire.out)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return
+        except OSError as exc:
+            self._broken(wire, exc, sent=False)
+            return
+        wire.out = wire.out[sent:]
+        if not wire.out:
+            self.selector.modify(wire.sock, self._selectors.EVENT_READ, wire)
+
+    def _read(self, wire):
+        import ssl
+        received = wire.received
+        try:
+            while True:
+                chunk = wire.sock.recv(65536)
+                if not chunk:
+                    received.eof = True
+                    break
+                received.data += chunk
+                pending = getattr(wire.sock, "pending", None)
+                if pending is None or not pending():
+                    break
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except OSError as exc:
+            self._broken(wire, exc, sent=True)
+            return
+        request = wire.request
+        received.pos = 0
+        try:
+            status, headers, http10 = _read_head(received)
+            body, framed = _read_body(received, status, headers, request.max_bytes)
+        except _NeedMore:
+            return
+        except _Closed:
+            self._fail(wire, NetworkError("server closed the connection without answering (%s)"
+                                          % redact_url(request.url), url=redact_url(request.url)),
+                       stale=True)
+            return
+        except _BadAnswer as exc:
+            self._fail(wire, NetworkError("%s (%s)" % (exc, redact_url(request.url)),
+                                          url=redact_url(request.url)))
+            return
+        except ResponseTooLarge as exc:
+            self._fail(wire, exc)
+            return
+        del self.busy[wire]
+        self.selector.unregister(wire.sock)
+        if _reusable(framed, status, headers, http10) and received.pos == len(received.data):
+            self.idle.setdefault(wire.origin, []).append(wire)
+        else:
+            wire.sock.close()
+        self.ended.append((wire.key, Response(status, headers, body, request.url), None))
+
+    def _fail(self, wire, exc, *, sent=True, stale=False):
+        """End the exchange on *wire* with *exc*; a kept-alive connection the server had
+        closed (*stale*) gets the request again on a new one (a GET, or one not sent)."""
+        self._close(wire)
+        request = wire.request
+        if stale and wire.reused and (not sent or request.method == "GET"):
+            self._start(wire.key, request, wire.origin, wire.message, wire.deadline)
+            return
+        self.ended.append((wire.key, None, exc))
+
+    def _broken(self, wire, exc, sent):
+        self._fail(wire, _network_error(exc, sent=True, url=wire.request.url), sent=sent,
+                   stale=isinstance(exc, (ConnectionResetError, BrokenPipeError,
+                                          ConnectionAbortedError)))
+
+    def _close(self, wire):
+        if self.busy.pop(wire, 0) is None:
+            self.selector.unregister(wire.sock)
+        wire.sock.close()
+
+    def wait(self, timeout):
+        """The exchanges that ended, after waiting up to *timeout* seconds (``None``: until
+        one ends) for the first."""
+        if not self.ended and self.busy:
+            now = _time.monotonic()
+            first = min(wire.deadline for wire in self.busy) - now
+            timeout = max(0.0, first if timeout is None else min(timeout, first))
+            for selected, mask in self.selector.select(timeout):
+                wire = selected.data
+                if wire not in self.busy:  # failed meanwhile
+                    continue
+                if mask & self._selectors.EVENT_WRITE:
+                    self._write(wire)
+                else:
+                    self._read(wire)
+            now = _time.monotonic()
+            for wire in [w for w in self.busy if w.deadline <= now]:
+                self._fail(wire, NetworkError("timed out (%s)" % redact_url(wire.request.url),
+                                              url=redact_url(wire.request.url)))
+        ended, self.ended = self.ended, []
+        return ended
+
+    def close(self):
+        for wire in list(self.busy):
+            self._close(wire)
+        for pool in self.idle.values():
+            for wire in pool:
+                wire.sock.close()
+        self.idle = {}
+        self.selector.close()
+
+
+class _Threads:
+    """A Watcher's steps, run on at most *size* threads."""
+
+    def __init__(self, pollers, size):
+        from concurrent.futures import ThreadPoolExecutor
+        self.pollers, self.running = pollers, {}  # future -> index
+        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="opstatus-watch")
+
+    def __len__(self):
+        return len(self.running)
+
+    def start(self, index):
+        self.running[self.pool.submit(self.pollers[index].step)] = index
+
+    def wait(self, timeout):
+        """``(index, step, error)`` of the steps that ended, waiting up to *timeout*."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        done, _pending = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+        ended = []
+        for future in done:
+            index = self.running.pop(future)
+            try:
+                ended.append((index, future.result(), None))
+            except Exception as exc:  # OpStatusError; and a bug must not stop the others
+                ended.append((index, None, exc))
+        return ended
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+
+
+class _Here(_Threads):
+    """A Watcher's steps, run in the watching thread: their requests go out together on
+    non-blocking connections (:class:`_Mux`)."""
+
+    def __init__(self, pollers, transport):
+        self.pollers, self.running = pollers, {}  # index -> its step's generator
+        self.mux, self.ended = _Mux(transport), []
+
+    def __len__(self):
+        return len(self.running) + len(self.ended)
+
+    def start(self, index):
+        self._advance(index, self.pollers[index].step_requests(), None, None)
+
+    def _advance(self, index, steps, response, error):
+        """Resume a step with *response* (or *error*): its next request goes out, or it
+        ends."""
+        try:
+            if error is not None:
+                request = steps.throw(error)
+            elif response is not None:
+                request = steps.send(response)
+            else:
+                request = next(steps)
+        except StopIteration as stop:
+            self.ended.append((index, stop.value, None))
+            return
+        except Exception as exc:  # OpStatusError; and a bug must not stop the others
+            self.ended.append((index, None, exc))
+            return
+        self.running[index] = steps
+        self.mux.send(index, request)
+
+    def wait(self, timeout):
+        for index, response, error in self.mux.wait(0.0 if self.ended else timeout):
+            self._advance(index, self.running.pop(index), response, error)
+        ended, self.ended = self.ended, []
+        return ended
+
+    def close(self):
+        while self.running:  # let the steps under way end (cancelled: no other begins)
+            self.wait(None)
+        self.mux.close()
+
+
 @_dataclasses.dataclass(frozen=True)
 class Outcome:
     """How one operation watched by a :class:`Watcher` ended: ``index`` in the list given,
@@ -3718,16 +4028,21 @@ class Watcher:
     def _outcome(self, index, error=None):
         return Outcome(index, self.locations[index], self.pollers[index].latest, error)
 
+    def _runner(self):
+        """Steps run here when every request goes straight to one HTTPTransport, else on
+        threads."""
+        direct = {poller.direct_transport for poller in self.pollers}
+        if len(direct) == 1 and None not in direct:
+            return _Here(self.pollers, direct.pop())
+        return _Threads(self.pollers, self.max_workers)
+
     def __iter__(self) -> Iterator[Outcome]:
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
         now = self._now()
         for poller in self.pollers:
             poller.start()  # one deadline for all
         heap = [(now, i) for i in range(len(self.pollers))]
-        running: Dict[Any, int] = {}  # future -> index
         self._next_send = now
-        pool = ThreadPoolExecutor(max_workers=self.max_workers,
-                                  thread_name_prefix="opstatus-watch")
+        running = self._runner()
         try:
             while heap or running:
                 if self._cancelled.is_set():
@@ -3739,22 +4054,21 @@ class Watcher:
                 now = self._now()
                 while heap and heap[0][0] <= now and self._out_of_time(heap[0][1]):
                     yield self._step_here(_heapq.heappop(heap)[1])  # no request, no rate slot
-                self._submit(heap, running, pool, now)
+                self._submit(heap, running, now)
                 idle = None
                 if heap and len(running) < self.max_workers:
                     idle = max(0.0, heap[0][0] - now, self._next_send - now)
                 if not running:
                     _pause(idle, self._sleep, self._cancelled)
                     continue
-                done, _pending = wait(list(running), timeout=idle, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = self._settle(future, running.pop(future), heap)
+                for index, step, error in running.wait(idle):
+                    outcome = self._settle(index, step, error, heap)
                     if outcome is not None:
                         yield outcome
         finally:
             if heap or running:
                 self.cancel()
-            pool.shutdown(wait=True)
+            running.close()
             if self.pollers:
                 self.pollers[0].close()  # the connections all of them shared
 
@@ -3770,24 +4084,24 @@ class Watcher:
             return self._outcome(index, exc)
         raise AssertionError("a cancelled or timed-out poller sent a request")  # pragma: no cover
 
-    def _submit(self, heap, running, pool, now):
+    def _submit(self, heap, running, now):
         """Start the steps that are due, within the workers and the rate."""
         spacing = 1.0 / self.max_rate if self.max_rate else 0.0
         while (heap and heap[0][0] <= now and len(running) < self.max_workers
                and self._next_send <= now):
-            index = _heapq.heappop(heap)[1]
-            running[pool.submit(self.pollers[index].step)] = index
+            running.start(_heapq.heappop(heap)[1])
             if spacing:
                 self._next_send = max(self._next_send, now - spacing) + spacing
 
-    def _settle(self, future, index, heap):
+    def _settle(self, index, step, error, heap):
         """The outcome of a finished step, or None once it is scheduled again."""
-        try:
-            step = future.result()
-            if self._on_step is not None:
+        if error is None and self._on_step is not None:
+            try:
                 self._on_step(index, step)
-        except Exception as exc:  # OpStatusError; and a bug must not stop the others
-            return self._outcome(index, exc)
+            except Exception as exc:  # a bug must not stop the others
+                error = exc
+        if error is not None:
+            return self._outcome(index, error)
         if step.done:
             return self._outcome(index, step.error)
         _heapq.heappush(heap, (self._now() + step.delay, index))

@@ -150,8 +150,20 @@ def test_every_outcome_comes_out_once_with_its_index_and_error_type(live_sim):
     settle_threads(base)
 
 
+class _OwnTransport:
+    """A transport of another kind than HTTPTransport: the Watcher runs its steps on
+    threads."""
+
+    def __init__(self):
+        self.inner = opstatus.HTTPTransport()
+
+    def send(self, request):
+        return self.inner.send(request)
+
+
+@pytest.mark.parametrize("kind", ["built-in", "own transport"])
 @pytest.mark.parametrize("workers", [2, 8])
-def test_threads_and_connections_stay_bounded_with_200_operations(live_sim, workers):
+def test_threads_and_connections_stay_bounded_with_200_operations(live_sim, workers, kind):
     locations = start_ops(live_sim, 200)
     base = idle_baseline(live_sim)
     live_sim.counter.reset()
@@ -164,20 +176,28 @@ def test_threads_and_connections_stay_bounded_with_200_operations(live_sim, work
             peak["pool"] = max(peak["pool"], watcher_threads())
             peak["open"] = max(peak["open"], live_sim.counter.open)
 
+    own = _OwnTransport() if kind == "own transport" else None
     outcomes = []
     for outcome in Watcher(locations, endpoint=live_sim.endpoint, key=live_sim.key,
-                           max_workers=workers, on_status=sample, **LIVE):
+                           max_workers=workers, on_status=sample, transport=own, **LIVE):
         sample()
         outcomes.append(outcome)
+    if own is not None:
+        own.inner.close()
 
     assert len(outcomes) == 200 and all(o.ok for o in outcomes)
-    assert 1 <= peak["pool"] <= workers
-    # connections are kept alive and shared: one per worker at most (a
+    if own is None:  # every request on non-blocking connections, in the watching thread
+        assert peak["pool"] == 0
+    else:
+        assert 1 <= peak["pool"] <= workers
+    # connections are kept alive and shared: one per request under way at most (a
     # kept-alive one the server dropped may be replaced once)
     assert 1 <= live_sim.counter.accepted <= workers + 1
-    # the client's pool plus the simulator's thread per open connection
-    assert peak["total"] <= workers + peak["open"] + 2
-    assert peak["total"] <= 2 * workers + 3
+    # the client's pool (and a thread that times each call of a transport of another
+    # kind) plus the simulator's thread per open connection
+    threads = 0 if own is None else 2 * workers
+    assert peak["total"] <= threads + peak["open"] + 2
+    assert peak["total"] <= threads + workers + 3
     # the watcher closed its connections, so the simulator's threads end too
     settle_threads(base)
     assert live_sim.counter.open == 0
