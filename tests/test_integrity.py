@@ -44,8 +44,8 @@ class KeepAliveServer:
     them with ``respond(path, connection_number) -> bytes`` (raw bytes sent as
     they are; ``None`` closes the connection). Records the requests seen."""
 
-    def __init__(self, respond):
-        self.respond = respond
+    def __init__(self, respond, piece=None):
+        self.respond, self.piece = respond, piece  # piece: send answers in bits of this size
         self.requests = []  # (connection number, path)
         self.heads = []  # each request's head, as sent
         self.connections = 0
@@ -103,7 +103,11 @@ class KeepAliveServer:
                 out = self.respond(path, number)
                 if out is None:
                     return
-                conn.sendall(out)
+                if self.piece is None:
+                    conn.sendall(out)
+                for i in range(0, len(out) if self.piece else 0, self.piece or 1):
+                    conn.sendall(out[i:i + self.piece])
+                    time.sleep(0.0005)
         except OSError:
             pass
         finally:
@@ -121,8 +125,8 @@ class KeepAliveServer:
 def keepalive():
     servers = []
 
-    def start(respond):
-        server = KeepAliveServer(respond)
+    def start(respond, piece=None):
+        server = KeepAliveServer(respond, piece)
         servers.append(server)
         return server
 
@@ -705,3 +709,87 @@ def test_a_request_that_would_break_its_framing_is_refused_unsent(keepalive, met
         with pytest.raises(opstatus.UnsafeURLError, match=problem):
             _send(transport, server, "/x", method=method, headers=headers)
     assert server.requests == []
+
+
+# -- issue 15: a Watcher reads the same answers on non-blocking connections ---------
+
+MISFRAMED = test_a_misframed_answer_is_a_network_error_that_names_it.pytestmark[0].args[1]
+
+
+def _watch(*locations, **options):
+    options.setdefault("policy", opstatus.RetryPolicy(max_errors=0))
+    options.setdefault("request_timeout", 5)
+    return opstatus.Watcher(list(locations), allow_http=True, plugins=False, timeout=20,
+                            **options).results()
+
+
+@pytest.mark.parametrize("reply, problem", MISFRAMED)
+def test_a_watcher_meets_a_misframed_answer_with_a_network_error(keepalive, reply, problem):
+    server = keepalive(lambda path, number: reply if path == "/bad" else answer(status_body()))
+    bad, good = _watch(server.origin + "/bad", server.origin + "/good", max_workers=1)
+    assert isinstance(bad.error, opstatus.NetworkError) and problem in str(bad.error)
+    assert server.origin + "/bad" in str(bad.error)
+    assert good.ok and good.status.succeeded
+
+
+@pytest.mark.parametrize("piece", [1, 7, 100])
+def test_a_watcher_reads_answers_that_come_in_pieces(keepalive, piece):
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+        b"%x\r\n%s\r\n" % (len(part), part) for part in (status_body()[:9], status_body()[9:]))
+        + b"0\r\n\r\n")
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    server = keepalive(lambda path, number: chunked if path == "/chunked" else
+                       interim + answer(status_body("failed")), piece=piece)
+    first, second = _watch(server.origin + "/chunked", server.origin + "/interim",
+                           max_workers=2)
+    assert first.ok and first.status.succeeded
+    assert isinstance(second.error, opstatus.OperationFailed)
+    assert server.connections <= 2
+
+
+def test_a_watcher_sends_again_what_a_dropped_kept_alive_connection_lost(keepalive):
+    seen = []
+
+    def respond(path, number):
+        seen.append(number)
+        if seen == [1, 1]:
+            return None  # the server had dropped the kept-alive connection
+        return answer(status_body("running" if len(seen) == 1 else "succeeded"))
+
+    server = keepalive(respond)
+    (outcome,) = _watch(server.origin + "/op", max_workers=1)
+    assert outcome.ok and outcome.status.succeeded
+    assert server.requests == [(1, "/op"), (1, "/op"), (2, "/op")]
+
+
+def test_a_watcher_s_request_that_gets_no_answer_times_out(keepalive):
+    server = keepalive(lambda path, number: b"" if path == "/silent" else
+                       answer(status_body()))
+    started = time.monotonic()
+    silent, good = _watch(server.origin + "/silent", server.origin + "/good", max_workers=2,
+                          request_timeout=0.5)
+    assert time.monotonic() - started < 4
+    assert isinstance(silent.error, opstatus.NetworkError)
+    assert "timed out" in str(silent.error) and silent.error.sent
+    assert good.ok
+
+
+def test_a_watcher_s_oversized_answer_is_refused(keepalive):
+    server = keepalive(lambda path, number: answer(b"x" * 5000))
+    (outcome,) = _watch(server.origin + "/big", max_bytes=4096)
+    assert isinstance(outcome.error, opstatus.ResponseTooLarge)
+
+
+def test_a_watcher_follows_a_same_origin_redirect_and_refuses_another(keepalive):
+    def respond(path, number):
+        if path == "/moved":
+            return answer(b"", "307 Temporary Redirect", [("Location", "/here")])
+        if path == "/away":
+            return answer(b"", "302 Found", [("Location", "http://127.0.0.2:1/x")])
+        return answer(status_body())
+
+    server = keepalive(respond)
+    moved, away = _watch(server.origin + "/moved", server.origin + "/away", max_workers=2)
+    assert moved.ok and moved.status.succeeded
+    assert isinstance(away.error, opstatus.UnsafeURLError)
+    assert sorted(path for _n, path in server.requests) == ["/away", "/here", "/moved"]

@@ -279,3 +279,40 @@ def test_context_weakened_after_the_transport_was_built_is_refused(https_server,
     finally:
         poller.close()
     assert server.sim.requests == []
+
+
+###############################################################################
+# A Watcher: its requests on non-blocking TLS connections
+###############################################################################
+
+
+def test_a_watcher_over_tls_needs_no_thread_and_keeps_its_connections(https_server,
+                                                                       good_cert, ca_file):
+    server = https_server(good_cert)
+    server.sim.take_seconds = 0.4
+    locations = [opstatus.take_snapshot(server.endpoint(), server.sim.key,
+                                        object_type="PersonGroup", object_id="tls-%d" % i,
+                                        apply_scope=[SCOPE], request_timeout=5, cafile=ca_file)
+                 for i in range(6)]
+    before = server.connections
+    threads = set()
+    watcher = opstatus.Watcher(locations, endpoint=server.endpoint(), key=server.sim.key,
+                               cafile=ca_file, timeout=30, request_timeout=5, plugins=False,
+                               max_workers=2, on_step=lambda i, s: threads.update(
+                                   t.name for t in threading.enumerate()))
+    outcomes = watcher.results()
+    assert all(o.ok and o.status.succeeded for o in outcomes), outcomes
+    assert sum(p.polls for p in watcher.pollers) > 6  # some were polled more than once
+    assert not any(name.startswith(("opstatus-watch", "opstatus-transport")) for name in threads)
+    assert server.connections - before <= 2
+
+
+def test_a_watcher_refuses_an_untrusted_certificate_without_sending(https_server, good_cert):
+    server = https_server(good_cert)
+    outcomes = opstatus.Watcher(["/operations/op-1", "/operations/op-2"],
+                                endpoint=server.endpoint(), key=server.sim.key, timeout=30,
+                                request_timeout=2, plugins=False,
+                                policy=opstatus.RetryPolicy(max_errors=0)).results()
+    assert all(isinstance(o.error, opstatus.NetworkError) and not o.error.sent
+               for o in outcomes)
+    assert server.sim.requests == []
