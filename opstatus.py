@@ -2047,6 +2047,317 @@ class _StaleConnection(Exception):
     """A kept-alive connection found closed by the server; args: (exception, sent whole)."""
 
 
+class _NeedMore(Exception):
+    """The answer is not whole yet."""
+
+
+class _Received:
+    """What a non-blocking connection received, read as the blocking reader is (readline,
+    read, read1): a read past what is there raises :class:`_NeedMore` (the parse starts again
+    once more came), or stops at the end of the stream."""
+
+    __slots__ = ("data", "pos", "eof")
+
+    def __init__(self):
+        self.data, self.pos, self.eof = bytearray(), 0, False
+
+    def readline(self, limit):
+        data, pos = self.data, self.pos
+        end = data.find(b"\n", pos, pos + limit)
+        if end < 0:
+            if len(data) - pos < limit and not self.eof:
+                raise _NeedMore()
+            end = min(len(data), pos + limit) - 1
+        self.pos = end + 1
+        return bytes(data[pos:end + 1])
+
+    def read(self, size):
+        pos = self.pos
+        if len(self.data) - pos < size and not self.eof:
+            raise _NeedMore()
+        self.pos = min(len(self.data), pos + size)
+        return bytes(self.data[pos:self.pos])
+
+    def read1(self, size):
+        if self.pos >= len(self.data) and not self.eof:
+            raise _NeedMore()
+        return self.read(min(size, len(self.data) - self.pos))
+
+
+class _Wire:
+    """A non-blocking connection of a :class:`_Mux`, and the exchange on it."""
+
+    __slots__ = ("sock", "origin", "received", "out", "key", "request", "message", "deadline",
+                 "reused", "timer")
+
+    def __init__(self, sock, origin):
+        self.sock, self.origin, self.received, self.out = sock, origin, _Received(), b""
+        self.key = self.request = self.message = self.timer = None
+        self.deadline, self.reused = 0.0, False
+
+
+class _Mux:
+    """Requests sent by an :class:`HTTPTransport`'s rules over non-blocking kept-alive
+    connections, many at once in one thread. A subclass says how it learns that a socket is
+    ready (:meth:`_watch`) and hands out the ``(key, response, error)`` that ended
+    (:meth:`_end`)."""
+
+    def __init__(self, transport):
+        import ssl
+        self.transport, self._wants = transport, (
+            BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+        self.idle: Dict[Tuple[str, str, int], list] = {}
+        self.busy: Dict[_Wire, None] = {}
+
+    def _watch(self, wire, writing):
+        raise NotImplementedError
+
+    def _unwatch(self, wire):
+        raise NotImplementedError
+
+    def _end(self, key, response, error):
+        raise NotImplementedError
+
+    def _again(self, key, request, origin, message, deadline):
+        """Send on a new connection what a kept-alive one the server had closed lost."""
+        self._start(key, request, origin, message, deadline)
+
+    def _idle_wire(self, origin):
+        pool = self.idle.get(origin)
+        while pool:
+            wire = pool.pop()
+            if not _readable_now(wire.sock):
+                return wire
+            wire.sock.close()  # the server closed it, or sent what none asked for
+        return None
+
+    def _open(self, origin, deadline, url):
+        sock = self.transport._connect(origin, deadline, url).sock
+        sock.setblocking(False)
+        return sock
+
+    def _start(self, key, request, origin, message, deadline):
+        wire = self._idle_wire(origin)
+        if wire is None:
+            try:
+                wire = _Wire(self._open(origin, deadline, request.url), origin)
+            except Exception as exc:
+                self._end(key, None, exc)
+                return
+        else:
+            wire.reused = True
+        self._begin(wire, key, request, message, deadline)
+
+    def _begin(self, wire, key, request, message, deadline):
+        wire.key, wire.request, wire.message, wire.deadline = key, request, message, deadline
+        wire.received, wire.out = _Received(), message
+        self.busy[wire] = None
+        self._watch(wire, True)
+        self._write(wire)
+
+    def _write(self, wire):
+        try:
+            sent = wire.sock.send(wire.out)
+        except self._wants:
+            return
+        except OSError as exc:
+            self._broken(wire, exc, sent=False)
+            return
+        wire.out = wire.out[sent:]
+        if not wire.out:
+            self._watch(wire, False)
+
+    def _read(self, wire):
+        received = wire.received
+        try:
+            while True:
+                chunk = wire.sock.recv(65536)
+                if not chunk:
+                    received.eof = True
+                    break
+                received.data += chunk
+                pending = getattr(wire.sock, "pending", None)  # TLS: decrypted, unread
+                if pending is None or not pending():
+                    break
+        except self._wants:
+            pass
+        except OSError as exc:
+            self._broken(wire, exc, sent=True)
+            return
+        request, shown = wire.request, redact_url(wire.request.url)
+        received.pos = 0
+        try:
+            status, headers, http10 = _read_head(received)
+            body, framed = _read_body(received, status, headers, request.max_bytes)
+        except _NeedMore:
+            return
+        except _Closed:
+            self._fail(wire, NetworkError("server closed the connection without answering (%s)"
+                                          % shown, url=shown), stale=True)
+            return
+        except _BadAnswer as exc:
+            self._fail(wire, NetworkError("%s (%s)" % (exc, shown), url=shown))
+            return
+        except ResponseTooLarge as exc:
+            self._fail(wire, exc)
+            return
+        self._release(wire)
+        if _reusable(framed, status, headers, http10) and received.pos == len(received.data):
+            self.idle.setdefault(wire.origin, []).append(wire)
+        else:
+            wire.sock.close()
+        self._end(wire.key, Response(status, headers, body, request.url), None)
+
+    def _expire(self, wire):
+        if wire in self.busy:
+            shown = redact_url(wire.request.url)
+            self._fail(wire, NetworkError("timed out (%s)" % shown, url=shown))
+
+    def _fail(self, wire, exc, *, sent=True, stale=False):
+        """End the exchange on *wire* with *exc*; a kept-alive connection the server had
+        closed (*stale*) gets the request again on a new one (a GET, or one not sent)."""
+        self._release(wire)
+        wire.sock.close()
+        request = wire.request
+        if stale and wire.reused and (not sent or request.method == "GET"):
+            self._again(wire.key, request, wire.origin, wire.message, wire.deadline)
+        else:
+            self._end(wire.key, None, exc)
+
+    def _broken(self, wire, exc, sent):
+        self._fail(wire, _network_error(exc, sent=True, url=wire.request.url), sent=sent,
+                   stale=isinstance(exc, (ConnectionResetError, BrokenPipeError,
+                                          ConnectionAbortedError)))
+
+    def _release(self, wire):
+        if self.busy.pop(wire, 0) is None:
+            self._unwatch(wire)
+
+    def close(self):
+        """Close every connection (the exchanges under way end unanswered)."""
+        for wire in list(self.busy):
+            self._release(wire)
+            wire.sock.close()
+        for pool in self.idle.values():
+            for wire in pool:
+                wire.sock.close()
+        self.idle = {}
+
+
+class _LoopMux(_Mux):
+    """An event loop's polls' requests, sent on its own selector (no thread per request);
+    one for each loop and transport, kept on the loop while polls use it."""
+
+    def __init__(self, transport, loop):
+        super().__init__(transport)
+        self.loop, self.users = loop, 0
+
+    @classmethod
+    def of(cls, loop, transport):
+        """The mux of *loop* for *transport* (``None`` if the loop takes no attribute)."""
+        muxes = getattr(loop, "_opstatus_muxes", None)
+        if muxes is None:
+            muxes = {}
+            try:
+                loop._opstatus_muxes = muxes  # one thread runs a loop: no race here
+            except (AttributeError, TypeError):
+                return None
+        mux = muxes.get(transport)
+        if mux is None:
+            mux = muxes[transport] = cls(transport, loop)
+        mux.users += 1
+        return mux
+
+    def leave(self):
+        """One poll less; the last one closes the connections."""
+        self.users -= 1
+        if self.users == 0:
+            self.loop._opstatus_muxes.pop(self.transport, None)
+            self.close()
+
+    def _watch(self, wire, writing):
+        fd = wire.sock.fileno()
+        self.loop.remove_reader(fd)
+        self.loop.remove_writer(fd)
+        (self.loop.add_writer if writing else self.loop.add_reader)(fd, self._ready, wire,
+                                                                    writing)
+
+    def _unwatch(self, wire):
+        fd = wire.sock.fileno()
+        self.loop.remove_reader(fd)
+        self.loop.remove_writer(fd)
+        if wire.timer is not None:
+            wire.timer.cancel()
+            wire.timer = None
+
+    def _ready(self, wire, writing):
+        if wire in self.busy:
+            (self._write if writing else self._read)(wire)
+
+    def _begin(self, wire, key, request, message, deadline):
+        wire.timer = self.loop.call_later(max(0.0, deadline - _time.monotonic()),
+                                          self._expire, wire)
+        super()._begin(wire, key, request, message, deadline)
+
+    def _end(self, key, response, error):
+        if not key.done():
+            key.set_result((response, error))
+
+    def _again(self, key, request, origin, message, deadline):
+        self.loop.create_task(self._connect_then(key, request, origin, message, deadline))
+
+    async def _connect_then(self, key, request, origin, message, deadline):
+        try:
+            sock = await self.loop.run_in_executor(None, self._open, origin, deadline,
+                                                   request.url)
+        except Exception as exc:
+            self._end(key, None, exc)
+            return
+        if key.done():  # cancelled meanwhile
+            sock.close()
+        else:
+            self._begin(_Wire(sock, origin), key, request, message, deadline)
+
+    async def exchange(self, request):
+        """The response to *request*, or its error raised."""
+        origin, message = self.transport._message(request)
+        deadline = _time.monotonic() + max(0.001, request.timeout)
+        answer = self.loop.create_future()
+        wire = self._idle_wire(origin)
+        if wire is None:
+            await self._connect_then(answer, request, origin, message, deadline)
+        else:
+            wire.reused = True
+            self._begin(wire, answer, request, message, deadline)
+        try:
+            response, error = await answer
+        finally:
+            for wire in [w for w in self.busy if w.key is answer]:  # cancelled: drop it
+                self._release(wire)
+                wire.sock.close()
+        if error is not None:
+            raise error
+        return response
+
+    async def drive(self, exchange):
+        """:meth:`_Client.drive` on this loop."""
+        import asyncio
+        try:
+            request = next(exchange)
+            while True:
+                try:
+                    response = await self.exchange(request)
+                except asyncio.CancelledError:
+                    exchange.close()
+                    raise
+                except Exception as exc:
+                    request = exchange.throw(exc)
+                else:
+                    request = exchange.send(response)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _network_error(exc: BaseException, *, sent: bool, url: Optional[str]) -> NetworkError:
     import socket
     shown, kind = redact_url(url) if url else "?", exc.__class__.__name__
@@ -2780,7 +3091,7 @@ class _SharedPool:
 
 
 _SHARED_POOL = _SharedPool()
-_ASYNC_REQUESTS = 8  # requests of one event loop's polls in its executor at once
+_ASYNC_REQUESTS = 8  # requests of one event loop's polls under way at once
 
 
 class _NoGate:
@@ -2792,9 +3103,9 @@ class _NoGate:
 
 
 def _async_gate(loop):
-    """The gate of *loop*: at most _ASYNC_REQUESTS requests of its polls in its executor at
-    once (each one there costs a future, a work item and a lock). Kept on the loop, so that
-    it goes with it (a table of loops would keep each alive: the gate refers to its loop)."""
+    """The gate of *loop*: at most _ASYNC_REQUESTS requests of its polls under way at once
+    (so as many connections). Kept on the loop, so that it goes with it (a table of loops
+    would keep each alive: the gate refers to its loop)."""
     gate = getattr(loop, "_opstatus_gate", None)
     if gate is None:
         import asyncio
@@ -3182,15 +3493,21 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def __aiter__(self):
-        """``async for status in poller``: the requests run in the event loop's default
-        executor; cancelling the task cancels the poller."""
+        """``async for status in poller``: the requests go out on the event loop's own
+        selector when they go straight to an :class:`HTTPTransport`, else they run in its
+        default executor; cancelling the task cancels the poller."""
         import asyncio
         loop = asyncio.get_event_loop()
         gate = _async_gate(loop)
+        direct = self._client.direct()
+        mux = None if direct is None else _LoopMux.of(loop, direct)
         try:
             while not self._done:
-                async with gate:  # thousands of polls queue here, not in the executor
-                    step = await loop.run_in_executor(None, self.step)
+                async with gate:  # thousands of polls queue here
+                    if mux is not None:
+                        step = await mux.drive(self.step_requests())
+                    else:
+                        step = await loop.run_in_executor(None, self.step)
                 if step.status is not None:
                     yield step.status
                 if step.done:
@@ -3204,6 +3521,8 @@ class Poller:
             self.cancel()
             raise
         finally:
+            if mux is not None:
+                mux.leave()
             self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self) -> OperationStatus:
@@ -3677,66 +3996,14 @@ __all__ += ["Outcome", "Watcher", "Simulator", "main"]
 DEFAULT_WORKERS = 8
 
 
-class _NeedMore(Exception):
-    """The answer is not whole yet."""
-
-
-class _Received:
-    """What a non-blocking connection received, read as the blocking reader is (readline,
-    read, read1): a read past what is there raises :class:`_NeedMore` (the parse starts again
-    once more came), or stops at the end of the stream."""
-
-    __slots__ = ("data", "pos", "eof")
-
-    def __init__(self):
-        self.data, self.pos, self.eof = bytearray(), 0, False
-
-    def readline(self, limit):
-        data, pos = self.data, self.pos
-        end = data.find(b"\n", pos, pos + limit)
-        if end < 0:
-            if len(data) - pos < limit and not self.eof:
-                raise _NeedMore()
-            end = min(len(data), pos + limit) - 1
-        self.pos = end + 1
-        return bytes(data[pos:end + 1])
-
-    def read(self, size):
-        pos = self.pos
-        if len(self.data) - pos < size and not self.eof:
-            raise _NeedMore()
-        self.pos = min(len(self.data), pos + size)
-        return bytes(self.data[pos:self.pos])
-
-    def read1(self, size):
-        if self.pos >= len(self.data) and not self.eof:
-            raise _NeedMore()
-        return self.read(min(size, len(self.data) - self.pos))
-
-
-class _Wire:
-    """A non-blocking connection of a :class:`_Mux` and the exchange on it."""
-
-    __slots__ = ("sock", "origin", "received", "out", "key", "request", "message", "deadline",
-                 "reused")
-
-    def __init__(self, sock, origin):
-        self.sock, self.origin, self.received, self.out = sock, origin, _Received(), b""
-        self.key = self.request = self.message = None
-        self.deadline, self.reused = 0.0, False
-
-
-class _Mux:
-    """Sends requests through an :class:`HTTPTransport`'s rules over non-blocking kept-alive
-    connections, in the calling thread: :meth:`send` starts one, :meth:`wait` returns the
-    ``(key, response, error)`` of those that ended (no thread per request)."""
+class _SelectMux(_Mux):
+    """A Watcher's requests, on a selector it waits on in its own thread."""
 
     def __init__(self, transport):
         import selectors
-        self.transport, self._selectors = transport, selectors
+        super().__init__(transport)
+        self._events = selectors.EVENT_WRITE, selectors.EVENT_READ
         self.selector = selectors.DefaultSelector()
-        self.idle: Dict[Tuple[str, str, int], list] = {}
-        self.busy: Dict[_Wire, None] = {}
         self.ended: list = []
 
     def send(self, key, request):
@@ -3746,141 +4013,40 @@ class _Mux:
         except Exception as exc:
             self.ended.append((key, None, exc))
             return
-        self._start(key, request, origin, message, _time.monotonic() + max(0.001,
-                                                                           request.timeout))
+        self._start(key, request, origin, message,
+                    _time.monotonic() + max(0.001, request.timeout))
 
-    def _start(self, key, request, origin, message, deadline):
-        wire = None
-        pool = self.idle.get(origin)
-        while pool and wire is None:
-            wire = pool.pop()
-            if _readable_now(wire.sock):  # the server closed it, or sent what none asked for
-                self._close(wire)
-                wire = None
-        if wire is None:
-            try:
-                sock = self.transport._connect(origin, deadline, request.url).sock
-                sock.setblocking(False)
-            except Exception as exc:
-                self.ended.append((key, None, exc))
-                return
-            wire = _Wire(sock, origin)
-            wire.reused = False
-        else:
-            wire.reused = True
-        wire.key, wire.request, wire.message, wire.deadline = key, request, message, deadline
-        wire.received, wire.out = _Received(), message
-        self.busy[wire] = None
-        self.selector.register(wire.sock, self._selectors.EVENT_WRITE, wire)
-        self._write(wire)
+    def _watch(self, wire, writing):
+        event = self._events[0 if writing else 1]
+        try:
+            self.selector.modify(wire.sock, event, wire)
+        except KeyError:
+            self.selector.register(wire.sock, event, wire)
 
-    def _write(self, wire):
-        import ssl
-        try:
-            sent = wire.sock.send(wire.out)
-        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            return
-        except OSError as exc:
-            self._broken(wire, exc, sent=False)
-            return
-        wire.out = wire.out[sent:]
-        if not wire.out:
-            self.selector.modify(wire.sock, self._selectors.EVENT_READ, wire)
-
-    def _read(self, wire):
-        import ssl
-        received = wire.received
-        try:
-            while True:
-                chunk = wire.sock.recv(65536)
-                if not chunk:
-                    received.eof = True
-                    break
-                received.data += chunk
-                pending = getattr(wire.sock, "pending", None)
-                if pending is None or not pending():
-                    break
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            pass
-        except OSError as exc:
-            self._broken(wire, exc, sent=True)
-            return
-        request = wire.request
-        received.pos = 0
-        try:
-            status, headers, http10 = _read_head(received)
-            body, framed = _read_body(received, status, headers, request.max_bytes)
-        except _NeedMore:
-            return
-        except _Closed:
-            self._fail(wire, NetworkError("server closed the connection without answering (%s)"
-                                          % redact_url(request.url), url=redact_url(request.url)),
-                       stale=True)
-            return
-        except _BadAnswer as exc:
-            self._fail(wire, NetworkError("%s (%s)" % (exc, redact_url(request.url)),
-                                          url=redact_url(request.url)))
-            return
-        except ResponseTooLarge as exc:
-            self._fail(wire, exc)
-            return
-        del self.busy[wire]
+    def _unwatch(self, wire):
         self.selector.unregister(wire.sock)
-        if _reusable(framed, status, headers, http10) and received.pos == len(received.data):
-            self.idle.setdefault(wire.origin, []).append(wire)
-        else:
-            wire.sock.close()
-        self.ended.append((wire.key, Response(status, headers, body, request.url), None))
 
-    def _fail(self, wire, exc, *, sent=True, stale=False):
-        """End the exchange on *wire* with *exc*; a kept-alive connection the server had
-        closed (*stale*) gets the request again on a new one (a GET, or one not sent)."""
-        self._close(wire)
-        request = wire.request
-        if stale and wire.reused and (not sent or request.method == "GET"):
-            self._start(wire.key, request, wire.origin, wire.message, wire.deadline)
-            return
-        self.ended.append((wire.key, None, exc))
-
-    def _broken(self, wire, exc, sent):
-        self._fail(wire, _network_error(exc, sent=True, url=wire.request.url), sent=sent,
-                   stale=isinstance(exc, (ConnectionResetError, BrokenPipeError,
-                                          ConnectionAbortedError)))
-
-    def _close(self, wire):
-        if self.busy.pop(wire, 0) is None:
-            self.selector.unregister(wire.sock)
-        wire.sock.close()
+    def _end(self, key, response, error):
+        self.ended.append((key, response, error))
 
     def wait(self, timeout):
-        """The exchanges that ended, after waiting up to *timeout* seconds (``None``: until
-        one ends) for the first."""
+        """The ``(key, response, error)`` of the exchanges that ended, after waiting up to
+        *timeout* seconds (``None``: until one ends) for the first."""
         if not self.ended and self.busy:
-            now = _time.monotonic()
-            first = min(wire.deadline for wire in self.busy) - now
+            first = min(wire.deadline for wire in self.busy) - _time.monotonic()
             timeout = max(0.0, first if timeout is None else min(timeout, first))
             for selected, mask in self.selector.select(timeout):
                 wire = selected.data
-                if wire not in self.busy:  # failed meanwhile
-                    continue
-                if mask & self._selectors.EVENT_WRITE:
-                    self._write(wire)
-                else:
-                    self._read(wire)
+                if wire in self.busy:  # else failed meanwhile
+                    (self._write if mask & self._events[0] else self._read)(wire)
             now = _time.monotonic()
             for wire in [w for w in self.busy if w.deadline <= now]:
-                self._fail(wire, NetworkError("timed out (%s)" % redact_url(wire.request.url),
-                                              url=redact_url(wire.request.url)))
+                self._expire(wire)
         ended, self.ended = self.ended, []
         return ended
 
     def close(self):
-        for wire in list(self.busy):
-            self._close(wire)
-        for pool in self.idle.values():
-            for wire in pool:
-                wire.sock.close()
-        self.idle = {}
+        super().close()
         self.selector.close()
 
 
@@ -3921,7 +4087,7 @@ class _Here(_Threads):
 
     def __init__(self, pollers, transport):
         self.pollers, self.running = pollers, {}  # index -> its step's generator
-        self.mux, self.ended = _Mux(transport), []
+        self.mux, self.ended = _SelectMux(transport), []
 
     def __len__(self):
         return len(self.running) + len(self.ended)
