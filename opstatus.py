@@ -77,6 +77,7 @@ import sys as _sys
 import threading as _threading
 import time as _time
 import types as _types
+from collections import deque as _deque
 from collections.abc import Mapping as _Mapping
 from urllib.parse import parse_qs as _parse_qs, parse_qsl as _parse_qsl, unquote as _unquote
 from urllib.parse import urljoin as _urljoin, urlsplit as _urlsplit
@@ -2250,7 +2251,9 @@ class _LoopMux(_Mux):
 
     def __init__(self, transport, loop):
         super().__init__(transport)
-        self.loop, self.users = loop, 0
+        self.loop, self.users, self.opening = loop, 0, 0
+        self.waiting: Any = _deque()  # (answer, request) beyond _ASYNC_REQUESTS under way
+        self._draining = False
 
     @classmethod
     def of(cls, loop, transport):
@@ -2302,8 +2305,37 @@ class _LoopMux(_Mux):
     def _end(self, key, response, error):
         if not key.done():
             key.set_result((response, error))
+        self._next()
+
+    def _next(self):
+        """Start the waiting requests there is room for."""
+        if self._draining:  # an end within this loop: it goes on
+            return
+        self._draining = True
+        try:
+            while self.waiting and len(self.busy) + self.opening < _ASYNC_REQUESTS:
+                answer, request = self.waiting.popleft()
+                if not answer.done():  # else cancelled while it waited
+                    self._send(answer, request)
+        finally:
+            self._draining = False
+
+    def _send(self, answer, request):
+        try:
+            origin, message = self.transport._message(request)
+        except Exception as exc:
+            self._end(answer, None, exc)
+            return
+        deadline = _time.monotonic() + max(0.001, request.timeout)
+        wire = self._idle_wire(origin)
+        if wire is None:
+            self._again(answer, request, origin, message, deadline)
+        else:
+            wire.reused = True
+            self._begin(wire, answer, request, message, deadline)
 
     def _again(self, key, request, origin, message, deadline):
+        self.opening += 1  # connecting in the executor: the loop goes on meanwhile
         self.loop.create_task(self._connect_then(key, request, origin, message, deadline))
 
     async def _connect_then(self, key, request, origin, message, deadline):
@@ -2311,30 +2343,33 @@ class _LoopMux(_Mux):
             sock = await self.loop.run_in_executor(None, self._open, origin, deadline,
                                                    request.url)
         except Exception as exc:
+            self.opening -= 1
             self._end(key, None, exc)
             return
+        except BaseException:  # the loop is closing
+            self.opening -= 1
+            raise
+        self.opening -= 1
         if key.done():  # cancelled meanwhile
             sock.close()
+            self._next()
         else:
             self._begin(_Wire(sock, origin), key, request, message, deadline)
 
     async def exchange(self, request):
         """The response to *request*, or its error raised."""
-        origin, message = self.transport._message(request)
-        deadline = _time.monotonic() + max(0.001, request.timeout)
         answer = self.loop.create_future()
-        wire = self._idle_wire(origin)
-        if wire is None:
-            await self._connect_then(answer, request, origin, message, deadline)
+        if len(self.busy) + self.opening >= _ASYNC_REQUESTS:
+            self.waiting.append((answer, request))
         else:
-            wire.reused = True
-            self._begin(wire, answer, request, message, deadline)
+            self._send(answer, request)
         try:
             response, error = await answer
         finally:
             for wire in [w for w in self.busy if w.key is answer]:  # cancelled: drop it
                 self._release(wire)
                 wire.sock.close()
+                self._next()
         if error is not None:
             raise error
         return response
@@ -3492,31 +3527,40 @@ class Poller:
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 
+    def _async_parts(self):
+        import asyncio
+        loop = asyncio.get_event_loop()
+        direct = self._client.direct()
+        return loop, None if direct is None else _LoopMux.of(loop, direct)
+
+    async def _step_async(self, loop, mux):
+        if mux is not None:  # it queues the requests beyond its few connections
+            return await mux.drive(self.step_requests())
+        async with _async_gate(loop):  # thousands of polls queue here, not in the executor
+            return await loop.run_in_executor(None, self.step)
+
+    async def _pause_async(self, delay):
+        import asyncio
+        if self._sleep is not None:
+            self._sleep(delay)
+            await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(delay)
+
     async def __aiter__(self):
         """``async for status in poller``: the requests go out on the event loop's own
         selector when they go straight to an :class:`HTTPTransport`, else they run in its
         default executor; cancelling the task cancels the poller."""
         import asyncio
-        loop = asyncio.get_event_loop()
-        gate = _async_gate(loop)
-        direct = self._client.direct()
-        mux = None if direct is None else _LoopMux.of(loop, direct)
+        loop, mux = self._async_parts()
         try:
             while not self._done:
-                async with gate:  # thousands of polls queue here
-                    if mux is not None:
-                        step = await mux.drive(self.step_requests())
-                    else:
-                        step = await loop.run_in_executor(None, self.step)
+                step = await self._step_async(loop, mux)
                 if step.status is not None:
                     yield step.status
                 if step.done:
                     return
-                if self._sleep is not None:
-                    self._sleep(step.delay)
-                    await asyncio.sleep(0)
-                else:
-                    await asyncio.sleep(step.delay)
+                await self._pause_async(step.delay)
         except asyncio.CancelledError:
             self.cancel()
             raise
@@ -3526,16 +3570,27 @@ class Poller:
             self._client.close()  # idle connections; a later poll reconnects
 
     async def wait_async(self) -> OperationStatus:
-        """:meth:`wait` for ``asyncio``. Polls running at once share kept-alive connections
-        (unless this poller has TLS options or a transport)."""
+        """:meth:`wait` for ``asyncio`` (as ``async for``, without a generator: thousands
+        run at once). Polls running at once share kept-alive connections (unless this
+        poller has TLS options or a transport)."""
+        import asyncio
         pooled = self._client.owns_transport and self._client.builtin and \
             not self._client.explicit_tls
         if pooled:
             _SHARED_POOL.join(self._client)
+        loop, mux = self._async_parts()
         try:
-            async for _status in self:
-                pass
+            while not self._done:
+                step = await self._step_async(loop, mux)
+                if step.done:
+                    break
+                await self._pause_async(step.delay)
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
         finally:
+            if mux is not None:
+                mux.leave()
             self._client.close()
             if pooled:
                 _SHARED_POOL.release()

@@ -793,3 +793,90 @@ def test_a_watcher_follows_a_same_origin_redirect_and_refuses_another(keepalive)
     assert moved.ok and moved.status.succeeded
     assert isinstance(away.error, opstatus.UnsafeURLError)
     assert sorted(path for _n, path in server.requests) == ["/away", "/here", "/moved"]
+
+
+# -- issue 15: poll_async's requests on the event loop's own selector ---------------
+
+def _async_polls(locations, **options):
+    import asyncio
+
+    async def main():
+        return await asyncio.gather(*(
+            opstatus.poll_async(loc, allow_http=True, plugins=False, timeout=20,
+                                policy=opstatus.RetryPolicy(max_errors=0), **options)
+            for loc in locations), return_exceptions=True)
+    return asyncio.run(main())
+
+
+def test_poll_async_queues_what_exceeds_8_requests_and_needs_no_thread(keepalive):
+    under_way, peak, lock = [0], [0], threading.Lock()
+    threads = set()
+
+    def respond(path, number):
+        with lock:
+            under_way[0] += 1
+            peak[0] = max(peak[0], under_way[0])
+            threads.update(t.name for t in threading.enumerate())
+        time.sleep(0.01)
+        with lock:
+            under_way[0] -= 1
+        return answer(status_body())
+
+    server = keepalive(respond)
+    finals = _async_polls([server.origin + "/op/%d" % i for i in range(40)])
+    assert all(isinstance(f, opstatus.OperationStatus) and f.succeeded for f in finals), finals
+    assert 2 <= peak[0] <= opstatus._ASYNC_REQUESTS
+    assert server.connections <= opstatus._ASYNC_REQUESTS
+    # a connection is opened in the executor; no request runs there
+    assert len([t for t in threads if t.startswith("asyncio")]) <= opstatus._ASYNC_REQUESTS
+
+
+@pytest.mark.parametrize("reply, problem", MISFRAMED[:6])
+def test_poll_async_meets_a_misframed_answer_with_a_network_error(keepalive, reply, problem):
+    server = keepalive(lambda path, number: reply if path == "/bad" else answer(status_body()))
+    bad, good = _async_polls([server.origin + "/bad", server.origin + "/good"])
+    assert isinstance(bad, opstatus.NetworkError) and problem in str(bad)
+    assert isinstance(good, opstatus.OperationStatus) and good.succeeded
+
+
+def test_poll_async_times_out_a_silent_server_and_sends_again_on_a_dropped_connection(
+        keepalive):
+    seen = []
+
+    def respond(path, number):
+        seen.append((number, path))
+        if path == "/silent":
+            return b""
+        if [n for n, p in seen if p == "/drop"] == [1, 1]:
+            return None  # the server had dropped the kept-alive connection
+        return answer(status_body("running" if len(seen) == 1 else "succeeded"))
+
+    server = keepalive(respond)
+    drop, = _async_polls([server.origin + "/drop"])
+    assert isinstance(drop, opstatus.OperationStatus) and drop.succeeded
+    assert [n for n, p in seen] == [1, 1, 2]
+    started = time.monotonic()
+    silent, = _async_polls([server.origin + "/silent"], request_timeout=0.5)
+    assert isinstance(silent, opstatus.NetworkError) and "timed out" in str(silent)
+    assert time.monotonic() - started < 4
+
+
+def test_a_cancelled_poll_async_leaves_the_others_going(keepalive):
+    import asyncio
+
+    server = keepalive(lambda path, number: b"" if path == "/slow" else answer(status_body()))
+
+    async def main():
+        slow = asyncio.ensure_future(opstatus.poll_async(
+            server.origin + "/slow", allow_http=True, plugins=False, timeout=20))
+        others = [asyncio.ensure_future(opstatus.poll_async(
+            server.origin + "/op/%d" % i, allow_http=True, plugins=False, timeout=20))
+            for i in range(20)]
+        await asyncio.sleep(0.2)
+        slow.cancel()
+        finals = await asyncio.gather(*others)
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        return finals
+
+    assert all(f.succeeded for f in asyncio.run(main()))
