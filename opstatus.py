@@ -1462,7 +1462,7 @@ def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
                              % (what, match.group(), match.start()))
     try:
         parts = _urlsplit(url)
-        port = parts.port
+        port, hostname = parts.port, parts.hostname
     except ValueError as exc:
         raise UnsafeURLError("%s is malformed: %s" % (what, exc)) from None
     scheme = parts.scheme.lower()
@@ -1471,12 +1471,12 @@ def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
                              % (what, scheme or "(none)"))
     if "@" in parts.netloc:
         raise UnsafeURLError("%s has userinfo ('user@host'), which is refused" % what)
-    if not parts.hostname:
+    if not hostname:
         raise UnsafeURLError("%s has no host" % what)
-    if scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+    if scheme == "http" and not allow_http and not is_loopback(hostname):
         raise UnsafeURLError(
             "%s uses plain http to %s: only https is allowed to a host other than "
-            "loopback (allow_http=True, or --allow-http, overrides)" % (what, parts.hostname))
+            "loopback (allow_http=True, or --allow-http, overrides)" % (what, hostname))
     if port == 0:
         raise UnsafeURLError("%s has port 0" % what)
     return parts
@@ -1495,9 +1495,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_ORIGINS: Dict[Tuple[str, str], Tuple[str, str, int]] = {}
+
+
 def _origin(parts: Any) -> Tuple[str, str, int]:
-    scheme = parts.scheme.lower()
-    return (scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80))
+    """(scheme, host, port) of a checked URL's parts; one shared tuple for each."""
+    origin = _ORIGINS.get((parts.scheme, parts.netloc))
+    if origin is None:
+        scheme = parts.scheme.lower()
+        origin = (scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80))
+        if len(_ORIGINS) >= 256:
+            _ORIGINS.clear()
+        _ORIGINS[(parts.scheme, parts.netloc)] = origin
+    return origin
 
 
 def redact_url(url: str) -> str:
@@ -2089,12 +2099,13 @@ class _Wire:
     """A non-blocking connection of a :class:`_Mux`, and the exchange on it."""
 
     __slots__ = ("sock", "origin", "received", "out", "key", "request", "message", "deadline",
-                 "reused", "timer")
+                 "reused", "timer", "watching")
 
     def __init__(self, sock, origin):
         self.sock, self.origin, self.received, self.out = sock, origin, _Received(), b""
         self.key = self.request = self.message = self.timer = None
         self.deadline, self.reused = 0.0, False
+        self.watching = 0  # what the mux waits for: 0 nothing, 1 readable, 2 writable
 
 
 class _Mux:
@@ -2111,6 +2122,7 @@ class _Mux:
         self.busy: Dict[_Wire, None] = {}
 
     def _watch(self, wire, writing):
+        """Wait for *wire* to be writable (*writing*) or readable."""
         raise NotImplementedError
 
     def _unwatch(self, wire):
@@ -2153,20 +2165,18 @@ class _Mux:
         wire.key, wire.request, wire.message, wire.deadline = key, request, message, deadline
         wire.received, wire.out = _Received(), message
         self.busy[wire] = None
-        self._watch(wire, True)
-        self._write(wire)
+        self._write(wire)  # most often all of it at once: then only reads are waited for
 
     def _write(self, wire):
         try:
             sent = wire.sock.send(wire.out)
         except self._wants:
-            return
+            sent = 0
         except OSError as exc:
             self._broken(wire, exc, sent=False)
             return
         wire.out = wire.out[sent:]
-        if not wire.out:
-            self._watch(wire, False)
+        self._watch(wire, bool(wire.out))
 
     def _read(self, wire):
         received = wire.received
@@ -2251,9 +2261,8 @@ class _LoopMux(_Mux):
 
     def __init__(self, transport, loop):
         super().__init__(transport)
-        self.loop, self.users, self.opening = loop, 0, 0
-        self.waiting: Any = _deque()  # (answer, request) beyond _ASYNC_REQUESTS under way
-        self._draining = False
+        self.loop, self.users, self.turns = loop, 0, 0
+        self.waiters: Any = _deque()  # polls waiting for a turn: one of _ASYNC_REQUESTS
 
     @classmethod
     def of(cls, loop, transport):
@@ -2279,17 +2288,19 @@ class _LoopMux(_Mux):
             self.close()
 
     def _watch(self, wire, writing):
-        fd = wire.sock.fileno()
-        self.loop.remove_reader(fd)
-        self.loop.remove_writer(fd)
-        (self.loop.add_writer if writing else self.loop.add_reader)(fd, self._ready, wire,
-                                                                    writing)
+        want = 2 if writing else 1
+        if wire.watching != want:
+            self._unwatch(wire, keep_timer=True)
+            (self.loop.add_writer if writing else self.loop.add_reader)(
+                wire.sock.fileno(), self._ready, wire, writing)
+            wire.watching = want
 
-    def _unwatch(self, wire):
-        fd = wire.sock.fileno()
-        self.loop.remove_reader(fd)
-        self.loop.remove_writer(fd)
-        if wire.timer is not None:
+    def _unwatch(self, wire, keep_timer=False):
+        if wire.watching:
+            (self.loop.remove_writer if wire.watching == 2 else self.loop.remove_reader)(
+                wire.sock.fileno())
+            wire.watching = 0
+        if wire.timer is not None and not keep_timer:
             wire.timer.cancel()
             wire.timer = None
 
@@ -2305,74 +2316,75 @@ class _LoopMux(_Mux):
     def _end(self, key, response, error):
         if not key.done():
             key.set_result((response, error))
-        self._next()
-
-    def _next(self):
-        """Start the waiting requests there is room for."""
-        if self._draining:  # an end within this loop: it goes on
-            return
-        self._draining = True
-        try:
-            while self.waiting and len(self.busy) + self.opening < _ASYNC_REQUESTS:
-                answer, request = self.waiting.popleft()
-                if not answer.done():  # else cancelled while it waited
-                    self._send(answer, request)
-        finally:
-            self._draining = False
-
-    def _send(self, answer, request):
-        try:
-            origin, message = self.transport._message(request)
-        except Exception as exc:
-            self._end(answer, None, exc)
-            return
-        deadline = _time.monotonic() + max(0.001, request.timeout)
-        wire = self._idle_wire(origin)
-        if wire is None:
-            self._again(answer, request, origin, message, deadline)
-        else:
-            wire.reused = True
-            self._begin(wire, answer, request, message, deadline)
 
     def _again(self, key, request, origin, message, deadline):
-        self.opening += 1  # connecting in the executor: the loop goes on meanwhile
         self.loop.create_task(self._connect_then(key, request, origin, message, deadline))
 
     async def _connect_then(self, key, request, origin, message, deadline):
+        """Open a connection in the executor (the loop goes on meanwhile), then send."""
         try:
             sock = await self.loop.run_in_executor(None, self._open, origin, deadline,
                                                    request.url)
         except Exception as exc:
-            self.opening -= 1
             self._end(key, None, exc)
             return
-        except BaseException:  # the loop is closing
-            self.opening -= 1
-            raise
-        self.opening -= 1
         if key.done():  # cancelled meanwhile
             sock.close()
-            self._next()
         else:
             self._begin(_Wire(sock, origin), key, request, message, deadline)
 
     async def exchange(self, request):
         """The response to *request*, or its error raised."""
         answer = self.loop.create_future()
-        if len(self.busy) + self.opening >= _ASYNC_REQUESTS:
-            self.waiting.append((answer, request))
+        try:
+            origin, message = self.transport._message(request)
+        except Exception as exc:
+            self._end(answer, None, exc)
         else:
-            self._send(answer, request)
+            deadline = _time.monotonic() + max(0.001, request.timeout)
+            wire = self._idle_wire(origin)
+            if wire is None:
+                self._again(answer, request, origin, message, deadline)
+            else:
+                wire.reused = True
+                self._begin(wire, answer, request, message, deadline)
         try:
             response, error = await answer
         finally:
             for wire in [w for w in self.busy if w.key is answer]:  # cancelled: drop it
                 self._release(wire)
                 wire.sock.close()
-                self._next()
         if error is not None:
             raise error
         return response
+
+    async def step(self, poller):
+        """One step of *poller*, once one of the loop's _ASYNC_REQUESTS turns is free (so
+        thousands of polls wait here as a future each, and use a few connections)."""
+        import asyncio
+        if self.turns < _ASYNC_REQUESTS and not self.waiters:
+            self.turns += 1
+        else:
+            waiter = self.loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._pass_turn()  # handed a turn it will not use
+                raise
+        try:
+            return await self.drive(poller.step_requests())
+        finally:
+            self._pass_turn()
+
+    def _pass_turn(self):
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.turns -= 1
 
     async def drive(self, exchange):
         """:meth:`_Client.drive` on this loop."""
@@ -3534,8 +3546,8 @@ class Poller:
         return loop, None if direct is None else _LoopMux.of(loop, direct)
 
     async def _step_async(self, loop, mux):
-        if mux is not None:  # it queues the requests beyond its few connections
-            return await mux.drive(self.step_requests())
+        if mux is not None:
+            return await mux.step(self)
         async with _async_gate(loop):  # thousands of polls queue here, not in the executor
             return await loop.run_in_executor(None, self.step)
 
@@ -4072,14 +4084,19 @@ class _SelectMux(_Mux):
                     _time.monotonic() + max(0.001, request.timeout))
 
     def _watch(self, wire, writing):
-        event = self._events[0 if writing else 1]
-        try:
-            self.selector.modify(wire.sock, event, wire)
-        except KeyError:
-            self.selector.register(wire.sock, event, wire)
+        want = 2 if writing else 1
+        if wire.watching != want:
+            event = self._events[0 if writing else 1]
+            if wire.watching:
+                self.selector.modify(wire.sock, event, wire)
+            else:
+                self.selector.register(wire.sock, event, wire)
+            wire.watching = want
 
     def _unwatch(self, wire):
-        self.selector.unregister(wire.sock)
+        if wire.watching:
+            self.selector.unregister(wire.sock)
+            wire.watching = 0
 
     def _end(self, key, response, error):
         self.ended.append((key, response, error))
