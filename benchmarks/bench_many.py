@@ -655,6 +655,28 @@ def report_rows(r):
     return [row], verdicts
 
 
+def floor_child(n):
+    """poll_async's asyncio floor: RSS growth of *n* tasks that only sleep, gathered as the
+    poll_async run gathers its polls, each holding a location-sized string."""
+    import asyncio
+
+    gc.collect()
+    rss0 = _kib(_proc_status().get("VmRSS"))
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    locations = ["http://127.0.0.1:40000/face/v1.0/operations/%036d" % i for i in range(n)]
+
+    async def one(location):
+        await asyncio.sleep(0.5)
+        return location
+
+    async def all_of_them():
+        await asyncio.gather(*(one(loc) for loc in locations))
+
+    asyncio.run(all_of_them())
+    return {"n": n, "kib_per_task": (_kib(_proc_status().get("VmHWM")) - rss0) / float(n)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -676,7 +698,11 @@ def main(argv=None):
                         help="add a run of each opstatus client at the largest size under "
                         "tracemalloc: Python allocations per operation and where")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.floor_child:
+        sys.stdout.write(json.dumps(floor_child(args.floor_child)) + "\n")
+        return 0
     if args.child:
         result = child_main(json.loads(args.child))
         sys.stdout.write(json.dumps(result) + "\n")
@@ -792,6 +818,15 @@ def main(argv=None):
                              r["client"], r["n"], r["n"], r["setup_cpu"] * 1e3,
                              r["setup_cpu"] / r["n"] * 1e6,
                              r["setup_cpu"] / max(1, r["gets"]) * 1e6))
+        if r["client"] == "poll_async" and sys.platform.startswith("linux"):
+            floor = json.loads(subprocess.run(
+                [sys.executable, THIS_FILE, "--floor-child", str(r["n"])],
+                stdout=subprocess.PIPE, universal_newlines=True, check=True,
+                timeout=CHILD_TIMEOUT).stdout)
+            notes.append("poll_async, %d: asyncio's floor, %d tasks that only sleep (gathered "
+                         "as the run gathers its polls) in a fresh process: %.2f KiB of RSS per "
+                         "task, counted in poll_async's memory per operation"
+                         % (r["n"], r["n"], floor["kib_per_task"]))
         if r["client"] == "azure" and r.get("interval") is not None:
             notes.append("azure-core, %d: LROPoller interval %s s; follow phase capped at %g s"
                          % (r["n"], r["interval"], AZURE_LIMIT))
