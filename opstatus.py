@@ -1449,8 +1449,21 @@ _BAD_HEADER_CHARS = _LazyRegex(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = _LazyRegex(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+_SPLITS: Dict[Tuple[str, bool], Any] = {}  # the last URLs that passed (an endpoint, mostly)
+
+
 def _split_url(url: str, *, allow_http: bool = False, what: str = "URL") -> Any:
     """_urlsplit() of an absolute URL that passes the safety rules."""
+    parts = _SPLITS.get((url, allow_http)) if type(url) is str else None
+    if parts is None:
+        parts = _check_url(url, allow_http, what)
+        if len(_SPLITS) >= 64:
+            _SPLITS.clear()
+        _SPLITS[(url, allow_http)] = parts
+    return parts
+
+
+def _check_url(url, allow_http, what):
     if not isinstance(url, str):
         raise UnsafeURLError("%s must be a str, not %s" % (what, type(url).__name__))
     if not url:
