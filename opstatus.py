@@ -2279,7 +2279,11 @@ class _LoopMux(_Mux):
 
     @classmethod
     def of(cls, loop, transport):
-        """The mux of *loop* for *transport* (``None`` if the loop takes no attribute)."""
+        """The mux of *loop* for *transport*; ``None`` if the loop cannot watch sockets
+        (Windows' proactor loop) or takes no attribute."""
+        import asyncio
+        if getattr(type(loop), "add_reader", None) in (None, asyncio.AbstractEventLoop.add_reader):
+            return None
         muxes = getattr(loop, "_opstatus_muxes", None)
         if muxes is None:
             muxes = {}
@@ -4206,8 +4210,8 @@ class _Here(_Threads):
         return ended
 
     def close(self):
-        while self.running:  # let the steps under way end (cancelled: no other begins)
-            self.wait(None)
+        while self.running and (self.mux.busy or self.mux.ended or self.ended):
+            self.wait(None)  # let the steps under way end (cancelled: no other begins)
         self.mux.close()
 
 

@@ -497,3 +497,26 @@ def test_a_loop_that_takes_no_attribute_gets_no_gate():
         async with gate:
             return "through"
     assert asyncio.run(through()) == "through"
+
+
+def test_a_loop_that_cannot_watch_sockets_polls_in_its_executor(live_sim):
+    # Windows' proactor loop has no add_reader: the requests run in the executor instead.
+    class NoReaders(asyncio.SelectorEventLoop):
+        add_reader = asyncio.AbstractEventLoop.add_reader
+
+    threads = set()
+    location = take(live_sim)
+
+    async def main():
+        return await opstatus.poll_async(location, endpoint=live_sim.endpoint,
+                                         key=live_sim.key, timeout=30, on_status=lambda s:
+                                         threads.add(threading.current_thread().name),
+                                         **quick())
+
+    loop = NoReaders()
+    try:
+        final = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert final.succeeded
+    assert threads and threading.main_thread().name not in threads
