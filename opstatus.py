@@ -1701,7 +1701,7 @@ class _DeadlineReader(_io.RawIOBase):
 class _Connection:
     """A kept-alive HTTP/1.1 connection of the built-in transport."""
 
-    __slots__ = ("sock", "reader", "deadline", "probing", "__weakref__")
+    __slots__ = ("sock", "reader", "deadline", "probing")
 
     def __init__(self, sock):
         self.sock, self.deadline, self.probing = sock, 0.0, False
@@ -1762,7 +1762,7 @@ def _read_head(reader):
             raise _Closed()
         parts = line.split(None, 2)
         if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or \
-                len(parts[1]) != 3 or not parts[1].isdigit():
+                len(parts[1]) != 3 or not parts[1].isdigit() or not b"100" <= parts[1] < b"600":
             raise _BadAnswer("not an HTTP/1.x status line: %s" % _short_repr(line[:80]))
         status, headers = int(parts[1]), {}  # type: Tuple[int, Dict[str, str]]
         name = None
@@ -1910,6 +1910,10 @@ class HTTPTransport:
         return self._ssl_context
 
     def _connect(self, origin, deadline, url):
+        return _Connection(self._socket(origin, deadline, url))
+
+    def _socket(self, origin, deadline, url):
+        """A connected socket (TLS: verified) to *origin*, or :class:`NetworkError`."""
         import socket
         scheme, host, port = origin
         context = self._context() if scheme == "https" else None
@@ -1924,7 +1928,7 @@ class HTTPTransport:
                 raise
         except Exception as exc:
             raise _network_error(exc, sent=False, url=url) from None
-        return _Connection(sock)
+        return sock
 
     def _idle_connection(self, origin):
         """A kept-alive connection to *origin* that is provably idle, or None. One with
@@ -2158,7 +2162,7 @@ class _Mux:
         return None
 
     def _open(self, origin, deadline, url):
-        sock = self.transport._connect(origin, deadline, url).sock
+        sock = self.transport._socket(origin, deadline, url)
         sock.setblocking(False)
         return sock
 

@@ -587,6 +587,8 @@ def _send(transport, server, path, method="GET", body=None, headers=None):
     (b"HTTP/1.1 200 OK\r\n folded: x\r\nContent-Length: 0\r\n\r\n", "folded line before"),
     (b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", "not an HTTP/1.x status line"),
     (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "not an HTTP/1.x status line"),
+    (b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", "not an HTTP/1.x status line"),
+    (b"HTTP/1.1 600 Odd\r\nContent-Length: 0\r\n\r\n", "not an HTTP/1.x status line"),
     (b"ICY 200 OK\r\n\r\n", "not an HTTP/1.x status line"),
     (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", "more than 100 headers"),
     (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", "longer than 65536"),
