@@ -2562,6 +2562,11 @@ class _Hooks:
                 return True
         return False
 
+    def quiet(self):
+        """Whether no plugin but the built-in one is registered (so no plugin's hook, which
+        may block, runs in the thread that steps a poll)."""
+        return all(isinstance(plugin, _BuiltinPlugin) for plugin in self.pm.get_plugins())
+
     def names(self, name):
         """The names of the plugins that implement *name*, in call order."""
         return [i.plugin_name for i in reversed(getattr(self.pm.hook, name).get_hookimpls())
@@ -2939,15 +2944,13 @@ class _Client:
             self._check_origin(request.url)
 
     def direct(self) -> Optional[HTTPTransport]:
-        """The HTTPTransport every request goes straight to (no transport plugin, no
-        transport of another kind), or None."""
+        """The HTTPTransport every request goes straight to, with no plugin registered (its
+        hooks may block) and no transport of another kind; or None."""
+        if self.hooks is not None and not self.hooks.quiet():
+            return None
         if type(self.explicit_transport) is HTTPTransport:
             return self.explicit_transport
-        if self.explicit_transport is not None or (
-                self.hooks is not None and not self.explicit_tls
-                and self.hooks.has("opstatus_send_request")):
-            return None
-        return self.transport
+        return None if self.explicit_transport is not None else self.transport
 
     def _transport(self, request):
         if type(self.explicit_transport) is HTTPTransport:
@@ -3728,8 +3731,10 @@ class Poller:
 
     @property
     def direct_transport(self) -> Optional[HTTPTransport]:
-        """The :class:`HTTPTransport` every request goes straight to (none given of another
-        kind, no transport plugin), or ``None``."""
+        """The :class:`HTTPTransport` every request goes straight to, with no plugin
+        registered (a hook may block) and no transport of another kind; or ``None``. A
+        :class:`Watcher` and ``poll_async`` send such polls' requests on non-blocking
+        connections from one thread; others run on worker threads."""
         return self._client.direct()
 
     def close(self):

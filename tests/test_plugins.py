@@ -853,6 +853,37 @@ def test_a_notifier_that_raises_does_not_stop_the_poll(pm, register, sim, clock,
     assert kinds.count("changed") == 2  # after the 0.5 s retry wait: running, succeeded
 
 
+class ThreadRecorder:
+    """Notes the thread each status change is told in (a hook may block: not the thread
+    that sends the other polls' requests)."""
+
+    def __init__(self):
+        self.threads = set()
+
+    @opstatus.hookimpl
+    def opstatus_status_changed(self, url, previous, status):
+        self.threads.add(threading.current_thread().name)
+
+
+def test_with_a_plugin_a_watcher_and_poll_async_step_on_worker_threads(pm, register, sim,
+                                                                        clock):
+    import asyncio
+
+    rec = register(ThreadRecorder(), "threads")
+    locations = [start(sim), start(sim)]
+    outcomes = opstatus.Watcher(locations, endpoint=sim.endpoint, key=sim.key, clock=clock,
+                                sleep=clock.sleep, random=lambda: 0.0, plugins=pm).results()
+    assert all(o.ok for o in outcomes)
+    assert rec.threads and threading.current_thread().name not in rec.threads
+    rec.threads.clear()
+
+    async def main():
+        return await opstatus.poll_async(start(sim), endpoint=sim.endpoint, key=sim.key,
+                                         clock=clock, sleep=clock.sleep, plugins=pm)
+    assert asyncio.run(main()).succeeded
+    assert rec.threads and threading.current_thread().name not in rec.threads
+
+
 def test_watcher_notifies_for_each_operation(pm, register, sim, clock):
     rec = register(Recorder(), "recorder")
     locations = [start(sim), start(sim)]
