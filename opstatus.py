@@ -2272,6 +2272,9 @@ class _Mux:
         self.idle = {}
 
 
+_ASYNC_REQUESTS = 8  # requests of one event loop's polls under way at once
+
+
 class _LoopMux(_Mux):
     """An event loop's polls' requests, sent on its own selector (no thread per request);
     one for each loop and transport, kept on the loop while polls use it."""
@@ -3162,7 +3165,6 @@ class _SharedPool:
 
 
 _SHARED_POOL = _SharedPool()
-_ASYNC_REQUESTS = 8  # requests of one event loop's polls under way at once
 
 
 class _NoGate:
