@@ -4181,7 +4181,7 @@ class _Threads:
         self.pool.shutdown(wait=True)
 
 
-class _Here(_Threads):
+class _Here:
     """A Watcher's steps, run in the watching thread: their requests go out together on
     non-blocking connections (:class:`_Mux`)."""
 
