@@ -236,9 +236,8 @@ def test_truncated_body_then_close_is_retried_by_the_poller():
     assert seen == [0, 1]
 
 
-def test_truncated_body_error_names_the_byte_counts():
-    full = status_body()
-    raw_full = answer(full)
+def _send_once(reply):
+    """What the built-in transport makes of *reply*, sent on a connection then closed."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1)
@@ -246,19 +245,25 @@ def test_truncated_body_error_names_the_byte_counts():
     def serve():
         conn, _ = sock.accept()
         conn.recv(65536)
-        conn.sendall(raw_full[: len(raw_full) - len(full) + 30])
+        conn.sendall(reply)
         conn.close()
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
         with opstatus.HTTPTransport() as transport:
-            with pytest.raises(opstatus.NetworkError) as info:
-                transport.send(opstatus.Request(
-                    "GET", "http://127.0.0.1:%d/x" % sock.getsockname()[1], timeout=5))
+            return transport.send(opstatus.Request(
+                "GET", "http://127.0.0.1:%d/x" % sock.getsockname()[1], timeout=5))
     finally:
         t.join(5)
         sock.close()
+
+
+def test_truncated_body_error_names_the_byte_counts():
+    full = status_body()
+    raw_full = answer(full)
+    with pytest.raises(opstatus.NetworkError) as info:
+        _send_once(raw_full[: len(raw_full) - len(full) + 30])
     assert "30 of %d bytes" % len(full) in str(info.value)
     assert info.value.sent and info.value.retryable
 
@@ -619,27 +624,9 @@ def test_a_huge_length_is_refused_before_any_byte_is_read(keepalive, reply):
 
 
 def test_a_body_cut_short_inside_a_chunk_names_the_bytes_read():
-    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\nhello"
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1)
-
-    def serve():
-        conn, _ = sock.accept()
-        conn.recv(65536)
-        conn.sendall(reply)
-        conn.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        with opstatus.HTTPTransport() as transport:
-            with pytest.raises(opstatus.NetworkError, match="cut short after 8 bytes"):
-                transport.send(opstatus.Request(
-                    "GET", "http://127.0.0.1:%d/x" % sock.getsockname()[1], timeout=5))
-    finally:
-        t.join(5)
-        sock.close()
+    with pytest.raises(opstatus.NetworkError, match="cut short after 8 bytes"):
+        _send_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n"
+                   b"hello")
 
 
 def _two_on_one_transport(keepalive, first):
