@@ -875,8 +875,11 @@ def _field(index, names):
 def _failure_reason(data, vocab):
     """(code, message) from the first error path (``errors.0.message``) to a message."""
     for path in vocab.error_paths:
-        parent, node = None, data
-        for step in path.split("."):
+        root, _dot, rest = path.partition(".")
+        parent, node = data, data.get(root)  # most documents have none of the roots
+        if node is None:
+            continue
+        for step in rest.split(".") if rest else ():
             parent = node
             if isinstance(node, _Mapping):
                 node = node.get(step)
