@@ -1684,31 +1684,20 @@ class Response:
 
 class _DeadlineReader(_io.RawIOBase):
     """The socket reader of one connection: every read gets only the time left before the
-    exchange's deadline, so that a server dripping one byte at a time cannot stretch a
+    exchange's *deadline*, so that a server dripping one byte at a time cannot stretch a
     request beyond its timeout."""
 
-    def __init__(self, conn):
-        self._conn = conn
+    def __init__(self, sock):
+        self.sock, self.deadline, self.probing = sock, 0.0, False
 
     def readable(self):
         return True
 
     def readinto(self, buffer):
-        conn = self._conn
-        if conn.probing:  # a look at what is buffered beyond the answer: no system call
+        if self.probing:  # a look at what is buffered beyond the answer: no system call
             return None
-        conn.limit()
-        return conn.sock.recv_into(buffer)
-
-
-class _Connection:
-    """A kept-alive HTTP/1.1 connection of the built-in transport."""
-
-    __slots__ = ("sock", "reader", "deadline", "probing")
-
-    def __init__(self, sock):
-        self.sock, self.deadline, self.probing = sock, 0.0, False
-        self.reader = _io.BufferedReader(_DeadlineReader(self), 65536)
+        self.limit()
+        return self.sock.recv_into(buffer)
 
     def limit(self):
         """Let no wait of the socket pass the deadline. The timeout in force is kept while
@@ -1721,15 +1710,26 @@ class _Connection:
         if current is None or current <= 0 or abs(current - left) > 0.05:
             self.sock.settimeout(left)
 
+
+class _Connection:
+    """A kept-alive HTTP/1.1 connection of the built-in transport (no reference cycle: a
+    connection dropped is freed at once, its buffer with it)."""
+
+    __slots__ = ("sock", "raw", "reader")
+
+    def __init__(self, sock):
+        self.sock, self.raw = sock, _DeadlineReader(sock)
+        self.reader = _io.BufferedReader(self.raw, 65536)
+
     def leftover(self):
         """Whether bytes are buffered beyond the answer read (no system call)."""
-        self.probing = True
+        self.raw.probing = True
         try:
             return bool(self.reader.peek(1))
         except (OSError, ValueError):
             return True
         finally:
-            self.probing = False
+            self.raw.probing = False
 
     def close(self):
         self.sock.close()
@@ -2006,9 +2006,9 @@ class HTTPTransport:
         return self._exchange(conn, origin, message, request, deadline, generation, False)
 
     def _exchange(self, conn, origin, message, request, deadline, generation, reused):
-        conn.deadline, sent = deadline, False
+        conn.raw.deadline, sent = deadline, False
         try:
-            conn.limit()
+            conn.raw.limit()
             conn.sock.sendall(message)
             sent = True
             status, headers, http10 = _read_head(conn.reader)
