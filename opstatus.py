@@ -4252,8 +4252,11 @@ class Watcher:
         for outcome in Watcher(locations, endpoint=endpoint, key=key, timeout=600):
             print(outcome.location, outcome.status.status if outcome.ok else outcome.error)
 
-    Each operation keeps its own schedule; requests run on at most *max_workers* threads
-    over shared kept-alive connections, at most *max_rate* a second (every poll is billed).
+    Each operation keeps its own schedule; at most *max_workers* requests are under way at
+    once, over shared kept-alive connections, at most *max_rate* a second (every poll is
+    billed). With no plugin registered and the built-in transport, they go out from the
+    watching thread on non-blocking connections (callbacks run in it: keep them short);
+    else on *max_workers* threads.
     One *timeout* holds for all; :meth:`cancel` stops all (from any thread); a failure of
     one does not stop the others. *on_status* is called as ``on_status(index, status)``,
     *on_step* as ``on_step(index, step)``; other keyword arguments are those of
