@@ -2202,7 +2202,7 @@ class _Mux:
         received = wire.received
         try:
             while True:
-                chunk = wire.sock.recv(65536)
+                chunk = wire.sock.recv(16384)  # a status document takes one
                 if not chunk:
                     received.eof = True
                     break
