@@ -2119,11 +2119,11 @@ class _Wire:
     """A non-blocking connection of a :class:`_Mux`, and the exchange on it."""
 
     __slots__ = ("sock", "origin", "received", "out", "key", "request", "message", "deadline",
-                 "reused", "timer", "watching")
+                 "reused", "watching")
 
     def __init__(self, sock, origin):
         self.sock, self.origin, self.received, self.out = sock, origin, _Received(), b""
-        self.key = self.request = self.message = self.timer = None
+        self.key = self.request = self.message = None
         self.deadline, self.reused = 0.0, False
         self.watching = 0  # what the mux waits for: 0 nothing, 1 readable, 2 writable
 
@@ -2161,7 +2161,7 @@ class _Mux:
             wire = pool.pop()
             if not _readable_now(wire.sock):
                 return wire
-            wire.sock.close()  # the server closed it, or sent what none asked for
+            self._drop(wire)  # the server closed it, or sent what none asked for
         return None
 
     def _open(self, origin, deadline, url):
@@ -2234,10 +2234,18 @@ class _Mux:
             return
         self._release(wire)
         if _reusable(framed, status, headers, http10) and received.pos == len(received.data):
-            self.idle.setdefault(wire.origin, []).append(wire)
+            self.idle.setdefault(wire.origin, []).append(wire)  # still watched: see _idle_read
         else:
-            wire.sock.close()
+            self._drop(wire)
         self._end(wire.key, Response(status, headers, body, request.url), None)
+
+    def _idle_read(self, wire):
+        """An idle connection turned readable (the server closed it, or sent what none asked
+        for): it is not used again."""
+        pool = self.idle.get(wire.origin, ())
+        if wire in pool:
+            pool.remove(wire)
+        self._drop(wire)
 
     def _expire(self, wire):
         if wire in self.busy:
@@ -2248,7 +2256,7 @@ class _Mux:
         """End the exchange on *wire* with *exc*; a kept-alive connection the server had
         closed (*stale*) gets the request again on a new one (a GET, or one not sent)."""
         self._release(wire)
-        wire.sock.close()
+        self._drop(wire)
         request = wire.request
         if stale and wire.reused and (not sent or request.method == "GET"):
             self._again(wire.key, request, wire.origin, wire.message, wire.deadline)
@@ -2261,21 +2269,25 @@ class _Mux:
                                           ConnectionAbortedError)))
 
     def _release(self, wire):
-        if self.busy.pop(wire, 0) is None:
-            self._unwatch(wire)
+        self.busy.pop(wire, None)
+
+    def _drop(self, wire):
+        self._unwatch(wire)
+        wire.sock.close()
 
     def close(self):
         """Close every connection (the exchanges under way end unanswered)."""
         for wire in list(self.busy):
             self._release(wire)
-            wire.sock.close()
+            self._drop(wire)
         for pool in self.idle.values():
             for wire in pool:
-                wire.sock.close()
+                self._drop(wire)
         self.idle = {}
 
 
 _ASYNC_REQUESTS = 8  # requests of one event loop's polls under way at once
+_WATCHDOG_SECONDS = 0.05  # how often an event loop's mux looks for requests past deadline
 
 
 class _LoopMux(_Mux):
@@ -2285,6 +2297,7 @@ class _LoopMux(_Mux):
     def __init__(self, transport, loop):
         super().__init__(transport)
         self.loop, self.users, self.turns = loop, 0, 0
+        self._watchdog: Any = None  # the timer that ends exchanges past their deadline
         self.waiters: Any = _deque()  # polls waiting for a turn: one of _ASYNC_REQUESTS
 
     @classmethod
@@ -2312,33 +2325,44 @@ class _LoopMux(_Mux):
         self.users -= 1
         if self.users == 0:
             self.loop._opstatus_muxes.pop(self.transport, None)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
             self.close()
 
     def _watch(self, wire, writing):
         want = 2 if writing else 1
         if wire.watching != want:
-            self._unwatch(wire, keep_timer=True)
+            self._unwatch(wire)
             (self.loop.add_writer if writing else self.loop.add_reader)(
                 wire.sock.fileno(), self._ready, wire, writing)
             wire.watching = want
 
-    def _unwatch(self, wire, keep_timer=False):
+    def _unwatch(self, wire):
         if wire.watching:
             (self.loop.remove_writer if wire.watching == 2 else self.loop.remove_reader)(
                 wire.sock.fileno())
             wire.watching = 0
-        if wire.timer is not None and not keep_timer:
-            wire.timer.cancel()
-            wire.timer = None
 
     def _ready(self, wire, writing):
         if wire in self.busy:
             (self._write if writing else self._read)(wire)
+        elif wire.watching:
+            self._idle_read(wire)
 
     def _begin(self, wire, key, request, message, deadline):
-        wire.timer = self.loop.call_later(max(0.0, deadline - _time.monotonic()),
-                                          self._expire, wire)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(_WATCHDOG_SECONDS, self._check)
         super()._begin(wire, key, request, message, deadline)
+
+    def _check(self):
+        """End the exchanges past their deadline (each at most _WATCHDOG_SECONDS late: one
+        timer for all, not one for each request)."""
+        now = _time.monotonic()
+        for wire in [w for w in self.busy if w.deadline <= now]:
+            self._expire(wire)
+        self._watchdog = self.loop.call_later(_WATCHDOG_SECONDS, self._check) \
+            if self.busy else None
 
     def _end(self, key, response, error):
         if not key.done():
@@ -2380,7 +2404,7 @@ class _LoopMux(_Mux):
         finally:
             for wire in [w for w in self.busy if w.key is answer]:  # cancelled: drop it
                 self._release(wire)
-                wire.sock.close()
+                self._drop(wire)
         if error is not None:
             raise error
         return response
@@ -4140,8 +4164,10 @@ class _SelectMux(_Mux):
             timeout = max(0.0, first if timeout is None else min(timeout, first))
             for selected, mask in self.selector.select(timeout):
                 wire = selected.data
-                if wire in self.busy:  # else failed meanwhile
+                if wire in self.busy:
                     (self._write if mask & self._events[0] else self._read)(wire)
+                elif wire.watching:  # idle, and the server closed it (else failed meanwhile)
+                    self._idle_read(wire)
             now = _time.monotonic()
             for wire in [w for w in self.busy if w.deadline <= now]:
                 self._expire(wire)

@@ -103,11 +103,16 @@ class KeepAliveServer:
                 out = self.respond(path, number)
                 if out is None:
                     return
+                close_after = isinstance(out, tuple)  # (answer, "close"): then it closes
+                if close_after:
+                    out = out[0]
                 if self.piece is None:
                     conn.sendall(out)
                 for i in range(0, len(out) if self.piece else 0, self.piece or 1):
                     conn.sendall(out[i:i + self.piece])
                     time.sleep(0.0005)
+                if close_after:
+                    return
         except OSError:
             pass
         finally:
@@ -871,6 +876,8 @@ def test_a_cancelled_poll_async_leaves_the_others_going(keepalive):
     assert all(f.succeeded for f in asyncio.run(main()))
 
 
+@pytest.mark.skipif(sys.implementation.name != "cpython",
+                    reason="only CPython frees an object when its last reference goes")
 def test_a_closed_connection_is_freed_at_once_with_its_buffer(keepalive):
     # A reference cycle kept each connection's 64 KiB buffer until the garbage collector
     # ran: 200 take_snapshot calls held megabytes.
@@ -891,3 +898,28 @@ def test_a_closed_connection_is_freed_at_once_with_its_buffer(keepalive):
     finally:
         gc.enable()
     assert left == 0
+
+
+@pytest.mark.parametrize("how", ["watcher", "poll_async"])
+def test_an_idle_connection_the_server_closes_is_dropped_before_the_next_poll(keepalive,
+                                                                              how):
+    import asyncio
+
+    seen = []
+
+    def respond(path, number):
+        seen.append(number)
+        if len(seen) == 1:  # answers, then closes the kept-alive connection while idle
+            return answer(status_body("running")), "close"
+        return answer(status_body("succeeded"))
+
+    server = keepalive(respond)
+    options = dict(allow_http=True, plugins=False, timeout=20,
+                   policy=opstatus.RetryPolicy(floor=0.2, cap=0.2, jitter=0.0, max_errors=0))
+    if how == "watcher":
+        (outcome,) = opstatus.Watcher([server.origin + "/op"], **options).results()
+        final = outcome.status if outcome.ok else outcome.error
+    else:
+        final = asyncio.run(opstatus.poll_async(server.origin + "/op", **options))
+    assert isinstance(final, opstatus.OperationStatus) and final.succeeded, final
+    assert seen == [1, 2]  # no request lost on the closed connection, none sent twice
