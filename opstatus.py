@@ -1498,6 +1498,26 @@ def _check_url(url, allow_http, what):
     return parts
 
 
+def _known_target(url):
+    """(origin, path and query, authority) of *url* when its scheme and authority are those
+    of a URL that passed :func:`_split_url` (its origin is known) and it has no refused
+    character: what _split_url would give, without urlsplit (thousands of operations' URLs
+    on one endpoint). Else None."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or type(url) is not str:
+        return None
+    cut = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark, 0, cut)
+        if found >= 0:
+            cut = found
+    origin = _ORIGINS.get((scheme.lower(), rest[:cut]))
+    if origin is None or _BAD_URL_CHARS.search(url):
+        return None
+    path, _mark, query = rest[cut:].partition("#")[0].partition("?")
+    return origin, (path or "/") + ("?" + query if query else ""), rest[:cut]
+
+
 def is_loopback(host: str) -> bool:
     """Whether *host* (a name or an address, no brackets) is this machine's loopback:
     ``localhost``, ``*.localhost``, 127.0.0.0/8 or ``::1``, the only hosts plain http may go to."""
@@ -1978,11 +1998,14 @@ class HTTPTransport:
         """The origin *request* goes to, and its bytes."""
         target = self._targets.get(request.url)
         if target is None:  # a poll sends one URL again and again: split it once
-            parts = _split_url(request.url, allow_http=True)
-            path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+            target = _known_target(request.url)
+            if target is None:
+                parts = _split_url(request.url, allow_http=True)
+                path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+                target = (_origin(parts), path, parts.netloc)
             if len(self._targets) >= 1024:
                 self._targets.clear()
-            target = self._targets[request.url] = (_origin(parts), path, parts.netloc)
+            self._targets[request.url] = target
         origin, path, authority = target
         return origin, self._head(request, path, authority)
 

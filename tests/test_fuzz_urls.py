@@ -78,3 +78,26 @@ def test_header_check_raises_only_unsafe_url_error(name, value):
     (got_name, got_value), = checked.items()
     assert "\r" not in got_value and "\n" not in got_value and "\x00" not in got_value
     got_value.encode("latin-1")
+
+
+KNOWN = ["https://westus.api.cognitive.microsoft.com", "http://127.0.0.1:8080",
+         "HTTPS://Host.Example:443", "http://[::1]:9", "https://h.example"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(base=st.sampled_from(KNOWN), tail=st.one_of(URLISH, BUILT))
+def test_the_transport_s_shortcut_splits_a_url_as_the_full_check_does(base, tail):
+    # _known_target serves URLs on an origin already checked, without urlsplit: for any
+    # URL it answers, it must give what the full check gives, and refuse what it refuses.
+    opstatus._split_url(base + "/", allow_http=True)
+    opstatus._origin(opstatus._split_url(base + "/", allow_http=True))  # the origin known
+    url = base + tail
+    fast = opstatus._known_target(url)
+    try:
+        parts = opstatus._split_url(url, allow_http=True)
+    except opstatus.UnsafeURLError:
+        assert fast is None, url
+        return
+    if fast is not None:
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        assert fast == (opstatus._origin(parts), path, parts.netloc), url
