@@ -2967,10 +2967,12 @@ class _Client:
                 self.hooks = other.hooks
 
     def bind(self, url):
-        """Fix the origin that secrets may go to (when no endpoint was given)."""
+        """Fix the origin that secrets may go to (when no endpoint was given), and check the
+        poll's *url* against it now rather than at its first request."""
         parts = _split_url(url, allow_http=self.allow_http)
         if self.origin is None:
             self.origin = _origin(parts)
+        self._check_origin(url)
 
     def _check_origin(self, url, what="request"):
         if url == self._passed and what == "request":
