@@ -1620,7 +1620,7 @@ def _check_headers(headers: Mapping[str, str]) -> Dict[str, str]:
             raise UnsafeURLError("header name %s is not a valid token" % _short_repr(name, 40))
         if not isinstance(value, str):
             raise UnsafeURLError("header %s must have a str value" % name)
-        if max(value, default=" ") > "\xff":  # http.client sends latin-1
+        if max(value, default=" ") > "\xff":  # headers go out as latin-1
             problem = "has characters outside latin-1"
         elif _BAD_HEADER_CHARS.search(value) or value != value.strip(" \t"):
             problem = "has control characters or surrounding space"
@@ -3837,8 +3837,9 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
 
 async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
                      timeout=DEFAULT_TIMEOUT, **options) -> OperationStatus:
-    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests run in its
-    default executor) and cancelling the task stops the poll."""
+    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests go out on its
+    selector; in its default executor once a plugin is registered or with a transport of
+    another kind) and cancelling the task stops the poll."""
     poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
                     timeout=timeout, **options)
     return await poller.wait_async()
