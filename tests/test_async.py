@@ -520,3 +520,28 @@ def test_a_loop_that_cannot_watch_sockets_polls_in_its_executor(live_sim):
         loop.close()
     assert final.succeeded
     assert threads and threading.main_thread().name not in threads
+
+
+def test_a_poll_cancelled_just_after_it_was_given_a_turn_hands_the_turn_on():
+    # Turns bound an event loop's requests under way; one given to a poll that is cancelled
+    # before it runs must go to the next waiter (or back), or the loop loses a turn for good.
+    class NoRequests:
+        def step_requests(self):
+            return iter(())
+
+    async def main():
+        loop = asyncio.get_event_loop()
+        mux = opstatus._LoopMux(opstatus.HTTPTransport(), loop)
+        mux.turns = opstatus._ASYNC_REQUESTS  # every turn taken
+        first = asyncio.ensure_future(mux.step(NoRequests()))
+        second = asyncio.ensure_future(mux.step(NoRequests()))
+        await asyncio.sleep(0)  # both wait for a turn
+        mux._pass_turn()  # a step ended: its turn goes to the first waiter...
+        first.cancel()  # ...which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        # it got the turn the first could not use, and gave it back (a lost turn: no end)
+        await asyncio.wait_for(second, 5)
+        return mux.turns
+
+    assert asyncio.run(main()) == opstatus._ASYNC_REQUESTS - 1
