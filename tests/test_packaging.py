@@ -355,11 +355,17 @@ def test_a_copy_cut_at_the_optional_tail_passes_the_core_tests(tmp_path):
     data = os.path.join(ROOT, "tests", "data")
     if os.path.isdir(data):
         shutil.copytree(data, str(tmp_path / "data"))
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
-         "-o", "addopts=", "-p", "no:xdist", "-p", "no:benchmark", str(tmp_path)],
-        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
-    tail = out.stdout.decode("utf-8", "replace")[-2000:]
-    assert out.returncode == 0, tail
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
+               "-o", "addopts=", "-p", "no:xdist", "-p", "no:benchmark", str(tmp_path)]
+    out = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=600)
+    if out.returncode < 0 and sys.implementation.name == "pypy":
+        # Once, under CI's load, PyPy itself died by a signal while collecting (a fatal
+        # error dump, no test failed): a crash of the interpreter gets one more run.
+        out = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=600)
+    text = out.stdout.decode("utf-8", "replace")
+    tail = text[-2000:]
+    assert out.returncode == 0, "exit %d\n%s\n...\n%s" % (out.returncode, text[:1500], tail)
     assert " passed" in tail
     assert "class Watcher" not in cut and "class Simulator" not in cut and "def main(" not in cut
