@@ -107,10 +107,7 @@ class RequestsTransport:
         _watch_adapter(self.session, request.url)
         _LOCAL.deadline = deadline
         try:
-            try:
-                response = self.session.request(request.method, request.url, **kwargs)
-            except _network_exceptions() as exc:
-                raise _network_error(exc, request, sent=not _before_send(exc)) from None
+            response = self._request(request, kwargs)
             try:
                 body = _read_body(response, request, deadline)
                 headers = {}
@@ -121,6 +118,21 @@ class RequestsTransport:
                 response.close()
         finally:
             _LOCAL.deadline = None
+
+    def _request(self, request, kwargs):
+        """The session's response. As the core's transport does, a GET that meets a
+        kept-alive connection the server had closed (dropped before any answer) goes
+        once more, on a new connection; any other failure is a :class:`NetworkError`."""
+        for attempt in (1, 2):
+            _LOCAL.reused = False
+            try:
+                return self.session.request(request.method, request.url, **kwargs)
+            except _network_exceptions() as exc:
+                if attempt == 1 and request.method == "GET" and _LOCAL.reused and \
+                        _dropped(exc):
+                    continue
+                raise _network_error(exc, request, sent=not _before_send(exc)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self):
         """Close the session if this transport made it."""
@@ -181,6 +193,18 @@ def _before_send(exc):
             return False
         return any(isinstance(c, NewConnectionError) for c in _causes(exc))
     return False
+
+
+def _dropped(exc):
+    """Whether *exc* is a connection the server closed before it answered (not a
+    timeout, not TLS: what a kept-alive connection closed while idle gives)."""
+    import requests
+
+    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.SSLError)) or \
+            not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    return any(isinstance(c, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
+               for c in _causes(exc))
 
 
 def _describe(exc, sent):
@@ -345,6 +369,9 @@ def _watch_pool(pool):
         @functools.wraps(get_conn)
         def watched_get_conn(*args, **kwargs):
             conn = get_conn(*args, **kwargs)
+            # A connection with a socket was used before (urllib3 closes one it finds
+            # dropped): a failure on it may be the server's close while it was idle.
+            _LOCAL.reused = getattr(conn, "sock", None) is not None
             _arm(conn, getattr(_LOCAL, "deadline", None))
             return conn
 

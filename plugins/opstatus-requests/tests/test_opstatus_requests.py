@@ -601,3 +601,56 @@ def test_a_session_that_does_not_verify_tls_is_refused():
     with pytest.raises(ValueError, match="verify"):
         transport.send(request("https://127.0.0.1:1/x"))
     session.close()
+
+
+###############################################################################
+# A kept-alive connection the server closed
+###############################################################################
+
+
+def _closes_after_one_answer(seen):
+    """A server whose every connection answers one request, keeps the
+    connection open, then reads the next request and closes without a word
+    (the race of a server closing an idle connection as a request arrives)."""
+    def serve(conn, release):
+        if not read_request(conn):
+            return
+        seen.append("answered")
+        body = b'{"status": "running"}'
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        if read_request(conn):
+            seen.append("dropped")
+    return serve
+
+
+def test_a_get_on_a_connection_the_server_closed_goes_again_on_a_new_one(transport):
+    seen = []
+    with RawServer(_closes_after_one_answer(seen)) as server:
+        first = transport.send(request(server.url()))
+        second = transport.send(request(server.url()))
+    assert first.status == second.status == 200
+    assert seen == ["answered", "dropped", "answered"]
+
+
+def test_a_post_on_a_connection_the_server_closed_is_not_sent_again(transport):
+    seen = []
+    with RawServer(_closes_after_one_answer(seen)) as server:
+        transport.send(request(server.url(), method="POST"))
+        with pytest.raises(opstatus.NetworkError) as info:
+            transport.send(request(server.url(), method="POST"))
+    assert info.value.sent is True
+    assert seen == ["answered", "dropped"]
+
+
+def test_a_get_dropped_on_a_new_connection_is_not_sent_again(transport):
+    seen = []
+
+    def serve(conn, release):
+        if read_request(conn):
+            seen.append("dropped")
+
+    with RawServer(serve) as server:
+        with pytest.raises(opstatus.NetworkError):
+            transport.send(request(server.url()))
+    assert seen == ["dropped"]
