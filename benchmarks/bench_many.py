@@ -460,7 +460,7 @@ def child_main(spec):
         def snap():  # mid-follow: every operation held, most not yet done
             snapshots.append((tracemalloc.take_snapshot(), tracemalloc.get_traced_memory()))
 
-        timer = threading.Timer(min(2.0, spec["queue"] + spec["take"] / 2), snap)
+        timer = threading.Timer(float(os.environ.get("BENCH_SNAP_AT", 0)) or min(2.0, spec["queue"] + spec["take"] / 2), snap)
         timer.daemon = True
         timer.start()
     if client == "watcher":
@@ -537,7 +537,7 @@ def child_main(spec):
         result["traced_peak"] = peak
         if snapshots:
             snapshot, (current, _peak) = snapshots[0]
-            top = snapshot.statistics("lineno")[:15]
+            top = snapshot.statistics("lineno")[:int(os.environ.get("BENCH_TOP", 15))]
             result["traced_at_snapshot"] = current
             import linecache
 

@@ -6,10 +6,13 @@ extra ``finishedTime``), keys in any case, ``location`` as an alias of
 ``resourceLocation``, and ``resourceLocation`` trusted only on success.
 """
 
+import copy
 import dataclasses
 import datetime
 import json
+import pickle
 import types
+import weakref
 
 import pytest
 from hypothesis import given, settings
@@ -804,6 +807,27 @@ def test_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         del st_.message
     assert st_.status is Status.NOTSTARTED
+
+
+def test_a_status_keeps_its_fields_in_slots_and_documents_share_their_keys():
+    # a poller keeps its last status: thousands of pollers, as many statuses
+    a = OperationStatus.from_json(WIRE_2019)
+    b = OperationStatus.from_json(WIRE_2019.replace("notStarted", "running"))
+    assert not hasattr(a, "__dict__")
+    assert weakref.ref(a)() is a
+    assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a
+    for key_a, key_b in zip(a.document, b.document):
+        assert key_a == key_b and key_a is key_b  # one copy of each known key
+
+    class Mine(OperationStatus):  # a plain subclass may still set its own attributes
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.note = "mine"
+
+    mine = Mine(Status.RUNNING, CREATED_DT)
+    assert mine.note == "mine" and mine.status is Status.RUNNING
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mine.status = Status.FAILED
 
 
 def test_hashable_and_equal_hash_equal():
