@@ -51,8 +51,8 @@ prints where the client's time goes per GET: sampled by py-spy (every
 thread, while it holds the GIL) when ``py-spy`` is on PATH, else cProfile in
 every thread that works (the iterating thread, and each ``Poller.step`` in
 the worker threads). ``--tracemalloc`` adds a run of each under tracemalloc:
-Python allocations per operation (peak, and mid-follow with the largest
-sites).
+Python allocations per operation (peak, and mid-follow with the 25 largest
+sites; ``--tracemalloc-at SECONDS`` says when in the follow phase).
 
 Linux (/proc) for memory, threads and CPU; Python 3.7+.
 """
@@ -460,7 +460,9 @@ def child_main(spec):
         def snap():  # mid-follow: every operation held, most not yet done
             snapshots.append((tracemalloc.take_snapshot(), tracemalloc.get_traced_memory()))
 
-        timer = threading.Timer(float(os.environ.get("BENCH_SNAP_AT", 0)) or min(2.0, spec["queue"] + spec["take"] / 2), snap)
+        at = spec["tracemalloc"]
+        timer = threading.Timer(at if at is not True else min(2.0, spec["queue"] + spec["take"] / 2),
+                                snap)
         timer.daemon = True
         timer.start()
     if client == "watcher":
@@ -537,7 +539,7 @@ def child_main(spec):
         result["traced_peak"] = peak
         if snapshots:
             snapshot, (current, _peak) = snapshots[0]
-            top = snapshot.statistics("lineno")[:int(os.environ.get("BENCH_TOP", 15))]
+            top = snapshot.statistics("lineno")[:25]
             result["traced_at_snapshot"] = current
             import linecache
 
@@ -694,6 +696,9 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="add a profiled run of each opstatus client at the largest size "
                         "(py-spy if it is on PATH, sampling every thread; else cProfile)")
+    parser.add_argument("--tracemalloc-at", type=float, metavar="SECONDS",
+                        help="with --tracemalloc: take its snapshot this long into the follow "
+                        "phase (default: 2 s, or half-way through the operations if sooner)")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="add a run of each opstatus client at the largest size under "
                         "tracemalloc: Python allocations per operation and where")
@@ -752,7 +757,8 @@ def main(argv=None):
     if args.tracemalloc:
         for client in clients:
             progress("tracemalloc: %s, %d operations" % (client, max(sizes)))
-            r = run_one(client, max(sizes), take_for(max(sizes)), trace=True)
+            r = run_one(client, max(sizes), take_for(max(sizes)),
+                        trace=args.tracemalloc_at or True)
             if "traced_peak" not in r:
                 profiles.append(["tracemalloc, %s: %s" % (client, r.get("error"))])
                 continue
