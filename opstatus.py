@@ -3437,7 +3437,7 @@ class Poller:
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else _DEFAULT_POLICY
         self._clock, self._sleep, self._random = clock, sleep, random
-        self._on_status, self._cancelled = on_status, _Flag()
+        self._on_status, self._cancelled = on_status, None  # a _Flag, made by _flag()
         self.latest: Optional[OperationStatus] = None
         self.polls = 0  #: requests sent (each one billed by the service)
         self.errors = 0  #: transient errors met
@@ -3509,11 +3509,21 @@ class Poller:
 
     def cancel(self):
         """Ask the poller to stop; safe to call from another thread."""
-        self._cancelled.set()
+        self._flag().set()
 
     @property
     def cancelled(self):
-        return self._cancelled.is_set()
+        flag = self._cancelled
+        return flag is not None and flag.is_set()
+
+    def _flag(self):
+        """The flag :meth:`cancel` sets, made on first need: the thousands of polls that
+        asyncio runs at once need none."""
+        if self._cancelled is None:
+            with _LAZY_LOCK:
+                if self._cancelled is None:
+                    self._cancelled = _Flag()
+        return self._cancelled
 
     @property
     def done(self) -> bool:
@@ -3523,7 +3533,7 @@ class Poller:
         """One GET (a generator of its requests, see :meth:`_Client.drive`): returns
         ``(status, 0, None)``, or ``(None, delay, error)`` for a transient error worth another
         try. Raises what ends the poll."""
-        if self._cancelled.is_set():
+        if self.cancelled:
             raise PollCancelled("polling cancelled", self.latest)
         self.start()
         left = self._time_left()
@@ -3682,7 +3692,7 @@ class Poller:
                 step = self.step()
                 if step.status is not None:
                     yield step.status
-                _pause(step.delay, self._sleep, self._cancelled)  # counted by the next step
+                _pause(step.delay, self._sleep, self._flag())  # counted by the next step
         finally:
             self._client.close()  # idle connections; a later poll reconnects
 

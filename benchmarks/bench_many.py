@@ -36,7 +36,7 @@ terminal status minus when the simulator finished it: the final document's
 azure-core), GETs per operation and connections (both counted by the
 simulator), peak client threads, client RSS growth (VmHWM - RSS before the
 POSTs; the operation URLs the client holds count, and so does this
-benchmark's own bookkeeping: POST, done and finish times, about 0.2 KiB per
+benchmark's own bookkeeping: POST, done and finish times in arrays, 24 bytes per
 operation) and per operation, client CPU per GET (``time.process_time()`` of
 the follow phase / GETs), the share of a core each process used during
 the follow phase and so which was the bottleneck, and whether every
@@ -60,6 +60,7 @@ Linux (/proc) for memory, threads and CPU; Python 3.7+.
 from __future__ import print_function
 
 import argparse
+import array
 import gc
 import json
 import os
@@ -333,8 +334,31 @@ def _module_of(filename, name):
     return parts[-1]
 
 
+class _Times(object):
+    """Times by operation index, 8 bytes each (this benchmark's bookkeeping is in the
+    client's RSS: a dict of floats would cost it about 0.1 KiB per operation)."""
+
+    def __init__(self, n):
+        self._t = array.array("d", [float("nan")]) * n
+
+    def __setitem__(self, i, value):
+        self._t[i] = value
+
+    def __getitem__(self, i):
+        return self._t[i]
+
+    def __contains__(self, i):
+        return self._t[i] == self._t[i]  # not NaN
+
+    def __iter__(self):
+        return (i for i, t in enumerate(self._t) if t == t)
+
+    def __len__(self):
+        return sum(1 for t in self._t if t == t)
+
+
 def _follow_watcher(spec, locations, profiles):
-    done, finish, ok = {}, {}, 0
+    done, finish, ok = _Times(len(locations)), _Times(len(locations)), 0
     c0 = time.process_time()
     watcher = opstatus.Watcher(locations, endpoint=spec["endpoint"], key=spec["key"],
                                allow_http=True, timeout=FOLLOW_LIMIT)
@@ -358,7 +382,7 @@ def _follow_watcher(spec, locations, profiles):
 def _follow_poll_async(spec, locations, profiles):
     import asyncio
 
-    done, finish = {}, {}
+    done, finish = _Times(len(locations)), _Times(len(locations))
     counts = {"ok": 0}
 
     async def one(i, location):
@@ -434,7 +458,7 @@ def child_main(spec):
     sampler.start()
     s_create = stats.get()
     first_post = time.time()
-    post_times = []
+    post_times = array.array("d")
     if client == "azure":
         initials = []
         for i in range(n):
@@ -470,7 +494,7 @@ def child_main(spec):
     elif client == "poll_async":
         done, finish, ok, extra = _follow_poll_async(spec, locations, profiles)
     else:
-        done, finish = {}, {}
+        done, finish = _Times(n), _Times(n)
 
         def on_done(index):
             def callback(_method):
@@ -503,7 +527,8 @@ def child_main(spec):
     sampler_cpu = sampler.cpu * (t1 - t0) / max(1e-9, time.time() - sampler_started)
     hwm = _kib(_proc_status().get("VmHWM")) if hwm_reset else None
     if client == "azure":
-        finish = {i: post_times[i] + op_seconds for i in range(len(post_times))}
+        for i, posted in enumerate(post_times):
+            finish[i] = posted + op_seconds
     lags = sorted(done[i] - finish[i] for i in done if i in finish)
     ended_before = sum(1 for i in finish if finish[i] < t0)
     creation = _servers.delta(s0, s_create)

@@ -542,7 +542,7 @@ def test_the_pollers_of_a_watcher_are_light(monkeypatch):
     assert len(made) == 1
     assert all(p._client.transport is made[0] for p in watcher.pollers)
     assert not any(hasattr(p, "__dict__") for p in watcher.pollers)
-    assert all(p._cancelled._event is None for p in watcher.pollers)
+    assert all(p._cancelled is None for p in watcher.pollers)  # a flag only once needed
     first = watcher.pollers[0]._client
     assert all(p._client.headers is first.headers and p._client.origin is first.origin
                and p._client.scrub is first.scrub for p in watcher.pollers)
