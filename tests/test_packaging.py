@@ -355,8 +355,11 @@ def test_a_copy_cut_at_the_optional_tail_passes_the_core_tests(tmp_path):
     data = os.path.join(ROOT, "tests", "data")
     if os.path.isdir(data):
         shutil.copytree(data, str(tmp_path / "data"))
+    # -m "not hypothesis": the property tests read the same code as in the main run, and
+    # would double the time this test takes; every example-based test runs
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
-               "-o", "addopts=", "-p", "no:xdist", "-p", "no:benchmark", str(tmp_path)]
+               "-o", "addopts=", "-p", "no:xdist", "-p", "no:benchmark", "-m", "not hypothesis",
+               str(tmp_path)]
     out = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=600)
     if out.returncode < 0 and sys.implementation.name == "pypy":
