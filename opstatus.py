@@ -5592,14 +5592,20 @@ def _connection_options(args, con, *, need_endpoint):
     endpoint = args.endpoint or _os.environ.get("OPSTATUS_ENDPOINT") or None
     if need_endpoint and not endpoint:
         raise _UsageError("no endpoint: pass --endpoint URL or set OPSTATUS_ENDPOINT")
-    key_env = args.key_env or "OPSTATUS_KEY"
-    try:
-        key = _os.environ.get(key_env) or None
-    except ValueError:  # a NUL in the name
+    if args.no_key:
+        if args.key_env:
+            raise _UsageError("--no-key and --key-env contradict each other")
         key = None
-    if key is None:
-        raise _UsageError("no key: " + _unset(key_env))
-    con.secret(key)
+    else:
+        key_env = args.key_env or "OPSTATUS_KEY"
+        try:
+            key = _os.environ.get(key_env) or None
+        except ValueError:  # a NUL in the name
+            key = None
+        if key is None:
+            raise _UsageError("no key: %s; or pass --no-key when the URL or a plugin carries "
+                              "the credential" % _unset(key_env))
+        con.secret(key)
     if endpoint is not None:
         api_base(endpoint, allow_http=args.allow_http)
     if args.cafile is not None and not _os.path.isfile(args.cafile):
@@ -6479,6 +6485,8 @@ def _build_parser():
             "when it has no path")
         add("--key-env", metavar="NAME",
             help="environment variable holding the key (default: OPSTATUS_KEY)")
+        add("--no-key", action="store_true", help="send no key: the URL (a SAS token) or a "
+            "plugin (a bearer token) carries the credential")
         add("--allow-http", action="store_true",
             help="allow plain http to a host other than loopback (unsafe)")
         add("--cafile", metavar="FILE", help="trust the CA certificates in FILE")

@@ -33,6 +33,7 @@ import pytest
 
 import opstatus
 from conftest import gets
+from opstatus_testing import LoopbackServer, send_json
 from opstatus import OperationStatus, Status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -621,6 +622,33 @@ def test_watch_without_key_names_opstatus_key(cli, sim, use):
     assert_only_error_line(result, 2, "no key", "OPSTATUS_KEY")
     assert result.out == ""
     assert len(sim.requests) == before
+
+
+def test_watch_without_key_says_how_to_send_none(cli, sim, use):
+    use(OPSTATUS_KEY=None)
+    line = assert_only_error_line(cli("watch", start_take(sim)), 2, "no key", "--no-key")
+    assert "OPSTATUS_KEY" in line
+
+
+def test_watch_with_no_key_sends_none(cli, monkeypatch, now):
+    # a SAS URL, or a plugin's bearer token: the credential is not a key
+    monkeypatch.setenv("OPSTATUS_KEY", "k" * 32)  # set, and not sent
+    with LoopbackServer(send_json) as server:
+        result = cli("watch", "--no-key", server.url(
+            "/face/v1.0/operations/op1?sv=2024&sig=SAS-SECRET"))
+    assert result.returncode == 0, result
+    assert [e.method for e in server.seen] == ["GET"]
+    headers = server.seen[0].headers
+    assert "ocp-apim-subscription-key" not in headers and "authorization" not in headers
+    assert "k" * 32 not in result.out + result.err
+    assert "SAS-SECRET" not in result.out + result.err
+
+
+def test_no_key_and_key_env_contradict(cli, sim, use):
+    before = len(sim.requests)
+    result = cli("watch", "--no-key", "--key-env", "FACE_KEY", start_take(sim))
+    assert_only_error_line(result, 2, "--no-key", "--key-env")
+    assert len(sim.requests) == before + 1  # the take only
 
 
 def test_watch_key_env_names_the_missing_variable(cli, sim, use):
