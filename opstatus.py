@@ -974,15 +974,15 @@ def _checked_status(status, created, last, message, location, extra, raw, data, 
     _set_last(self, last)
     _set_message(self, message)
     _set_location(self, location)
-    _set_extra(self, _types.MappingProxyType(extra) if extra else _NO_EXTRA)
+    _set_extra(self, _proxy(extra) if extra else _NO_EXTRA)
     _set_raw(self, raw)
-    _set_document(self, _types.MappingProxyType(data if owned else dict(data)))
+    _set_document(self, _proxy(data if owned else dict(data)))
     _set_code(self, code)
     return self
 
 
 _NO_EXTRA: Mapping[str, Any] = _types.MappingProxyType({})  # read-only: one for all
-_new = object.__new__
+_new, _proxy = object.__new__, _types.MappingProxyType
 
 
 def _read_document(cls, data, vocab, owned=False):
