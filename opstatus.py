@@ -2376,6 +2376,10 @@ class _LoopMux(_Mux):
         self.loop, self.users, self.turns = loop, 0, 0
         self._watchdog: Any = None  # the timer that ends exchanges past their deadline
         self.waiters: Any = _deque()  # polls waiting for a turn: one of _ASYNC_REQUESTS
+        # polls waiting for their next poll's time, as (when, order, future): one timer for
+        # all of them (_alarm, set for the first), not one for each
+        self.sleepers: Any = []
+        self._order, self._alarm, self._alarm_at = 0, None, None
 
     @classmethod
     def of(cls, loop, transport):
@@ -2405,6 +2409,9 @@ class _LoopMux(_Mux):
             if self._watchdog is not None:
                 self._watchdog.cancel()
                 self._watchdog = None
+            if self._alarm is not None:
+                self._alarm.cancel()
+                self._alarm = None
             self.close()
 
     def _watch(self, wire, writing):
@@ -2498,16 +2505,43 @@ class _LoopMux(_Mux):
             raise
         return await self.run(poller)
 
-    def turn(self):
-        """A future done once one of the loop's turns is the caller's (at once when one is
-        free). A caller cancelled while awaiting it calls :meth:`forgo`."""
+    def turn(self, delay=0.0):
+        """A future done once *delay* seconds have passed and one of the loop's turns is the
+        caller's (at once when both are so). A caller cancelled while awaiting it calls
+        :meth:`forgo`."""
         turn = self.loop.create_future()
+        if delay > 0:
+            when = self.loop.time() + delay
+            self._order += 1
+            _heapq.heappush(self.sleepers, (when, self._order, turn))
+            if self._alarm_at is None or when < self._alarm_at:
+                self._set_alarm(when)
+        else:
+            self._queue(turn)
+        return turn
+
+    def _queue(self, turn):
         if self.turns < _ASYNC_REQUESTS and not self.waiters:
             self.turns += 1
             turn.set_result(None)
         else:
             self.waiters.append(turn)
-        return turn
+
+    def _set_alarm(self, when):
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm, self._alarm_at = self.loop.call_at(when, self._wake), when
+
+    def _wake(self):
+        """The sleepers whose time has come queue for a turn (a cancelled one is dropped)."""
+        self._alarm = self._alarm_at = None
+        heappop, now = _heapq.heappop, self.loop.time()
+        while self.sleepers and self.sleepers[0][0] <= now:
+            turn = heappop(self.sleepers)[2]
+            if not turn.done():
+                self._queue(turn)
+        if self.sleepers:
+            self._set_alarm(self.sleepers[0][0])
 
     def forgo(self, turn):
         """Hand on the turn that *turn* gave a caller cancelled before it could use it."""
@@ -3752,14 +3786,17 @@ class Poller:
         if pooled:
             _SHARED_POOL.join(self._client)
         loop, mux = self._async_parts()
+        delay = 0.0
         try:
             while not self._done:
-                # mux.step() inline: thousands of polls wait for a turn here, each as a future
-                # with no coroutine frame between it and this one
+                # mux.step() inline: thousands of polls wait here for their time and a turn,
+                # each as one future, with no coroutine frame between it and this one
                 if mux is None:
+                    if delay:
+                        await asyncio.sleep(delay)
                     step = await self._step_async(loop)
                 else:
-                    turn = mux.turn()
+                    turn = mux.turn(delay)
                     try:
                         await turn
                     except asyncio.CancelledError:
@@ -3769,12 +3806,10 @@ class Poller:
                     step = await mux.run(self)
                 if step.done:
                     break
-                pause, timer = self._pause(loop, step.delay)
-                step = None  # what thousands of sleeping polls hold: the future and its timer
-                try:
-                    await pause
-                finally:
-                    timer.cancel()
+                delay, step = step.delay, None  # not held while it waits
+                if self._sleep is not None:  # injected time: its sleep, then the next step
+                    self._sleep(delay)
+                    delay = 0.0
         except asyncio.CancelledError:
             self.cancel()
             raise

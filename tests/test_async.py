@@ -413,6 +413,34 @@ def test_several_operations_with_gather(live_sim):
     assert finished[6] - started < 0.3  # the 404 did not wait for the others
 
 
+@pytest.mark.parametrize("live_sim", [ENDLESS], indirect=True)
+def test_polls_waiting_for_their_next_poll_share_one_timer(live_sim):
+    # 10,000 polls at once: each waits for its time as one future, not with a timer (and a
+    # copy of the context) of its own; cancelling them all ends them at once
+    locations = [take(live_sim, "op%d" % n) for n in range(20)]
+
+    async def main():
+        loop = asyncio.get_event_loop()
+        tasks = [asyncio.ensure_future(poll_async(
+            location, endpoint=live_sim.endpoint, key=live_sim.key, timeout=30,
+            **quick(policy=RetryPolicy(floor=5.0, cap=5.0)))) for location in locations]
+        while len(gets(live_sim)) < len(locations):
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # all of them in their 5 s wait
+        timers = [h for h in loop._scheduled if not h._cancelled]
+        for task in tasks:
+            task.cancel()
+        started = time.monotonic()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return timers, results, time.monotonic() - started
+
+    timers, results, took = asyncio.run(main())
+    assert 1 <= len(timers) <= 2, timers  # the mux's alarm, and perhaps its watchdog
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert took < 0.5
+    assert len(gets(live_sim)) == len(locations)  # one poll each, none after the cancel
+
+
 def test_polls_running_at_once_keep_one_copy_of_their_equal_settings():
     # poll_async's pollers join one pool: its connections, and one copy of the headers, origin
     # and hooks they have in common (10,000 polls at once: memory per operation).
