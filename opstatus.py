@@ -3069,6 +3069,14 @@ class _Client:
                     other.hooks.pm is self.hooks.pm:
                 self.hooks = other.hooks
 
+    def same_as(self, other):
+        """Whether *other* behaves as this client in every respect (after :meth:`share`)."""
+        return all(getattr(self, name) is getattr(other, name) for name in (
+            "origin", "headers", "scrub", "hooks", "_http", "explicit_transport")) and all(
+            getattr(self, name) == getattr(other, name) for name in (
+                "allow_http", "endpoint", "explicit_tls", "builtin", "owns_transport",
+                "request_timeout", "max_bytes"))
+
     def bind(self, url):
         """Fix the origin that secrets may go to (when no endpoint was given), and check the
         poll's *url* against it now rather than at its first request."""
@@ -3188,8 +3196,9 @@ class _Client:
         """One exchange, following at most 5 same-origin redirects."""
         return self.drive(self.exchanges(method, url, body, timeout, content_type))
 
-    def exchanges(self, method, url, body=None, timeout=None, content_type=None):
-        """:meth:`send` as a generator of the requests to send (see :meth:`drive`)."""
+    def exchanges(self, method, url, body=None, timeout=None, content_type=None, bound=False):
+        """:meth:`send` as a generator of the requests to send (see :meth:`drive`). *bound*:
+        *url* is the one :meth:`bind` checked (a poller's own; clients equal in origin share)."""
         headers = dict(self.headers)
         headers.setdefault("Accept", "application/json")
         headers.setdefault("User-Agent", "opstatus/" + __version__)
@@ -3199,7 +3208,8 @@ class _Client:
         budget = self.request_timeout if timeout is None else timeout
         deadline = _time.monotonic() + budget
         for hop in range(6):
-            self._check_origin(url)
+            if hop or not bound:
+                self._check_origin(url)
             left = budget if hop == 0 else deadline - _time.monotonic()
             if left <= 0:
                 raise NetworkError("timed out following redirects (%s)" % redact_url(url),
@@ -3300,7 +3310,8 @@ class _SharedPool:
         self._first: Any = None  # a client of the pool, whose equal settings others share
 
     def join(self, client):
-        """Have *client* send through the pool, keeping one copy of the settings it shares."""
+        """Have *client* send through the pool, keeping one copy of the settings it shares:
+        the client to use, the pool's first if it is the same in every setting."""
         with self._lock:
             if self._http is None:
                 self._http = HTTPTransport()
@@ -3309,6 +3320,7 @@ class _SharedPool:
             if first is None:
                 self._first = client
         client.share(http, first)
+        return first if first is not None and client.same_as(first) else client
 
     def release(self):
         with self._lock:
@@ -3446,7 +3458,7 @@ class Poller:
                  "_sleep", "_random", "_on_status", "_cancelled", "latest", "polls", "errors",
                  "slept", "_start", "_errors_in_row", "_last_attempt", "_wait_limit",
                  "_wait_for", "_last_error", "_age0", "_hint", "_done", "_ever_answered",
-                 "_errors_since", "_warned", "_asked", "_took", "__weakref__")
+                 "_errors_since", "_warned", "_asked", "_took", "_bound", "__weakref__")
     _log = _log
 
     def __init__(self, operation_location, *, endpoint=None, key=None, headers=None,
@@ -3467,6 +3479,7 @@ class Poller:
         self._client = _Client(endpoint, key, headers, allow_http, transport, ssl_context,
                                cafile, request_timeout, max_bytes, plugins)
         self._client.bind(self.url)
+        self._bound = self.url  # what bind() checked: a url set later is checked again
         self._client.scrub.add(*_query_values(self.url))
         self.timeout = None if timeout is None else float(timeout)
         self.policy = policy if policy is not None else _DEFAULT_POLICY
@@ -3579,7 +3592,8 @@ class Poller:
         sent_at = _time.monotonic()  # a request takes real time, whatever the clock
         try:
             self.polls += 1
-            response = yield from self._client.exchanges("GET", self.url, timeout=timeout)
+            response = yield from self._client.exchanges("GET", self.url, timeout=timeout,
+                                                         bound=self.url is self._bound)
             self._log.debug("opstatus: GET %s -> %d (poll %d)", self._shown, response.status,
                             self.polls)
             status = _read_answer(response, self.vocabulary, self._client.scrub, self.url,
@@ -3783,8 +3797,8 @@ class Poller:
         import asyncio
         pooled = self._client.owns_transport and self._client.builtin and \
             not self._client.explicit_tls
-        if pooled:
-            _SHARED_POOL.join(self._client)
+        if pooled:  # thousands of polls at once: one client for those the same in all
+            self._client = _SHARED_POOL.join(self._client)
         loop, mux = self._async_parts()
         delay = 0.0
         try:

@@ -449,9 +449,10 @@ def test_polls_running_at_once_keep_one_copy_of_their_equal_settings():
                                 10.0, 1024, False) for _ in range(3)]
     other = opstatus._Client("https://face.example", "x" * 32, None, False, None, None, None,
                              10.0, 1024, False)
-    for client in clients + [other]:
-        pool.join(client)
+    joined = [pool.join(client) for client in clients + [other]]
     first = clients[0]
+    # the same in every setting: one client for all of them; another key: its own
+    assert joined == [first, first, first, other]
     assert all(c.transport is first.transport for c in clients + [other])
     assert all(c.headers is first.headers and c.origin is first.origin for c in clients)
     assert other.headers is not first.headers and other.headers[opstatus.KEY_HEADER] == "x" * 32

@@ -38,6 +38,7 @@ import pytest
 
 import opstatus
 from conftest import FakeClock, ServerThread, fake_time, stopping
+from opstatus_testing import LoopbackServer, send_json
 
 ###############################################################################
 # Secrets and documents
@@ -1372,3 +1373,19 @@ def test_verifying_context_is_accepted():
     ctx = ssl.create_default_context()
     with opstatus.HTTPTransport(ssl_context=ctx) as transport:
         assert "HTTPTransport" in repr(transport)
+
+
+def test_a_poller_whose_url_is_changed_checks_it_again():
+    # The URL a poller was built with is checked once (clients equal in all but the URL
+    # share one); a URL set later, to another origin, is refused and nothing goes there.
+    with LoopbackServer(send_json) as home, LoopbackServer(send_json) as elsewhere:
+        endpoint = "http://127.0.0.1:%d" % home.port
+        with opstatus.Poller(home.url(), endpoint=endpoint, key="k" * 32, plugins=False,
+                             timeout=5) as poller:
+            assert poller.step().status.succeeded
+        with opstatus.Poller(home.url(), endpoint=endpoint, key="k" * 32, plugins=False,
+                             timeout=5) as poller:
+            poller.url = elsewhere.url()
+            with pytest.raises(opstatus.UnsafeURLError):
+                poller.step()
+    assert elsewhere.seen == [] and len(home.seen) == 1
