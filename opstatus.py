@@ -817,6 +817,7 @@ FACE = Vocabulary("face", created_fields=("createdTime",), updated_fields=("last
                   max_server_wait=None)
 
 _FACE_WORDS = dict(FACE._outcomes, notStarted=Status.NOTSTARTED)  # type: ignore[attr-defined]
+_FACE_WORD = {word: word for word in _FACE_WORDS}  # one copy of each: a poller keeps its last
 
 #: The built-in vocabularies by name.
 VOCABULARIES = {
@@ -961,6 +962,8 @@ def _face_status(cls, data, raw, created, last, message, location, extra, owned)
     if not (location is None or isinstance(location, str)):
         raise StatusDocumentError("expected a string, got %s" % type(location).__name__,
                                   "resourceLocation")
+    if owned and data.get("status") is raw:  # the document is ours: its word, one copy
+        raw = data["status"] = _FACE_WORD.get(raw, raw)
     return _checked_status(status, _as_time(created, "createdTime"),
                            None if last is None else _as_time(last, "lastActionTime"),
                            message, location, extra, raw, data, None, owned)
