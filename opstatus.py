@@ -3797,22 +3797,43 @@ class Poller:
         """:meth:`wait` for ``asyncio`` (as ``async for``, without a generator: thousands
         run at once). Polls running at once share kept-alive connections (unless this
         poller has TLS options or a transport)."""
+        return await Poller.poll_async(self)
+
+    @staticmethod
+    async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
+                         timeout=DEFAULT_TIMEOUT, **options) -> OperationStatus:
+        """:func:`poll` for ``asyncio`` (``opstatus.poll_async``): the event loop is never
+        blocked (requests go out on its selector; in its default executor once a plugin is
+        registered or with a transport of another kind) and cancelling the task stops the
+        poll. *operation_location* may be a :class:`Poller`, followed as it is (what
+        :meth:`wait_async` does)."""
         import asyncio
-        pooled = self._client.owns_transport and self._client.builtin and \
-            not self._client.explicit_tls
-        if pooled:  # thousands of polls at once: one client for those the same in all
-            self._client = _SHARED_POOL.join(self._client)
-        loop, mux = self._async_parts()
+        if isinstance(operation_location, Poller):
+            if endpoint is not None or key is not None or headers is not None or options or \
+                    timeout is not DEFAULT_TIMEOUT:
+                raise TypeError("poll_async(poller) takes no other argument: the poller "
+                                "has its settings")
+            poller = operation_location
+        else:
+            poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
+                            timeout=timeout, **options)
+        # The loop is here, not in a coroutine this one awaits: thousands of polls run at
+        # once, each holding this frame and one future, and no other frame, while it waits.
+        del options
+        client = poller._client
+        pooled = client.owns_transport and client.builtin and not client.explicit_tls
+        if pooled:  # one client for the polls the same in all settings
+            poller._client = _SHARED_POOL.join(client)
+        client = None
+        loop, mux = poller._async_parts()
         delay = 0.0
         try:
-            while not self._done:
-                # mux.step() inline: thousands of polls wait here for their time and a turn,
-                # each as one future, with no coroutine frame between it and this one
+            while not poller._done:
                 if mux is None:
                     if delay:
                         await asyncio.sleep(delay)
-                    step = await self._step_async(loop)
-                else:
+                    step = await poller._step_async(loop)
+                else:  # mux.step() inline: the wait for its time and a turn is one future
                     turn = mux.turn(delay)
                     try:
                         await turn
@@ -3820,23 +3841,23 @@ class Poller:
                         mux.forgo(turn)
                         raise
                     turn = None
-                    step = await mux.run(self)
+                    step = await mux.run(poller)
                 if step.done:
                     break
                 delay, step = step.delay, None  # not held while it waits
-                if self._sleep is not None:  # injected time: its sleep, then the next step
-                    self._sleep(delay)
+                if poller._sleep is not None:  # injected time: its sleep, then the next step
+                    poller._sleep(delay)
                     delay = 0.0
         except asyncio.CancelledError:
-            self.cancel()
+            poller.cancel()
             raise
         finally:
             if mux is not None:
                 mux.leave()
-            self._client.close()
+            poller._client.close()
             if pooled:
                 _SHARED_POOL.release()
-        return self._final()
+        return poller._final()
 
     def wait(self, timeout: Optional[float] = None) -> OperationStatus:
         """Poll to the end and return the final status if it succeeded; raise
@@ -3987,15 +4008,8 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
                   timeout=timeout, **options).wait()
 
 
-async def poll_async(operation_location, *, endpoint=None, key=None, headers=None,
-                     timeout=DEFAULT_TIMEOUT, **options) -> OperationStatus:
-    """:func:`poll` for ``asyncio``: the event loop is never blocked (requests go out on its
-    selector; in its default executor once a plugin is registered or with a transport of
-    another kind) and cancelling the task stops the poll."""
-    poller = Poller(operation_location, endpoint=endpoint, key=key, headers=headers,
-                    timeout=timeout, **options)
-    del options  # freed while the poll runs: thousands run at once
-    return await poller.wait_async()
+#: :meth:`Poller.poll_async`: :func:`poll` for ``asyncio``.
+poll_async = Poller.poll_async
 
 
 def _wake(future):

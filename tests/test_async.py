@@ -428,17 +428,29 @@ def test_polls_waiting_for_their_next_poll_share_one_timer(live_sim):
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)  # all of them in their 5 s wait
         timers = [h for h in loop._scheduled if not h._cancelled]
+        frames = {len(task.get_stack()) for task in tasks}
         for task in tasks:
             task.cancel()
         started = time.monotonic()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        return timers, results, time.monotonic() - started
+        return timers, frames, results, time.monotonic() - started
 
-    timers, results, took = asyncio.run(main())
+    timers, frames, results, took = asyncio.run(main())
     assert 1 <= len(timers) <= 2, timers  # the mux's alarm, and perhaps its watchdog
+    assert frames == {1}  # poll_async's own: no coroutine under it while it waits
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert took < 0.5
     assert len(gets(live_sim)) == len(locations)  # one poll each, none after the cancel
+
+
+def test_poll_async_follows_a_poller_as_it_is(sim, fake_clock):
+    location = take(sim)
+    with Poller(location, endpoint=sim.endpoint, key=sim.key, **fake_time(fake_clock)) as poller:
+        with pytest.raises(TypeError):
+            asyncio.run(poll_async(poller, timeout=5))  # its settings are its own
+        assert poller.polls == 0
+        assert asyncio.run(poll_async(poller)).succeeded
+        assert poller.done and poller.polls >= 1
 
 
 def test_polls_running_at_once_keep_one_copy_of_their_equal_settings():
