@@ -2496,11 +2496,12 @@ class _LoopMux(_Mux):
             raise error
         return response
 
-    async def step(self, poller):
-        """One step of *poller*, once one of the loop's _ASYNC_REQUESTS turns is free (so
-        thousands of polls wait as a future each, and use a few connections)."""
+    async def step(self, poller, delay=0.0):
+        """One step of *poller*, *delay* seconds from now, once one of the loop's
+        _ASYNC_REQUESTS turns is free (so thousands of polls wait as a future each, and use a
+        few connections)."""
         import asyncio
-        turn = self.turn()
+        turn = self.turn(delay)
         try:
             await turn
         except asyncio.CancelledError:
@@ -3758,14 +3759,13 @@ class Poller:
         async with _async_gate(loop):  # thousands of polls queue here, not in the executor
             return await loop.run_in_executor(None, self.step)
 
-    def _pause(self, loop, delay):
-        """A future done after *delay*, and its timer (to cancel): ``asyncio.sleep`` without
-        its coroutine, a frame fewer for each of thousands of waiting polls."""
-        if self._sleep is not None:  # injected time: its sleep, then one pass of the loop
-            self._sleep(delay)
-            delay = 0
-        future = loop.create_future()
-        return future, loop.call_later(delay, _wake, future)
+    def _left_to_wait(self, delay):
+        """What is left of *delay* for the event loop to wait: nothing once an injected
+        ``sleep`` (a test's clock) has taken it."""
+        if self._sleep is None:
+            return delay
+        self._sleep(delay)
+        return 0.0
 
     async def __aiter__(self):
         """``async for status in poller``: the requests go out on the event loop's own
@@ -3773,18 +3773,20 @@ class Poller:
         default executor; cancelling the task cancels the poller."""
         import asyncio
         loop, mux = self._async_parts()
+        delay = 0.0
         try:
             while not self._done:
-                step = await (self._step_async(loop) if mux is None else mux.step(self))
+                if mux is None:
+                    if delay:
+                        await asyncio.sleep(delay)
+                    step = await self._step_async(loop)
+                else:
+                    step = await mux.step(self, delay)
                 if step.status is not None:
                     yield step.status
                 if step.done:
                     return
-                pause, timer = self._pause(loop, step.delay)
-                try:
-                    await pause
-                finally:
-                    timer.cancel()
+                delay = self._left_to_wait(step.delay)
         except asyncio.CancelledError:
             self.cancel()
             raise
@@ -3844,10 +3846,7 @@ class Poller:
                     step = await mux.run(poller)
                 if step.done:
                     break
-                delay, step = step.delay, None  # not held while it waits
-                if poller._sleep is not None:  # injected time: its sleep, then the next step
-                    poller._sleep(delay)
-                    delay = 0.0
+                delay, step = poller._left_to_wait(step.delay), None  # not held meanwhile
         except asyncio.CancelledError:
             poller.cancel()
             raise
@@ -4010,11 +4009,6 @@ def poll(operation_location, *, endpoint=None, key=None, headers=None, timeout=D
 
 #: :meth:`Poller.poll_async`: :func:`poll` for ``asyncio``.
 poll_async = Poller.poll_async
-
-
-def _wake(future):
-    if not future.done():  # not cancelled meanwhile
-        future.set_result(None)
 
 
 _TOKEN_TYPE = "opstatus-resume"

@@ -421,17 +421,27 @@ def coroutines_awaiting(task):
     return depth
 
 
+async def drain(poller):
+    async for _status in poller:
+        pass
+
+
 @pytest.mark.parametrize("live_sim", [ENDLESS], indirect=True)
-def test_polls_waiting_for_their_next_poll_share_one_timer(live_sim):
+@pytest.mark.parametrize("how", ["poll_async", "async for"])
+def test_polls_waiting_for_their_next_poll_share_one_timer(live_sim, how):
     # 10,000 polls at once: each waits for its time as one future, not with a timer (and a
     # copy of the context) of its own; cancelling them all ends them at once
     locations = [take(live_sim, "op%d" % n) for n in range(20)]
+    options = dict(endpoint=live_sim.endpoint, key=live_sim.key, timeout=30,
+                   **quick(policy=RetryPolicy(floor=5.0, cap=5.0)))
+
+    shared = opstatus.HTTPTransport()  # async for: one mux for the pollers that share it
 
     async def main():
         loop = asyncio.get_event_loop()
-        tasks = [asyncio.ensure_future(poll_async(
-            location, endpoint=live_sim.endpoint, key=live_sim.key, timeout=30,
-            **quick(policy=RetryPolicy(floor=5.0, cap=5.0)))) for location in locations]
+        tasks = [asyncio.ensure_future(
+            poll_async(location, **options) if how == "poll_async"
+            else drain(Poller(location, transport=shared, **options))) for location in locations]
         while len(gets(live_sim)) < len(locations):
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)  # all of them in their 5 s wait
@@ -443,9 +453,11 @@ def test_polls_waiting_for_their_next_poll_share_one_timer(live_sim):
         results = await asyncio.gather(*tasks, return_exceptions=True)
         return timers, frames, results, time.monotonic() - started
 
-    timers, frames, results, took = asyncio.run(main())
+    with shared:
+        timers, frames, results, took = asyncio.run(main())
     assert 1 <= len(timers) <= 2, timers  # the mux's alarm, and perhaps its watchdog
-    assert frames == {1}  # poll_async's own: no coroutine under it while it waits
+    if how == "poll_async":
+        assert frames == {1}  # poll_async's own: no coroutine under it while it waits
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert took < 0.5
     assert len(gets(live_sim)) == len(locations)  # one poll each, none after the cancel
