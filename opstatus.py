@@ -817,7 +817,7 @@ FACE = Vocabulary("face", created_fields=("createdTime",), updated_fields=("last
                   max_server_wait=None)
 
 _FACE_WORDS = dict(FACE._outcomes, notStarted=Status.NOTSTARTED)  # type: ignore[attr-defined]
-_FACE_WORD = {word: word for word in _FACE_WORDS}  # one copy of each: a poller keeps its last
+_FACE_WORD = {word: word for word in _FACE_WORDS}  # one copy of each (see _read_answer)
 
 #: The built-in vocabularies by name.
 VOCABULARIES = {
@@ -962,8 +962,6 @@ def _face_status(cls, data, raw, created, last, message, location, extra, owned)
     if not (location is None or isinstance(location, str)):
         raise StatusDocumentError("expected a string, got %s" % type(location).__name__,
                                   "resourceLocation")
-    if owned and data.get("status") is raw:  # the document is ours: its word, one copy
-        raw = data["status"] = _FACE_WORD.get(raw, raw)
     return _checked_status(status, _as_time(created, "createdTime"),
                            None if last is None else _as_time(last, "lastActionTime"),
                            message, location, extra, raw, data, None, owned)
@@ -3426,8 +3424,14 @@ def _read_answer(response: Response, vocab: Vocabulary, scrub: Callable[[str], s
                                    error_code=error_code, raw_status="HTTP %d" % code)
     if code != 200:
         raise _http_error(response, scrub, url)
-    if vocab is FACE:
-        return OperationStatus.from_json(response.body)
+    if vocab is FACE:  # from_json's path, but a poller keeps the document: one copy of its word
+        data = _load_json_object(response.body)
+        if type(data) is not dict:
+            return OperationStatus.from_dict(data)  # its error
+        word = data.get("status")
+        if word.__class__ is str:
+            data["status"] = _FACE_WORD.get(word, word)
+        return _read_face(OperationStatus, data, owned=True)
     return OperationStatus.from_json(response.body, vocabulary=vocab,
                                      max_bytes=max(vocab.max_bytes, len(response.body)))
 
